@@ -1,0 +1,3 @@
+from spanprof.cli import main
+
+raise SystemExit(main())
