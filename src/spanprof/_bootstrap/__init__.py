@@ -1,0 +1,1 @@
+"""Zero-code bootstrap used by ``spanprof run`` (this directory goes on PYTHONPATH)."""
