@@ -1,0 +1,131 @@
+"""Each example, run the way its docstring says, for a few seconds against a local receiver:
+its CPU-heavy function must show up in the uploaded profiles, every sample there labelled with
+the span it ran in, and that span must be one the example exported as a trace."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from harness import (
+    EXAMPLES,
+    PYTHON,
+    check_span_linked,
+    example_env,
+    free_port,
+    get,
+    wait_http,
+)
+
+
+def _hit(url: str, times: int, concurrency: int = 4) -> list:
+    with ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(lambda _: json.loads(get(url)), range(times)))
+
+
+def test_fastapi_service(receiver, start_example):
+    port = free_port()
+    ex = start_example(
+        [PYTHON, "examples/fastapi_service/app.py"], example_env(receiver, PORT=str(port))
+    )
+    wait_http(f"http://127.0.0.1:{port}/fast", ex)
+    _hit(f"http://127.0.0.1:{port}/slow?n=40000", times=8)
+    ex.stop(signal.SIGINT)
+
+    samples = check_span_linked(receiver, "fastapi-example", "count_primes")
+    assert {s.labels["span_name"] for s in samples} == {"GET /slow"}
+    # Requests interleave on one event loop; each task keeps its own span.
+    assert len({s.labels["span_id"] for s in samples}) >= 2
+    # The innermost span is the handler's child span "count_primes".
+    children = {sp.span_id for sp in receiver.spans_named("count_primes")}
+    assert {s.labels.get("active_span_id") for s in samples} <= children
+
+
+def test_flask_service(receiver, start_example):
+    port = free_port()
+    ex = start_example(
+        [PYTHON, "examples/flask_service/app.py"], example_env(receiver, PORT=str(port))
+    )
+    wait_http(f"http://127.0.0.1:{port}/fast", ex)
+    _hit(f"http://127.0.0.1:{port}/slow?n=27", times=6, concurrency=3)
+    ex.stop(signal.SIGTERM)
+
+    samples = check_span_linked(receiver, "flask-example", "fibonacci")
+    assert {s.labels["span_name"] for s in samples} == {"GET /slow"}
+    assert len({s.labels["span_id"] for s in samples}) >= 2
+    children = {sp.span_id for sp in receiver.spans_named("fibonacci")}
+    assert {s.labels.get("active_span_id") for s in samples} <= children
+
+
+def test_gunicorn_prefork(receiver, start_example):
+    port = free_port()
+    gunicorn = str(Path(PYTHON).parent / "gunicorn")
+    env = example_env(receiver, BIND=f"127.0.0.1:{port}", WORKERS="3")
+    ex = start_example([gunicorn, "-c", "examples/gunicorn_prefork/gunicorn.conf.py"], env)
+    wait_http(f"http://127.0.0.1:{port}/fast", ex)
+    served_by = {r["pid"] for r in _hit(f"http://127.0.0.1:{port}/slow", times=9, concurrency=3)}
+    ex.stop(signal.SIGTERM)  # graceful: each worker's worker_exit hook flushes
+
+    samples = check_span_linked(receiver, "gunicorn-example", "hash_chain")
+    pids = {int(s.labels["pid"]) for s in samples}
+    assert pids <= served_by
+    assert len(pids) >= 2, f"samples from one worker only: {pids}, requests served by {served_by}"
+
+
+def test_multiprocessing_batch(receiver, start_example):
+    argv = [PYTHON, "examples/multiprocessing_batch/job.py", "--tasks", "8", "--processes", "2"]
+    out = start_example(argv, example_env(receiver)).wait(timeout=180)
+    assert "8 chunks" in out, out
+
+    samples = check_span_linked(receiver, "batch-example", "compress_chunk")
+    assert {s.labels["span_name"] for s in samples} == {"process_chunk"}
+    (batch,) = receiver.spans_named("batch")
+    assert {s.labels["trace_id"] for s in samples} == {batch.trace_id}
+    assert len({s.labels["pid"] for s in samples}) == 2
+
+
+def test_queue_worker(receiver, start_example):
+    argv = [PYTHON, "examples/queue_worker/worker.py", "--jobs", "12", "--threads", "4"]
+    out = start_example(argv, example_env(receiver)).wait(timeout=180)
+    assert "12 jobs processed" in out, out
+
+    samples = check_span_linked(receiver, "queue-worker-example", "render_report")
+    assert {s.labels["span_name"] for s in samples} == {"process_job"}
+    assert len({s.labels["span_id"] for s in samples}) >= 2
+    assert all(s.labels.get("thread_name", "").startswith("job") for s in samples)
+
+
+MIGRATION = EXAMPLES / "pyroscope_migration"
+
+
+def test_migration_pair_differs_only_in_the_imports():
+    before = (MIGRATION / "app_pyroscope.py").read_text().splitlines()
+    after = (MIGRATION / "app_spanprof.py").read_text().splitlines()
+    changed = [
+        line
+        for line in difflib.unified_diff(before, after, lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    assert changed == [
+        "-import pyroscope",
+        "-from pyroscope.otel import PyroscopeSpanProcessor",
+        "+import spanprof as pyroscope",
+        "+from spanprof.otel import PyroscopeSpanProcessor",
+    ]
+
+
+def test_migrated_service(receiver, start_example):
+    port = free_port()
+    env = example_env(receiver, PORT=str(port))
+    ex = start_example([PYTHON, str(MIGRATION / "app_spanprof.py")], env)
+    wait_http(f"http://127.0.0.1:{port}/orders/status", ex)
+    _hit(f"http://127.0.0.1:{port}/orders/checkout?items=80", times=6)
+    ex.stop(signal.SIGINT)
+
+    samples = check_span_linked(receiver, "checkout-service", "price_items")
+    assert {s.labels["span_name"] for s in samples} == {"GET /orders/checkout"}
+    # tag_wrapper's dynamic tag travels on the samples taken inside it.
+    assert {s.labels.get("endpoint") for s in samples} == {"checkout"}
