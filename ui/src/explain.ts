@@ -1,0 +1,49 @@
+// Plain-words reasons why a span's flame graph is empty.
+import type { Span } from "./api";
+import { fmtDuration } from "./format";
+
+export interface EmptyReason {
+  /** One sentence a user can act on. */
+  text: string;
+  /** Whether the merged profile of all spans with this name could help (short spans). */
+  suggestMerged: boolean;
+  /** Whether switching to "this span and its children" would show samples. */
+  suggestChildren: boolean;
+}
+
+/**
+ * Why `span` has no samples in `mode`, or null when it has some. `traceSamples` is the number of
+ * samples of the whole trace: zero means the service sent no profile for it at all.
+ */
+export function explainEmpty(span: Span, mode: "self" | "children", periodNs: number, traceSamples: number): EmptyReason | null {
+  const samples = mode === "self" ? span.self_samples : span.total_samples;
+  if (samples > 0) return null;
+  const dur = Math.max(0, span.end_unix_nano - span.start_unix_nano);
+  const interval = periodNs > 0 ? fmtDuration(periodNs) : "10 ms";
+  if (mode === "self" && span.total_samples > 0) {
+    return {
+      text: `No sample landed in this span's own code: all ${span.total_samples} were taken while its child spans ran. Switch to "this span and its children".`,
+      suggestMerged: false,
+      suggestChildren: true,
+    };
+  }
+  if (periodNs > 0 && dur < periodNs) {
+    return {
+      text: `This span is ${fmtDuration(dur)} long, shorter than the ${interval} sampling interval: the profiler takes one sample per ${interval} of CPU time, so a span this short is rarely caught. The merged profile of all spans with this name shows where such spans spend their time.`,
+      suggestMerged: true,
+      suggestChildren: false,
+    };
+  }
+  if (traceSamples === 0) {
+    return {
+      text: `No span of this trace has profile samples. Either the service is not profiled (spanprof.configure and SpanProfileProcessor), or its profile has not been uploaded yet (the agent uploads every 10 s), or the trace used less than ${interval} of CPU.`,
+      suggestMerged: true,
+      suggestChildren: false,
+    };
+  }
+  return {
+    text: `This span lasted ${fmtDuration(dur)} but used less CPU than one ${interval} sample: it spent its time waiting (sleeping, on I/O, a lock, or another service), and a CPU profile only sees code running on a CPU.`,
+    suggestMerged: true,
+    suggestChildren: false,
+  };
+}

@@ -1,0 +1,151 @@
+// Canvas flame graph renderer. Draws straight from the decoded level arrays: per level, a binary
+// search finds the first node in the viewport and drawing stops at its right edge; nodes narrower
+// than MIN_PX are skipped (their parent already covers them), labels are cut by a precomputed
+// character width instead of measureText. Hover and keyboard focus are drawn on a second canvas
+// so moving the mouse never repaints the graph. bench/flamegraph_render.mjs measures it.
+
+import { shareDelta } from "./diff";
+import { firstEndingAfter, type Flame } from "./model";
+
+export const ROW_PX = 18;
+const MIN_PX = 0.35;
+const LABEL_MIN_PX = 24;
+const FONT = '11px ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace';
+
+export interface Viewport {
+  /** Layout range shown across the full width. */
+  x0: number;
+  x1: number;
+  /** Level of the zoomed frame: levels above it are its ancestors, drawn faded. */
+  zoomLevel: number;
+}
+
+export interface DrawOptions {
+  width: number;
+  dpr: number;
+  view: Viewport;
+  /** Per level, 1 for nodes matching the search; null when not searching. */
+  matches: Uint8Array[] | null;
+  /** Most levels drawn (keeps the canvas below browser size limits). */
+  maxLevels: number;
+}
+
+function hashName(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 16777619);
+  }
+  return h >>> 0;
+}
+
+/** Warm palette keyed by the name's module part (before the last "." or ":"), so a package keeps one hue family. */
+export function frameColor(name: string): string {
+  const cut = Math.max(name.lastIndexOf(":"), name.lastIndexOf("."));
+  const mod = cut > 0 ? name.slice(0, cut) : name;
+  const h1 = hashName(mod);
+  const h2 = hashName(name);
+  const hue = 10 + (h1 % 40); // red .. orange .. yellow
+  const sat = 55 + (h2 % 25);
+  const light = 52 + ((h2 >>> 8) % 14);
+  return `hsl(${hue} ${sat}% ${light}%)`;
+}
+
+/** Diff colour: red where the comparison spends a larger share, green where smaller. */
+export function diffColor(deltaPct: number): string {
+  const m = Math.min(1, Math.abs(deltaPct) / 20);
+  if (m < 0.02) return "hsl(220 10% 82%)";
+  return deltaPct > 0 ? `hsl(0 ${40 + 45 * m}% ${84 - 30 * m}%)` : `hsl(130 ${35 + 40 * m}% ${84 - 32 * m}%)`;
+}
+
+const colorCache = new Map<string, string>();
+function cachedColor(name: string): string {
+  let c = colorCache.get(name);
+  if (c === undefined) {
+    c = frameColor(name);
+    if (colorCache.size > 50_000) colorCache.clear();
+    colorCache.set(name, c);
+  }
+  return c;
+}
+
+let charWidth = 0;
+
+/** Canvas height in CSS pixels for a flame graph. */
+export function heightFor(f: Flame, maxLevels: number): number {
+  return Math.max(1, Math.min(f.levels.length, maxLevels)) * ROW_PX;
+}
+
+/** Draws the whole graph; returns how many nodes were painted. */
+export function drawFlame(ctx: CanvasRenderingContext2D, f: Flame, o: DrawOptions): number {
+  const { width, dpr, view, matches } = o;
+  const levels = Math.min(f.levels.length, o.maxLevels);
+  const height = levels * ROW_PX;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, width, height);
+  ctx.font = FONT;
+  ctx.textBaseline = "middle";
+  if (!charWidth) charWidth = ctx.measureText("mmmmmmmmmm").width / 10 || 6.6;
+  const span = view.x1 - view.x0;
+  if (span <= 0 || levels === 0) return 0;
+  const k = width / span;
+  let painted = 0;
+  const searching = matches !== null;
+  for (let l = 0; l < levels; l++) {
+    const lv = f.levels[l];
+    const y = l * ROW_PX;
+    const n = lv.start.length;
+    let i = firstEndingAfter(lv, view.x0);
+    const faded = l < view.zoomLevel;
+    for (; i < n; i++) {
+      const s = lv.start[i];
+      if (s >= view.x1) break;
+      const w = lv.width[i] * k;
+      if (w < MIN_PX) continue;
+      let x = (s - view.x0) * k;
+      let ww = w;
+      if (x < 0) {
+        ww += x;
+        x = 0;
+      }
+      if (x + ww > width) ww = width - x;
+      const name = f.names[lv.name[i]];
+      let fill: string;
+      if (f.kind === "diff") fill = diffColor(shareDelta(lv.total[i], lv.totalR[i], f.total, f.totalR));
+      else fill = cachedColor(name);
+      if (searching && matches[l][i] === 0) fill = "hsl(0 0% 88%)";
+      ctx.globalAlpha = faded ? 0.55 : 1;
+      ctx.fillStyle = fill;
+      ctx.fillRect(x, y, ww > 1.5 ? ww - 0.5 : ww, ROW_PX - 1);
+      painted++;
+      if (ww >= LABEL_MIN_PX) {
+        const room = Math.floor((ww - 6) / charWidth);
+        if (room >= 2) {
+          const label = name.length <= room ? name : name.slice(0, room - 1) + "…";
+          ctx.fillStyle = searching && matches[l][i] === 1 ? "#000" : "#1d1d1d";
+          ctx.fillText(label, x + 3, y + ROW_PX / 2);
+        }
+      }
+    }
+  }
+  ctx.globalAlpha = 1;
+  return painted;
+}
+
+/** Outline of one node (hover / keyboard focus) on the overlay canvas. */
+export function drawOutline(ctx: CanvasRenderingContext2D, f: Flame, o: { width: number; dpr: number; view: Viewport }, level: number, index: number, color: string): void {
+  const lv = f.levels[level];
+  if (!lv || index < 0 || index >= lv.start.length) return;
+  const k = o.width / (o.view.x1 - o.view.x0);
+  let x = (lv.start[index] - o.view.x0) * k;
+  let w = lv.width[index] * k;
+  if (x < 0) {
+    w += x;
+    x = 0;
+  }
+  w = Math.min(w, o.width - x);
+  ctx.setTransform(o.dpr, 0, 0, o.dpr, 0, 0);
+  ctx.strokeStyle = color;
+  ctx.lineWidth = 2;
+  ctx.strokeRect(x + 1, level * ROW_PX + 1, Math.max(w - 2, 1), ROW_PX - 3);
+}

@@ -1,0 +1,207 @@
+// Profiles: a service's profile over time. Service, profile type, label filters and time range;
+// a CPU timeline whose selection narrows the flame graph; flame graph with top table.
+import { api } from "../api";
+import { clear, h, option, statusBox } from "../dom";
+import { fmtTime } from "../format";
+import type { PageView } from "../main";
+import { currentRoute, href, navigate } from "../nav";
+import { formatLabels, labelSelector, parseLabels, rangeOf, resolveRange, selectionToParams, withParams, ZOOM_SEP, type Route } from "../state";
+import { stepFor, TimelineChart } from "./timeline";
+import { FlamePanel, rangePicker } from "./widgets";
+
+export const DEFAULT_PROFILE_TYPE = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
+const HIDDEN_LABELS = new Set(["__name__", "__profile_type__", "service_name", "__period_type__", "__period_unit__", "__type__", "__unit__", "__delta__"]);
+
+export class ProfilesPage implements PageView {
+  readonly el: HTMLElement;
+  private readonly controls: HTMLElement;
+  private readonly chartBox: HTMLElement;
+  private readonly selInfo: HTMLElement;
+  private panel: FlamePanel;
+  private chart: TimelineChart | null = null;
+  private route: Route;
+  private abort = new AbortController();
+
+  constructor(route: Route) {
+    this.route = route;
+    this.controls = h("form", { class: "filters", "aria-label": "Profile query" });
+    this.chartBox = h("section", { class: "chart-box", "aria-label": "CPU over time" });
+    this.selInfo = h("div", { class: "sel-info" });
+    this.panel = this.newPanel();
+    this.el = h("div", { class: "page page-profiles" }, h("h1", null, "Profiles"), this.controls, this.chartBox, this.selInfo, this.panel.el);
+    void this.start();
+  }
+
+  private newPanel(): FlamePanel {
+    return new FlamePanel({
+      table: true,
+      onZoom: (path) => navigate(withParams(currentRoute(), { zoom: path ? path.join(ZOOM_SEP) : "" }), { silent: true }),
+      onSearch: (q) => navigate(withParams(currentRoute(), { q }), { silent: true }),
+    });
+  }
+
+  /** Picks the first service when none is in the URL, then renders. */
+  private async start(): Promise<void> {
+    if (!this.route.params.service) {
+      this.panel.loading("Looking for services…");
+      try {
+        const r = await api.services(this.abort.signal);
+        if (r.services.length === 0) {
+          this.panel.empty("No service has sent data yet. Start one with spanprof.configure(server_address=…) or run `spanprof demo`.");
+          return;
+        }
+        navigate(withParams(currentRoute(), { service: r.services[0] }), { replace: true });
+        return;
+      } catch (e) {
+        if ((e as Error).name === "AbortError") return;
+        this.panel.error(`Could not list services: ${(e as Error).message}`, () => void this.start());
+        return;
+      }
+    }
+    this.update(this.route);
+  }
+
+  update(route: Route): void {
+    const prev = this.route.params;
+    this.route = route;
+    const p = route.params;
+    const dataChanged = ["service", "type", "labels", "from", "to"].some((k) => prev[k] !== p[k]) || !this.chart;
+    this.renderControls();
+    if (dataChanged) void this.loadTimeline();
+    this.loadFlame();
+  }
+
+  destroy(): void {
+    this.abort.abort();
+    this.chart?.destroy();
+    this.panel.destroy();
+  }
+
+  private renderControls(): void {
+    const p = this.route.params;
+    const service = h("select", { id: "p-service", onchange: () => navigate(withParams(currentRoute(), { service: service.value, labels: "", sel_from: "", sel_to: "", zoom: "" })) }, option(p.service ?? "", p.service ?? "(none)", true));
+    const type = h("select", { id: "p-type", onchange: () => navigate(withParams(currentRoute(), { type: type.value === DEFAULT_PROFILE_TYPE ? "" : type.value, zoom: "" })) }, option(p.type || DEFAULT_PROFILE_TYPE, p.type || DEFAULT_PROFILE_TYPE, true));
+    let range: { fromMs: number; toMs: number } | null;
+    try {
+      range = resolveRange(rangeOf(p), Date.now());
+    } catch {
+      range = null;
+    }
+    const sig = this.abort.signal;
+    api.services(sig).then((r) => r.services.filter((s) => s !== p.service).forEach((s) => service.append(option(s, s, false))), () => undefined);
+    if (range) {
+      api.profileTypes(range.fromMs, range.toMs, sig).then((ts) => ts.filter((t) => t.ID !== (p.type || DEFAULT_PROFILE_TYPE)).forEach((t) => type.append(option(t.ID, t.ID, false))), () => undefined);
+    }
+    const labels = parseLabels(p.labels);
+    const keySel = h("select", { id: "p-lkey", "aria-label": "Label name" }, option("", "label…", true));
+    const valSel = h("select", { id: "p-lval", "aria-label": "Label value", disabled: true }, option("", "value…", true));
+    const selector = labelSelector(p.service ?? "", labels);
+    if (range && p.service) {
+      const r = range;
+      api.labelNames(selector, r.fromMs, r.toMs, sig).then((ns) => ns.filter((n) => !HIDDEN_LABELS.has(n)).forEach((n) => keySel.append(option(n, n, false))), () => undefined);
+      keySel.addEventListener("change", () => {
+        clear(valSel);
+        valSel.append(option("", "value…", true));
+        valSel.disabled = !keySel.value;
+        if (keySel.value) api.labelValues(keySel.value, selector, r.fromMs, r.toMs, sig).then((vs) => vs.forEach((v) => valSel.append(option(v, v, false))), () => undefined);
+      });
+    }
+    const add = h("button", { type: "button", class: "btn small", onclick: () => keySel.value && valSel.value && navigate(withParams(currentRoute(), { labels: formatLabels([...labels.filter(([k]) => k !== keySel.value), [keySel.value, valSel.value]]), sel_from: "", sel_to: "", zoom: "" })) }, "Add filter");
+    const chips = labels.map(([k, v], i) =>
+      h("span", { class: "chip" }, `${k} = ${v}`, h("button", { type: "button", "aria-label": `Remove filter ${k}=${v}`, onclick: () => navigate(withParams(currentRoute(), { labels: formatLabels(labels.filter((_, j) => j !== i)), zoom: "" })) }, "×")),
+    );
+    const field = (label: string, id: string, input: HTMLElement) => h("div", { class: "field" }, h("label", { for: id }, label), input);
+    clear(this.controls);
+    this.controls.append(
+      field("Service", "p-service", service),
+      field("Profile type", "p-type", type),
+      h("div", { class: "field" }, h("span", { class: "label" }, "Label filters"), h("span", { class: "pair" }, keySel, valSel, add)),
+      h("div", { class: "field" }, h("span", { class: "label" }, "Time range"), rangePicker(rangeOf(p), (r) => navigate(withParams(currentRoute(), { ...r, sel_from: "", sel_to: "" })), "p")),
+    );
+    if (chips.length) this.controls.append(h("div", { class: "chips", "aria-label": "Active label filters" }, ...chips));
+    this.controls.onsubmit = (e) => e.preventDefault();
+  }
+
+  private query(fromMs: number, toMs: number): URLSearchParams {
+    const p = this.route.params;
+    const q = new URLSearchParams();
+    q.set("service", p.service ?? "");
+    q.set("profile_type", p.type || DEFAULT_PROFILE_TYPE);
+    q.set("selector", labelSelector(p.service ?? "", parseLabels(p.labels)));
+    q.set("from", String(fromMs));
+    q.set("to", String(toMs));
+    return q;
+  }
+
+  private async loadTimeline(): Promise<void> {
+    const p = this.route.params;
+    let range;
+    try {
+      range = resolveRange(rangeOf(p), Date.now());
+    } catch (e) {
+      this.chartBox.replaceChildren(statusBox("error", `Time range: ${(e as Error).message}.`));
+      return;
+    }
+    const step = stepFor(range.fromMs, range.toMs);
+    const q = this.query(range.fromMs, range.toMs);
+    q.set("step_ms", String(step));
+    this.chartBox.replaceChildren(statusBox("loading", "Loading CPU timeline…"));
+    try {
+      const t = await api.timeline(q, this.abort.signal);
+      this.chart?.destroy();
+      this.chart = null;
+      if (t.points.length === 0) {
+        this.chartBox.replaceChildren(statusBox("empty", "No CPU samples for this service and filters in the time range."));
+        return;
+      }
+      const sel = p.sel_from && p.sel_to ? { fromMs: Number(p.sel_from), toMs: Number(p.sel_to) } : null;
+      this.chart = new TimelineChart(t, step, range, sel, (s) => navigate(withParams(currentRoute(), { sel_from: String(s.fromMs), sel_to: String(s.toMs), zoom: "" })));
+      this.chartBox.replaceChildren(this.chart.el);
+    } catch (e) {
+      if ((e as Error).name === "AbortError") return;
+      this.chartBox.replaceChildren(statusBox("error", `Could not load the timeline: ${(e as Error).message}`));
+    }
+  }
+
+  private loadFlame(): void {
+    const p = this.route.params;
+    if (!p.service) return;
+    let range;
+    try {
+      range = resolveRange(rangeOf(p), Date.now());
+    } catch {
+      return;
+    }
+    const sel = p.sel_from && p.sel_to ? { fromMs: Number(p.sel_from), toMs: Number(p.sel_to) } : null;
+    const r = sel ?? range;
+    clear(this.selInfo);
+    if (sel) {
+      const cmp = href({
+        page: "compare",
+        id: "",
+        params: {
+          ...selectionToParams({ kind: "range", service: p.service, type: p.type ?? "", labels: p.labels ?? "", from: p.from ?? "now-1h", to: p.to ?? "now" }, "a"),
+          ...selectionToParams({ kind: "range", service: p.service, type: p.type ?? "", labels: p.labels ?? "", from: String(sel.fromMs), to: String(sel.toMs) }, "b"),
+        },
+      });
+      this.selInfo.append(
+        h("span", null, `Flame graph of ${fmtTime(sel.fromMs)} → ${fmtTime(sel.toMs)} (selected on the chart). `),
+        h("button", { type: "button", class: "btn small", onclick: () => navigate(withParams(currentRoute(), { sel_from: "", sel_to: "", zoom: "" })) }, "Clear selection"),
+        " ",
+        h("a", { class: "btn small", href: cmp }, "Compare selection with the whole range"),
+      );
+    } else {
+      this.selInfo.append(h("span", { class: "muted" }, "Drag across the chart to narrow the flame graph to a time range."));
+    }
+    const q = this.query(r.fromMs, r.toMs);
+    this.panel.destroy();
+    const fresh = this.newPanel();
+    this.panel.el.replaceWith(fresh.el);
+    this.panel = fresh;
+    void this.panel.show(async () => ({ kind: "single", json: await api.flamegraph(q, this.abort.signal) }), {
+      zoom: p.zoom,
+      q: p.q,
+      emptyMessage: "No CPU samples for this service and filters in the selected time range.",
+    });
+  }
+}

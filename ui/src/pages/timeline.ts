@@ -1,0 +1,87 @@
+// CPU over time (uPlot). Dragging across the chart selects a time range; the caller narrows the
+// flame graph to it.
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import { h } from "../dom";
+import type { Timeline } from "../api";
+
+/** Step for a range: about 240 points, at least 10 s (the agent's upload interval). */
+export function stepFor(fromMs: number, toMs: number): number {
+  const raw = (toMs - fromMs) / 240;
+  const steps = [10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 1_800_000, 3_600_000, 7_200_000, 21_600_000, 86_400_000];
+  return steps.find((s) => s >= raw) ?? 86_400_000;
+}
+
+/** Turns points (ns of CPU per step) into CPU cores in use, the unit people read at a glance. */
+export function toCores(t: Timeline, stepMs: number): [number[], number[]] {
+  const xs: number[] = [];
+  const ys: number[] = [];
+  const div = t.unit === "nanoseconds" ? stepMs * 1e6 : 1;
+  for (const [ts, v] of t.points) {
+    xs.push(ts / 1000);
+    ys.push(v / div);
+  }
+  return [xs, ys];
+}
+
+export class TimelineChart {
+  readonly el: HTMLElement;
+  private plot: uPlot | null = null;
+  private resize: ResizeObserver | null = null;
+
+  constructor(
+    data: Timeline,
+    stepMs: number,
+    range: { fromMs: number; toMs: number },
+    selection: { fromMs: number; toMs: number } | null,
+    onSelect: (sel: { fromMs: number; toMs: number }) => void,
+  ) {
+    const holder = h("div", { class: "timeline-plot" });
+    const [xs, ys] = toCores(data, stepMs);
+    const isNs = data.unit === "nanoseconds";
+    const total = ys.reduce((a, b) => a + b, 0);
+    this.el = h(
+      "figure",
+      { class: "timeline", "data-testid": "timeline" },
+      holder,
+      h("figcaption", { class: "sr-only" }, `CPU over time, ${xs.length} points, average ${xs.length ? (total / xs.length).toFixed(2) : 0} ${isNs ? "cores" : data.unit}. Drag across the chart to select a range.`),
+    );
+    const width = () => Math.max(300, holder.clientWidth || 900);
+    const opts: uPlot.Options = {
+      width: width(),
+      height: 170,
+      scales: { x: { time: true, min: range.fromMs / 1000, max: range.toMs / 1000 }, y: { range: (_u, _min, max) => [0, Math.max(max * 1.1, 0.01)] } },
+      axes: [{}, { label: isNs ? "CPU cores" : data.unit, size: 60, values: (_u, vals) => vals.map((v) => (isNs ? v.toFixed(v < 1 ? 2 : 1) : String(v))) }],
+      series: [{}, { label: "CPU", stroke: "#d9480f", fill: "rgba(217,72,15,0.18)", width: 1.5, points: { show: false }, value: (_u, v) => (v == null ? "–" : isNs ? `${v.toFixed(3)} cores` : String(v)) }],
+      cursor: { drag: { x: true, y: false, setScale: false } },
+      legend: { show: true },
+      hooks: {
+        setSelect: [
+          (u) => {
+            if (u.select.width < 2) return;
+            const a = u.posToVal(u.select.left, "x") * 1000;
+            const b = u.posToVal(u.select.left + u.select.width, "x") * 1000;
+            onSelect({ fromMs: Math.round(a), toMs: Math.round(b) });
+          },
+        ],
+      },
+    };
+    requestAnimationFrame(() => {
+      this.plot = new uPlot(opts, [xs, ys], holder);
+      if (selection) {
+        const l = this.plot.valToPos(selection.fromMs / 1000, "x");
+        const r = this.plot.valToPos(selection.toMs / 1000, "x");
+        this.plot.setSelect({ left: l, width: Math.max(2, r - l), top: 0, height: this.plot.bbox.height / devicePixelRatio }, false);
+      }
+      if (typeof ResizeObserver !== "undefined") {
+        this.resize = new ResizeObserver(() => this.plot?.setSize({ width: width(), height: 170 }));
+        this.resize.observe(holder);
+      }
+    });
+  }
+
+  destroy(): void {
+    this.resize?.disconnect();
+    this.plot?.destroy();
+  }
+}

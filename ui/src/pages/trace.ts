@@ -1,0 +1,302 @@
+// Trace: waterfall of the spans; the selected span's attributes and flame graph (this span only /
+// this span and its children), or a plain-words reason why it has none, with the merged profile of
+// all spans of that name as the way out.
+import { api, type Span, type Trace } from "../api";
+import { clear, h, statusBox } from "../dom";
+import { explainEmpty } from "../explain";
+import { fmtCount, fmtDuration, fmtTime } from "../format";
+import type { PageView } from "../main";
+import { currentRoute, href, navigate } from "../nav";
+import { selectionQuery, selectionToParams, withParams, ZOOM_SEP, type Route, type Selection } from "../state";
+import { FlamePanel } from "./widgets";
+
+interface Row {
+  span: Span;
+  depth: number;
+}
+
+/** Spans in tree order (children after their parent, by start time); orphans become roots. */
+export function treeOrder(spans: Span[]): Row[] {
+  const ids = new Set(spans.map((s) => s.span_id));
+  const kids = new Map<string, Span[]>();
+  const roots: Span[] = [];
+  for (const s of spans) {
+    if (s.parent_span_id && ids.has(s.parent_span_id) && s.parent_span_id !== s.span_id) {
+      const list = kids.get(s.parent_span_id) ?? [];
+      list.push(s);
+      kids.set(s.parent_span_id, list);
+    } else roots.push(s);
+  }
+  const byStart = (a: Span, b: Span) => a.start_unix_nano - b.start_unix_nano;
+  const out: Row[] = [];
+  const seen = new Set<string>();
+  const walk = (s: Span, depth: number) => {
+    if (seen.has(s.span_id)) return;
+    seen.add(s.span_id);
+    out.push({ span: s, depth });
+    for (const c of (kids.get(s.span_id) ?? []).sort(byStart)) walk(c, depth + 1);
+  };
+  for (const r of roots.sort(byStart)) walk(r, 0);
+  return out;
+}
+
+function attrValue(v: unknown): string {
+  return typeof v === "string" ? v : JSON.stringify(v);
+}
+
+export class TracePage implements PageView {
+  readonly el: HTMLElement;
+  private readonly body: HTMLElement;
+  private route: Route;
+  private trace: Trace | null = null;
+  private rows: Row[] = [];
+  private waterfall: HTMLElement | null = null;
+  private detail: HTMLElement | null = null;
+  private panel: FlamePanel;
+  private abort = new AbortController();
+
+  constructor(route: Route) {
+    this.route = route;
+    this.body = h("div", { class: "trace-body" });
+    this.el = h("div", { class: "page page-trace" }, h("p", { class: "crumbs" }, h("a", { href: href({ page: "traces", id: "", params: this.keepRange() }) }, "← Traces")), this.body);
+    this.panel = this.newPanel();
+    void this.load();
+  }
+
+  private newPanel(): FlamePanel {
+    return new FlamePanel({
+      onZoom: (path) => navigate(withParams(currentRoute(), { zoom: path ? path.join(ZOOM_SEP) : "" }), { silent: true }),
+      onSearch: (q) => navigate(withParams(currentRoute(), { q }), { silent: true }),
+    });
+  }
+
+  private keepRange(): Record<string, string> {
+    const p = this.route.params;
+    const out: Record<string, string> = {};
+    if (p.from) out.from = p.from;
+    if (p.to) out.to = p.to;
+    return out;
+  }
+
+  update(route: Route): void {
+    const prev = this.route.params;
+    this.route = route;
+    if (!this.trace) return;
+    const p = route.params;
+    if (prev.span !== p.span) this.markSelected();
+    if (prev.span !== p.span || prev.mode !== p.mode || prev.merged !== p.merged || prev.zoom !== p.zoom || prev.q !== p.q) this.renderDetail();
+  }
+
+  destroy(): void {
+    this.abort.abort();
+    this.panel.destroy();
+  }
+
+  private async load(): Promise<void> {
+    this.body.replaceChildren(statusBox("loading", "Loading trace…"));
+    try {
+      this.trace = await api.trace(this.route.id, this.abort.signal);
+    } catch (e) {
+      if ((e as Error).name === "AbortError") return;
+      this.body.replaceChildren(statusBox("error", `Could not load trace ${this.route.id}: ${(e as Error).message}`, " ", h("button", { type: "button", class: "btn small", onclick: () => void this.load() }, "Retry")));
+      return;
+    }
+    if (this.trace.spans.length === 0) {
+      this.body.replaceChildren(statusBox("empty", `Trace ${this.route.id} has no spans (yet). Spans arrive in batches a few seconds after they end.`));
+      return;
+    }
+    this.rows = treeOrder(this.trace.spans);
+    this.render();
+  }
+
+  private selected(): Span {
+    const id = this.route.params.span;
+    return (id && this.trace!.spans.find((s) => s.span_id === id)) || this.rows[0].span;
+  }
+
+  private render(): void {
+    const t = this.trace!;
+    const t0 = Math.min(...t.spans.map((s) => s.start_unix_nano));
+    const t1 = Math.max(...t.spans.map((s) => s.end_unix_nano));
+    const total = Math.max(1, t1 - t0);
+    const root = this.rows[0].span;
+    const traceSamples = t.spans.reduce((a, s) => a + s.self_samples, 0);
+    const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => h("span", { class: "tick", style: { left: `${f * 100}%` } }, fmtDuration(f * total)));
+    this.waterfall = h(
+      "div",
+      { class: "waterfall", role: "listbox", "aria-label": "Spans (arrow keys move, Enter selects)", "data-testid": "waterfall" },
+      h("div", { class: "wf-head", "aria-hidden": "true" }, h("span", { class: "wf-name" }, "Span"), h("span", { class: "wf-samples" }, "CPU samples"), h("span", { class: "wf-axis" }, ...ticks)),
+      ...this.rows.map(({ span, depth }) => {
+        const left = ((span.start_unix_nano - t0) / total) * 100;
+        const width = Math.max(0.2, ((span.end_unix_nano - span.start_unix_nano) / total) * 100);
+        const dur = span.end_unix_nano - span.start_unix_nano;
+        const err = span.status && (span.status.code === 2 || span.status.code === "STATUS_CODE_ERROR");
+        return h(
+          "div",
+          {
+            class: `wf-row${err ? " error" : ""}`,
+            role: "option",
+            tabindex: "-1",
+            "aria-selected": "false",
+            "data-span-id": span.span_id,
+            "data-span-name": span.name,
+            "data-self-samples": span.self_samples,
+            "data-total-samples": span.total_samples,
+            onclick: () => this.select(span.span_id),
+            onkeydown: (e: KeyboardEvent) => this.onRowKey(e, span.span_id),
+          },
+          h("span", { class: "wf-name", style: { paddingLeft: `${depth * 14 + 4}px` }, title: span.name }, depth > 0 ? h("span", { class: "wf-elbow", "aria-hidden": "true" }, "└ ") : null, span.name, span.service !== root.service ? h("span", { class: "wf-svc" }, span.service) : null),
+          h("span", { class: "wf-samples" }, span.total_samples > 0 ? `${fmtCount(span.self_samples)} / ${fmtCount(span.total_samples)}` : "–"),
+          h("span", { class: "wf-track" }, h("span", { class: `wf-bar${span.total_samples > 0 ? " hot" : ""}`, style: { left: `${left}%`, width: `${width}%` } }), h("span", { class: "wf-dur", style: left + width > 85 ? { right: `${100 - left}%`, marginRight: "4px" } : { left: `${left + width}%`, marginLeft: "4px" } }, fmtDuration(dur))),
+        );
+      }),
+    );
+    this.detail = h("section", { class: "span-detail", "aria-label": "Selected span" });
+    this.body.replaceChildren(
+      h("h1", null, root.name, " ", h("span", { class: "muted small" }, root.service)),
+      h(
+        "p",
+        { class: "muted" },
+        `Trace ${t.trace_id} · started ${fmtTime(t0 / 1e6)} · ${fmtDuration(total)} · ${t.spans.length} spans · ${fmtCount(traceSamples)} CPU samples (one per ${fmtDuration(t.period_ns || 10_000_000)} of CPU) · samples column: this span only / with children`,
+      ),
+      this.waterfall,
+      this.detail,
+    );
+    this.markSelected();
+    this.renderDetail();
+  }
+
+  private select(spanId: string): void {
+    navigate(withParams(currentRoute(), { span: spanId, zoom: "", merged: "", q: "" }));
+  }
+
+  private onRowKey(e: KeyboardEvent, spanId: string): void {
+    const i = this.rows.findIndex((r) => r.span.span_id === spanId);
+    let j: number;
+    if (e.key === "ArrowDown") j = Math.min(this.rows.length - 1, i + 1);
+    else if (e.key === "ArrowUp") j = Math.max(0, i - 1);
+    else if (e.key === "Home") j = 0;
+    else if (e.key === "End") j = this.rows.length - 1;
+    else if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      this.select(spanId);
+      return;
+    } else return;
+    e.preventDefault();
+    this.select(this.rows[j].span.span_id);
+    (this.waterfall?.querySelector(`[data-span-id="${this.rows[j].span.span_id}"]`) as HTMLElement | null)?.focus();
+  }
+
+  private markSelected(): void {
+    if (!this.waterfall) return;
+    const sel = this.selected().span_id;
+    for (const row of this.waterfall.querySelectorAll<HTMLElement>(".wf-row")) {
+      const on = row.getAttribute("data-span-id") === sel;
+      row.setAttribute("aria-selected", String(on));
+      row.tabIndex = on ? 0 : -1;
+    }
+  }
+
+  /** Time range for "all spans with this name": the Traces page's range, else the trace ± 1 h. */
+  private mergedRange(span: Span): { from: string; to: string } {
+    const p = this.route.params;
+    if (p.from) return { from: p.from, to: p.to || "now" };
+    return { from: String(Math.floor(span.start_unix_nano / 1e6) - 3_600_000), to: String(Math.ceil(span.end_unix_nano / 1e6) + 3_600_000) };
+  }
+
+  private renderDetail(): void {
+    const t = this.trace!;
+    const detail = this.detail!;
+    const span = this.selected();
+    const p = this.route.params;
+    const mode: "self" | "children" = p.mode === "self" ? "self" : "children";
+    const merged = p.merged === "1";
+    const dur = span.end_unix_nano - span.start_unix_nano;
+    const traceSamples = t.spans.reduce((a, s) => a + s.self_samples, 0);
+    const range = this.mergedRange(span);
+    const nameSel: Selection = { kind: "name", service: span.service, name: span.name, from: range.from, to: range.to };
+    const spanSel: Selection = { kind: "span", trace: t.trace_id, span: span.span_id, mode };
+
+    const radio = (value: "self" | "children", label: string) =>
+      h(
+        "label",
+        { class: "seg" },
+        h("input", {
+          type: "radio",
+          name: "mode",
+          value,
+          checked: !merged && mode === value,
+          "data-testid": `mode-${value}`,
+          onchange: () => navigate(withParams(currentRoute(), { mode: value, merged: "", zoom: "" })),
+        }),
+        label,
+      );
+    const mergedRadio = h(
+      "label",
+      { class: "seg" },
+      h("input", { type: "radio", name: "mode", value: "merged", checked: merged, "data-testid": "mode-merged", onchange: () => navigate(withParams(currentRoute(), { merged: "1", zoom: "" })) }),
+      `all “${span.name}” spans`,
+    );
+    const compareLink = h(
+      "a",
+      { class: "btn", "data-testid": "compare-link", href: href({ page: "compare", id: "", params: { ...selectionToParams(nameSel, "a"), ...selectionToParams(spanSel, "b") } }) },
+      `Compare with all “${span.name}” spans`,
+    );
+    const attrs = Object.entries(span.attributes ?? {});
+    const res = Object.entries(span.resource ?? {});
+    this.panel.destroy();
+    this.panel = this.newPanel();
+    clear(detail);
+    detail.append(
+      h(
+        "div",
+        { class: "detail-head" },
+        h("h2", null, span.name),
+        h(
+          "p",
+          { class: "muted" },
+          `${fmtDuration(dur)} · ${span.service} · ${String(span.kind).replace("SPAN_KIND_", "").toLowerCase()} · span ${span.span_id} · ${fmtCount(span.self_samples)} samples in this span, ${fmtCount(span.total_samples)} with children`,
+        ),
+      ),
+      h("div", { class: "detail-tools" }, h("fieldset", { class: "segmented" }, h("legend", { class: "sr-only" }, "Profile of"), radio("self", "this span only"), radio("children", "this span and its children"), mergedRadio), compareLink),
+      this.panel.el,
+      h(
+        "details",
+        { class: "attrs", open: attrs.length > 0 && attrs.length <= 12 },
+        h("summary", null, `Attributes (${attrs.length})${span.events?.length ? `, events (${span.events.length})` : ""}, resource (${res.length})`),
+        h("table", { class: "kv" }, h("tbody", null, ...attrs.map(([k, v]) => h("tr", null, h("th", null, k), h("td", null, attrValue(v)))))),
+        span.status?.message ? h("p", null, `Status: ${span.status.code} ${span.status.message}`) : null,
+        span.events?.length ? h("ul", { class: "events" }, ...span.events.map((ev) => h("li", null, `${fmtDuration(ev.time_unix_nano - span.start_unix_nano)}: ${ev.name}`))) : null,
+        h("table", { class: "kv" }, h("tbody", null, ...res.map(([k, v]) => h("tr", null, h("th", null, k), h("td", null, attrValue(v)))))),
+      ),
+    );
+
+    if (merged) {
+      void this.panel.show(async () => ({ kind: "single", json: await api.flamegraph(selectionQuery(nameSel, Date.now()), this.abort.signal) }), {
+        zoom: p.zoom,
+        q: p.q,
+        emptyMessage: `No samples for any “${span.name}” span of ${span.service} between ${range.from} and ${range.to}. Spans that only wait (sleep, I/O) use no CPU.`,
+      });
+      return;
+    }
+    const why = explainEmpty(span, mode, t.period_ns, traceSamples);
+    if (why) {
+      this.panel.empty(
+        why.text,
+        h(
+          "div",
+          { class: "empty-actions" },
+          why.suggestChildren ? h("button", { type: "button", class: "btn", onclick: () => navigate(withParams(currentRoute(), { mode: "children" })) }, "Show this span and its children") : null,
+          why.suggestMerged ? h("button", { type: "button", class: "btn primary", "data-testid": "show-merged", onclick: () => navigate(withParams(currentRoute(), { merged: "1" })) }, `Show the merged profile of all “${span.name}” spans`) : null,
+        ),
+      );
+      this.panel.el.setAttribute("data-reason", why.text);
+      return;
+    }
+    void this.panel.show(async () => ({ kind: "single", json: await api.flamegraph(selectionQuery(spanSel, Date.now()), this.abort.signal) }), {
+      zoom: p.zoom,
+      q: p.q,
+      emptyMessage: "The trace lists samples for this span, but the profile store returned none yet: profiles upload every 10 s, try again shortly.",
+    });
+  }
+}
