@@ -274,6 +274,7 @@ def _start_sampler(cfg: Config) -> None:
 
 _lock = threading.RLock()
 _agent: Optional[Agent] = None
+_last_agent: Optional[Agent] = None  # stats() after shutdown() still tells how the last flush went
 _thread_tags: Dict[int, Dict[str, str]] = {}
 _exit_hook_installed = False
 
@@ -293,9 +294,11 @@ def configure(cfg: Config) -> None:
 
 
 def shutdown(timeout: float = SHUTDOWN_TIMEOUT_S) -> bool:
-    global _agent
+    global _agent, _last_agent
     with _lock:
         agent, _agent = _agent, None
+        if agent is not None:
+            _last_agent = agent
     return True if agent is None else agent.shutdown(timeout)
 
 
@@ -314,10 +317,10 @@ def stats() -> Dict[str, Any]:
         out.update(_native().stats())
     except ImportError:
         pass
-    agent = _agent
+    agent = _agent or _last_agent
     if agent is not None:
         out.update(agent.uploader.stats())
-    out["running"] = agent is not None and agent.sampling
+    out["running"] = _agent is not None and _agent.sampling
     return out
 
 
