@@ -3,7 +3,7 @@
 This directory holds the same service twice. app_pyroscope.py (before) and app_spanprof.py
 (after) differ in the two import lines only; run `diff app_pyroscope.py app_spanprof.py`.
 
-    python examples/pyroscope_migration/app_spanprof.py    # needs: pip install spanprof[otel]
+    python examples/pyroscope_migration/app_spanprof.py    # needs: pip install '.[otel]'
     python examples/pyroscope_migration/app_pyroscope.py   # needs: pip install pyroscope-io pyroscope-otel
     curl 'http://127.0.0.1:8000/orders/checkout?items=40'
 
