@@ -1,10 +1,468 @@
-// spanprof._native: the CPython binding of the agent core. Placeholder until the sampler lands.
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+// spanprof._native: the CPython binding of the agent core (contract in ARCHITECTURE.md).
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent.h"
+#include "stats.h"
+#include "tags.h"
+
+namespace spanprof {
+
+Stats& stats() {
+  static Stats s;
+  return s;
+}
 
 namespace {
-PyModuleDef kModule = {PyModuleDef_HEAD_INIT, "spanprof._native", nullptr, -1, nullptr,
-                       nullptr,         nullptr,            nullptr, nullptr};
-}  // namespace
 
-PyMODINIT_FUNC PyInit__native() { return PyModule_Create(&kModule); }
+constexpr size_t kMaxTags = 64;
+constexpr Py_ssize_t kMaxTagBytes = 1024;
+
+PyTypeObject* g_profile_type = nullptr;
+
+struct ProfileObject {
+  PyObject_HEAD Profile* profile;
+};
+
+PyObject* wrap_profile(Profile* p) {
+  auto* o = PyObject_New(ProfileObject, g_profile_type);
+  if (o == nullptr) {
+    delete p;
+    return nullptr;
+  }
+  o->profile = p;
+  return reinterpret_cast<PyObject*>(o);
+}
+
+Profile& prof(PyObject* self) { return *reinterpret_cast<ProfileObject*>(self)->profile; }
+
+PyObject* profile_new(PyTypeObject*, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"period_ns", nullptr};
+  long long period = 10'000'000;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|L:Profile", const_cast<char**>(kwlist),
+                                   &period)) {
+    return nullptr;
+  }
+  if (period <= 0) {
+    PyErr_SetString(PyExc_ValueError, "period_ns must be positive");
+    return nullptr;
+  }
+  auto* p = new Profile;
+  p->period_ns = period;
+  return wrap_profile(p);
+}
+
+void profile_dealloc(PyObject* self) {
+  delete reinterpret_cast<ProfileObject*>(self)->profile;
+  PyObject_Free(self);
+}
+
+// Parses an optional iterable of str into a DropSet.
+bool parse_drop(PyObject* obj, DropSet* out) {
+  if (obj == nullptr || obj == Py_None) return true;
+  if (PyUnicode_Check(obj)) {
+    PyErr_SetString(PyExc_TypeError, "drop_labels must be an iterable of str, not a str");
+    return false;
+  }
+  PyObject* it = PyObject_GetIter(obj);
+  if (it == nullptr) return false;
+  PyObject* item;
+  while ((item = PyIter_Next(it)) != nullptr) {
+    const char* s = PyUnicode_Check(item) ? PyUnicode_AsUTF8(item) : nullptr;
+    if (s == nullptr) {
+      Py_DECREF(item);
+      Py_DECREF(it);
+      if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "drop_labels items must be str");
+      return false;
+    }
+    out->insert(s);
+    Py_DECREF(item);
+  }
+  Py_DECREF(it);
+  return !PyErr_Occurred();
+}
+
+PyObject* profile_to_pprof(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"drop_labels", nullptr};
+  PyObject* drop_obj = nullptr;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:to_pprof", const_cast<char**>(kwlist),
+                                   &drop_obj)) {
+    return nullptr;
+  }
+  DropSet drop;
+  if (!parse_drop(drop_obj, &drop)) return nullptr;
+  const std::string out = encode_pprof(prof(self), drop);
+  return PyBytes_FromStringAndSize(out.data(), static_cast<Py_ssize_t>(out.size()));
+}
+
+PyObject* profile_to_collapsed(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"drop_labels", nullptr};
+  PyObject* drop_obj = nullptr;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:to_collapsed", const_cast<char**>(kwlist),
+                                   &drop_obj)) {
+    return nullptr;
+  }
+  DropSet drop;
+  if (!parse_drop(drop_obj, &drop)) return nullptr;
+  const std::string out = encode_collapsed(prof(self), drop);
+  return PyUnicode_DecodeUTF8(out.data(), static_cast<Py_ssize_t>(out.size()), "replace");
+}
+
+PyObject* profile_to_speedscope(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"name", nullptr};
+  const char* name = "spanprof";
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|s:to_speedscope", const_cast<char**>(kwlist),
+                                   &name)) {
+    return nullptr;
+  }
+  const std::string out = encode_speedscope(prof(self), name);
+  return PyUnicode_DecodeUTF8(out.data(), static_cast<Py_ssize_t>(out.size()), "replace");
+}
+
+PyObject* profile_to_otlp(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"resource_attrs", "scope_name", "drop_labels", nullptr};
+  PyObject* attrs = nullptr;
+  const char* scope = "spanprof";
+  PyObject* drop_obj = nullptr;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OsO:to_otlp", const_cast<char**>(kwlist), &attrs,
+                                   &scope, &drop_obj)) {
+    return nullptr;
+  }
+  std::vector<std::pair<std::string, std::string>> resource;
+  if (attrs != nullptr && attrs != Py_None) {
+    if (!PyDict_Check(attrs)) {
+      PyErr_SetString(PyExc_TypeError, "resource_attrs must be a dict[str, str]");
+      return nullptr;
+    }
+    PyObject *k, *v;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(attrs, &pos, &k, &v)) {
+      PyObject* vs = PyObject_Str(v);
+      const char* ks = PyUnicode_Check(k) ? PyUnicode_AsUTF8(k) : nullptr;
+      const char* vss = vs != nullptr ? PyUnicode_AsUTF8(vs) : nullptr;
+      if (ks == nullptr || vss == nullptr) {
+        Py_XDECREF(vs);
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "resource_attrs keys must be str");
+        return nullptr;
+      }
+      resource.emplace_back(ks, vss);
+      Py_DECREF(vs);
+    }
+  }
+  DropSet drop;
+  if (!parse_drop(drop_obj, &drop)) return nullptr;
+  const std::string out = encode_otlp(prof(self), resource, scope, drop);
+  return PyBytes_FromStringAndSize(out.data(), static_cast<Py_ssize_t>(out.size()));
+}
+
+PyObject* profile_merge(PyObject* self, PyObject* other) {
+  if (!PyObject_TypeCheck(other, g_profile_type)) {
+    PyErr_SetString(PyExc_TypeError, "merge() takes a Profile");
+    return nullptr;
+  }
+  prof(self).merge(prof(other));
+  Py_RETURN_NONE;
+}
+
+PyObject* str_or_none(const std::string& s) {
+  return PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace");
+}
+
+PyObject* profile_samples(PyObject* self, PyObject*) {
+  const Profile& p = prof(self);
+  PyObject* list = PyList_New(0);
+  if (list == nullptr) return nullptr;
+  for (auto& [key, count] : p.samples()) {
+    PyObject* frames = PyList_New(static_cast<Py_ssize_t>(key.locations.size()));
+    PyObject* labels = PyDict_New();
+    if (frames == nullptr || labels == nullptr) goto fail_item;
+    for (size_t i = 0; i < key.locations.size(); ++i) {
+      const Location& l = p.locations()[key.locations[i]];
+      PyObject* t = Py_BuildValue("(NNi)", str_or_none(p.str(l.function)),
+                                  str_or_none(p.str(l.file)), l.line);
+      if (t == nullptr) goto fail_item;
+      PyList_SET_ITEM(frames, static_cast<Py_ssize_t>(i), t);
+    }
+    for (auto& kv : p.label_sets()[key.label_set]) {
+      PyObject* k = str_or_none(p.str(kv.first));
+      PyObject* v = str_or_none(p.str(kv.second));
+      const int rc = (k && v) ? PyDict_SetItem(labels, k, v) : -1;
+      Py_XDECREF(k);
+      Py_XDECREF(v);
+      if (rc != 0) goto fail_item;
+    }
+    {
+      PyObject* item = Py_BuildValue("(NNL)", frames, labels, static_cast<long long>(count));
+      if (item == nullptr || PyList_Append(list, item) != 0) {
+        Py_XDECREF(item);
+        Py_DECREF(list);
+        return nullptr;
+      }
+      Py_DECREF(item);
+    }
+    continue;
+  fail_item:
+    Py_XDECREF(frames);
+    Py_XDECREF(labels);
+    Py_DECREF(list);
+    return nullptr;
+  }
+  return list;
+}
+
+PyObject* profile_get(PyObject* self, void* which) {
+  const Profile& p = prof(self);
+  switch (reinterpret_cast<intptr_t>(which)) {
+    case 0:
+      return PyLong_FromLongLong(p.sample_count());
+    case 1:
+      return PyLong_FromLongLong(p.start_ns);
+    case 2:
+      return PyLong_FromLongLong(p.end_ns);
+    default:
+      return PyLong_FromLongLong(p.period_ns);
+  }
+}
+
+PyObject* profile_repr(PyObject* self) {
+  const Profile& p = prof(self);
+  return PyUnicode_FromFormat("<spanprof Profile samples=%lld period_ns=%lld>",
+                              static_cast<long long>(p.sample_count()),
+                              static_cast<long long>(p.period_ns));
+}
+
+PyMethodDef kProfileMethods[] = {
+    {"to_pprof", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(profile_to_pprof)),
+     METH_VARARGS | METH_KEYWORDS,
+     "to_pprof(drop_labels=()) -> bytes: uncompressed perftools.profiles.Profile"},
+    {"to_collapsed",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(profile_to_collapsed)),
+     METH_VARARGS | METH_KEYWORDS, "to_collapsed(drop_labels=()) -> str: 'root;...;leaf N' lines"},
+    {"to_speedscope",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(profile_to_speedscope)),
+     METH_VARARGS | METH_KEYWORDS, "to_speedscope(name) -> str: speedscope file format JSON"},
+    {"to_otlp", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(profile_to_otlp)),
+     METH_VARARGS | METH_KEYWORDS,
+     "to_otlp(resource_attrs, scope_name, drop_labels=()) -> bytes: ExportProfilesServiceRequest"},
+    {"merge", profile_merge, METH_O, "merge(other): adds other's samples to this profile"},
+    {"samples", profile_samples, METH_NOARGS,
+     "samples() -> [(frames leaf-first [(function, file, line)], labels, count)]"},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyGetSetDef kProfileGetSet[] = {
+    {"sample_count", profile_get, nullptr, "number of samples", reinterpret_cast<void*>(0)},
+    {"start_ns", profile_get, nullptr, "window start, ns since epoch", reinterpret_cast<void*>(1)},
+    {"end_ns", profile_get, nullptr, "window end, ns since epoch", reinterpret_cast<void*>(2)},
+    {"period_ns", profile_get, nullptr, "ns of CPU per sample", reinterpret_cast<void*>(3)},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+PyType_Slot kProfileSlots[] = {
+    {Py_tp_new, reinterpret_cast<void*>(profile_new)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(profile_dealloc)},
+    {Py_tp_methods, kProfileMethods},
+    {Py_tp_getset, kProfileGetSet},
+    {Py_tp_repr, reinterpret_cast<void*>(profile_repr)},
+    {Py_tp_doc, const_cast<char*>("Aggregated CPU profile: identical (stack, labels) merged.")},
+    {0, nullptr}};
+
+PyType_Spec kProfileSpec = {"spanprof._native.Profile", sizeof(ProfileObject), 0,
+                            Py_TPFLAGS_DEFAULT, kProfileSlots};
+
+// ---- module functions ----------------------------------------------------------------------
+
+PyObject* mod_start(PyObject*, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"rate_hz",          "gil_only",           "report_pid",
+                                 "report_thread_id", "report_thread_name", nullptr};
+  Config cfg;
+  int gil_only = 1, pid = 0, tid = 0, tname = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|ipppp:start", const_cast<char**>(kwlist),
+                                   &cfg.rate_hz, &gil_only, &pid, &tid, &tname)) {
+    return nullptr;
+  }
+  cfg.gil_only = gil_only;
+  cfg.report_pid = pid;
+  cfg.report_thread_id = tid;
+  cfg.report_thread_name = tname;
+  return sampler_start(cfg);
+}
+
+PyObject* mod_stop(PyObject*, PyObject*) { return sampler_stop(); }
+
+PyObject* mod_is_running(PyObject*, PyObject*) { return PyBool_FromLong(sampler_running()); }
+
+PyObject* mod_collect(PyObject*, PyObject*) {
+  if (sampler_forked()) sampler_after_fork_child();
+  Profile* p;
+  Py_BEGIN_ALLOW_THREADS p = drain_take_profile(_save);
+  Py_END_ALLOW_THREADS return wrap_profile(p);
+}
+
+PyObject* mod_stats(PyObject*, PyObject*) {
+  PyObject* d = PyDict_New();
+  if (d == nullptr) return nullptr;
+  auto put = [d](const char* k, uint64_t v) {
+    PyObject* o = PyLong_FromUnsignedLongLong(v);
+    if (o == nullptr) return false;
+    const int rc = PyDict_SetItemString(d, k, o);
+    Py_DECREF(o);
+    return rc == 0;
+  };
+  bool ok = true;
+#define SPANPROF_PUT(name) ok = ok && put(#name, stats().name.load(std::memory_order_relaxed));
+  SPANPROF_STATS(SPANPROF_PUT)
+#undef SPANPROF_PUT
+  const Stats& s = stats();
+  const uint64_t dropped = s.samples_dropped_ring_full.load() + s.samples_dropped_no_tstate.load() +
+                           s.samples_dropped_not_gil.load() + s.samples_dropped_empty.load();
+  ok = ok && put("samples_dropped", dropped);
+  ok = ok && put("signal", static_cast<uint64_t>(sampler_signal()));
+  ok = ok && put("timers_active", sampler_timers_active());
+  ok = ok && put("code_cache_size", drain_code_cache_size());
+  ok = ok && put("ring_bytes", ring().capacity());
+  ok = ok && put("ring_used_bytes", ring().used_bytes());
+  ok = ok && put("max_frames", kMaxFrames);
+  ok = ok && put("running", sampler_running() ? 1 : 0);
+  ok = ok && put("rate_hz", static_cast<uint64_t>(config().rate_hz));
+  if (!ok) {
+    Py_DECREF(d);
+    return nullptr;
+  }
+  return d;
+}
+
+PyObject* mod_set_span_var(PyObject*, PyObject* var) { return set_span_var(var); }
+
+bool utf8_limited(PyObject* o, const char* what, std::string* out) {
+  if (!PyUnicode_Check(o)) {
+    PyErr_Format(PyExc_TypeError, "thread tag %s must be str, got %.80s", what,
+                 Py_TYPE(o)->tp_name);
+    return false;
+  }
+  Py_ssize_t n = 0;
+  const char* s = PyUnicode_AsUTF8AndSize(o, &n);
+  if (s == nullptr) return false;
+  if (n > kMaxTagBytes) {
+    PyErr_Format(PyExc_ValueError, "thread tag %s longer than %zd bytes", what, kMaxTagBytes);
+    return false;
+  }
+  out->assign(s, static_cast<size_t>(n));
+  return true;
+}
+
+PyObject* mod_set_thread_tags(PyObject*, PyObject* args) {
+  unsigned long long ident = 0;
+  PyObject* tags = nullptr;
+  if (!PyArg_ParseTuple(args, "KO:set_thread_tags", &ident, &tags)) return nullptr;
+  TagList list;
+  if (tags != Py_None) {
+    if (!PyDict_Check(tags)) {
+      PyErr_SetString(PyExc_TypeError, "set_thread_tags() takes a dict[str, str] or None");
+      return nullptr;
+    }
+    if (static_cast<size_t>(PyDict_Size(tags)) > kMaxTags) {
+      PyErr_Format(PyExc_ValueError, "at most %zu thread tags", kMaxTags);
+      return nullptr;
+    }
+    PyObject *k, *v;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(tags, &pos, &k, &v)) {
+      std::string ks, vs;
+      if (!utf8_limited(k, "key", &ks) || !utf8_limited(v, "value", &vs)) return nullptr;
+      list.emplace_back(std::move(ks), std::move(vs));
+    }
+  }
+  if (!tags_set(ident, std::move(list))) {
+    PyErr_SetString(PyExc_RuntimeError, "spanprof: thread tag table is full");
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* mod_after_fork_child(PyObject*, PyObject*) {
+  if (!sampler_forked()) Py_RETURN_NONE;  // idempotent: may be registered more than once
+  const bool restart = sampler_was_running_at_fork();
+  sampler_after_fork_child();
+  if (restart) return sampler_start(config());
+  Py_RETURN_NONE;
+}
+
+PyObject* mod_atexit(PyObject*, PyObject*) { return sampler_stop(); }
+
+void c_atexit() { sampler_emergency_stop(); }
+
+PyMethodDef kMethods[] = {
+    {"start", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(mod_start)),
+     METH_VARARGS | METH_KEYWORDS,
+     "start(rate_hz=100, gil_only=True, report_pid=False, report_thread_id=False, "
+     "report_thread_name=False)"},
+    {"stop", mod_stop, METH_NOARGS, "stop(): disarm, drain; the aggregate is kept for collect()"},
+    {"is_running", mod_is_running, METH_NOARGS, "is_running() -> bool"},
+    {"collect", mod_collect, METH_NOARGS, "collect() -> Profile since the last collect()"},
+    {"stats", mod_stats, METH_NOARGS, "stats() -> dict[str, int] of self-metrics"},
+    {"set_span_var", mod_set_span_var, METH_O,
+     "set_span_var(var: ContextVar | None): the variable whose SpanRef labels samples"},
+    {"set_thread_tags", mod_set_thread_tags, METH_VARARGS,
+     "set_thread_tags(thread_ident, tags: dict[str, str] | None)"},
+    {"after_fork_child", mod_after_fork_child, METH_NOARGS,
+     "after_fork_child(): re-arm in a fork child with an empty aggregate"},
+    {"_atexit", mod_atexit, METH_NOARGS, nullptr},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyModuleDef kModule = {PyModuleDef_HEAD_INIT,
+                       "spanprof._native",
+                       "spanprof agent core: in-process CPU sampler and encoders",
+                       -1,
+                       kMethods,
+                       nullptr,
+                       nullptr,
+                       nullptr,
+                       nullptr};
+
+// atexit.register(_native._atexit) and os.register_at_fork(after_in_child=after_fork_child).
+bool register_hooks(PyObject* module) {
+  PyObject* atexit = PyImport_ImportModule("atexit");
+  if (atexit == nullptr) return false;
+  PyObject* fn = PyObject_GetAttrString(module, "_atexit");
+  PyObject* r = fn != nullptr ? PyObject_CallMethod(atexit, "register", "O", fn) : nullptr;
+  Py_XDECREF(fn);
+  Py_DECREF(atexit);
+  if (r == nullptr) return false;
+  Py_DECREF(r);
+  PyObject* os = PyImport_ImportModule("os");
+  if (os == nullptr) return false;
+  PyObject* child = PyObject_GetAttrString(module, "after_fork_child");
+  PyObject* reg = PyObject_GetAttrString(os, "register_at_fork");
+  PyObject* kw = child != nullptr ? Py_BuildValue("{s:O}", "after_in_child", child) : nullptr;
+  PyObject* empty = PyTuple_New(0);
+  r = (reg != nullptr && kw != nullptr && empty != nullptr) ? PyObject_Call(reg, empty, kw)
+                                                            : nullptr;
+  Py_XDECREF(empty);
+  Py_XDECREF(kw);
+  Py_XDECREF(reg);
+  Py_XDECREF(child);
+  Py_DECREF(os);
+  if (r == nullptr) return false;
+  Py_DECREF(r);
+  return Py_AtExit(c_atexit) == 0;
+}
+
+}  // namespace
+}  // namespace spanprof
+
+PyMODINIT_FUNC PyInit__native() {
+  using namespace spanprof;
+  PyObject* m = PyModule_Create(&kModule);
+  if (m == nullptr) return nullptr;
+  g_profile_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&kProfileSpec));
+  if (g_profile_type == nullptr) goto fail;
+  Py_INCREF(g_profile_type);
+  if (PyModule_AddObject(m, "Profile", reinterpret_cast<PyObject*>(g_profile_type)) != 0) goto fail;
+  if (!init_spanref_type(m)) goto fail;
+  if (PyModule_AddIntConstant(m, "MAX_FRAMES", kMaxFrames) != 0) goto fail;
+  if (!register_hooks(m)) goto fail;
+  return m;
+fail:
+  Py_DECREF(m);
+  return nullptr;
+}

@@ -1,0 +1,66 @@
+// Shared state between the sampler (signal handler, timers: sampler.cc), the drain
+// (symbolisation, aggregation: drain.cc) and the binding (module.cc).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "cpython.h"
+#include "profile.h"
+#include "ring.h"
+#include "spans.h"
+
+namespace spanprof {
+
+constexpr uint32_t kMaxFrames = 2048;           // deeper stacks keep their innermost 2,048 frames
+constexpr size_t kRingBytes = size_t{4} << 20;  // 4 MiB
+
+struct Config {
+  int rate_hz = 100;
+  bool gil_only = true;
+  bool report_pid = false;
+  bool report_thread_id = false;
+  bool report_thread_name = false;
+};
+
+// One ring record: this header followed by `nframes` py::RawFrame, leaf first.
+struct RecordHeader {
+  uint32_t nframes;
+  uint32_t flags;  // kHasSpan | kTruncated
+  uint64_t native_tid;
+  uint64_t ident;   // pthread_self() of the sampled thread == threading.get_ident()
+  uint64_t tagset;  // thread tag-set id, 0 = none
+  SpanIds span;
+  uint32_t pad;
+};
+static_assert(sizeof(RecordHeader) % 8 == 0);
+constexpr uint32_t kHasSpan = 1;
+constexpr uint32_t kTruncated = 2;
+
+Ring& ring();
+const Config& config();
+int64_t wall_ns();
+int64_t mono_ns();
+
+// sampler.cc; all with the GIL held unless noted.
+bool sampler_running();
+PyObject* sampler_start(const Config& cfg);
+PyObject* sampler_stop();
+void sampler_scan_threads(PyThreadState* exclude);  // creates/deletes per-thread timers
+int sampler_signal();
+uint64_t sampler_timers_active();
+void sampler_after_fork_child();  // replaces state the fork may have left inconsistent
+bool sampler_forked();            // a fork happened and after_fork_child() has not run yet
+bool sampler_was_running_at_fork();
+void sampler_emergency_stop();  // Py_AtExit: no Python, no GIL
+
+// drain.cc
+void drain_start();          // GIL held; starts the drain thread
+void drain_stop_and_join();  // GIL NOT held
+// GIL NOT held; `ts` is the caller's saved thread state, used to take the GIL for symbolisation.
+void drain_once(PyThreadState* ts, bool scan);
+Profile* drain_take_profile(PyThreadState* ts);  // GIL NOT held: flushes the ring, swaps windows
+void drain_after_fork_child();
+uint64_t drain_code_cache_size();
+
+}  // namespace spanprof

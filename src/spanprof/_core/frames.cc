@@ -1,0 +1,123 @@
+// Per-version frame walking for the signal handler (see cpython.h for the safety contract).
+//
+// The handler runs on the interrupted thread itself, so the frame chain cannot change under it.
+// Frames linked into the chain hold a strong reference to their code object, so reading the code
+// object's header is safe; a frame that is still being initialised is recognised the way CPython's
+// own traceback code recognises it and skipped.
+#include "cpython.h"
+
+namespace spanprof::py {
+namespace {
+
+inline bool is_code(const PyObject* o) { return o != nullptr && Py_TYPE(o) == &PyCode_Type; }
+
+inline uint32_t key_of(const PyCodeObject* co) {
+  return code_key(co->co_firstlineno, co->co_name, co->co_filename);
+}
+
+#if PY_VERSION_HEX >= 0x030B0000
+using IFrame = _PyInterpreterFrame;
+
+inline IFrame* top_frame(PyThreadState* ts) {
+#if PY_VERSION_HEX >= 0x030D0000
+  return ts->current_frame;
+#else
+  return ts->cframe != nullptr ? ts->cframe->current_frame : nullptr;
+#endif
+}
+
+inline PyObject* frame_code(const IFrame* f) {
+#if PY_VERSION_HEX >= 0x030D0000
+  return f->f_executable;  // a code object, or None for some C-level frames
+#else
+  return reinterpret_cast<PyObject*>(f->f_code);
+#endif
+}
+
+inline const _Py_CODEUNIT* frame_instr(const IFrame* f) {
+#if PY_VERSION_HEX >= 0x030D0000
+  return f->instr_ptr;  // the instruction executing or about to begin
+#else
+  return f->prev_instr;  // the last instruction started
+#endif
+}
+
+static_assert(sizeof(_Py_CODEUNIT) == 2);
+#endif
+
+}  // namespace
+
+#if PY_VERSION_HEX >= 0x030B0000
+
+uint32_t count_frames(PyThreadState* ts, uint32_t cap) {
+  uint32_t n = 0;
+  for (IFrame* f = top_frame(ts); f != nullptr && n <= cap; f = f->previous) ++n;
+  return n;
+}
+
+uint32_t walk_frames(PyThreadState* ts, RawFrame* out, uint32_t cap, WalkCounts* counts) {
+  uint32_t n = 0;
+  IFrame* f = top_frame(ts);
+  for (; f != nullptr && n < cap; f = f->previous) {
+#if PY_VERSION_HEX >= 0x030C0000
+    if (f->owner == FRAME_OWNED_BY_CSTACK) continue;  // shim frame between C and Python
+#endif
+    PyObject* exe = frame_code(f);
+#if PY_VERSION_HEX >= 0x030D0000
+    if (exe == Py_None) continue;
+#endif
+    if (!is_code(exe)) {
+      ++counts->invalid;
+      continue;
+    }
+    auto* co = reinterpret_cast<PyCodeObject*>(exe);
+    const _Py_CODEUNIT* first = _PyCode_CODE(co);
+    const _Py_CODEUNIT* instr = frame_instr(f);
+    if (f->owner != FRAME_OWNED_BY_GENERATOR && instr < first + co->_co_firsttraceable) {
+      ++counts->incomplete;
+      continue;
+    }
+    const intptr_t idx = instr - first;
+    out[n].code = reinterpret_cast<uintptr_t>(co);
+    out[n].lasti = idx < 0 ? -1 : static_cast<int32_t>(idx * sizeof(_Py_CODEUNIT));
+    out[n].key = key_of(co);
+    ++n;
+  }
+  if (f != nullptr) counts->truncated = 1;
+  return n;
+}
+
+#else  // 3.9, 3.10: the PyFrameObject chain
+
+uint32_t count_frames(PyThreadState* ts, uint32_t cap) {
+  uint32_t n = 0;
+  for (PyFrameObject* f = ts->frame; f != nullptr && n <= cap; f = f->f_back) ++n;
+  return n;
+}
+
+uint32_t walk_frames(PyThreadState* ts, RawFrame* out, uint32_t cap, WalkCounts* counts) {
+  uint32_t n = 0;
+  PyFrameObject* f = ts->frame;
+  for (; f != nullptr && n < cap; f = f->f_back) {
+    PyCodeObject* co = f->f_code;
+    if (!is_code(reinterpret_cast<PyObject*>(co))) {
+      ++counts->invalid;
+      continue;
+    }
+    out[n].code = reinterpret_cast<uintptr_t>(co);
+#if PY_VERSION_HEX >= 0x030A0000
+    // 3.10 counts f_lasti in code units (-1 before the first instruction).
+    out[n].lasti = f->f_lasti < 0 ? -1 : f->f_lasti * 2;
+#else
+    out[n].lasti = f->f_lasti < 0 ? -1 : f->f_lasti;
+#endif
+    out[n].key = key_of(co);
+    ++n;
+  }
+  if (f != nullptr) counts->truncated = 1;
+  return n;
+}
+
+#endif
+
+}  // namespace spanprof::py
