@@ -219,6 +219,9 @@ class Agent:
 
     def start(self) -> None:
         if self.cfg.cpu_enabled:
+            # A previous agent's shutdown() already took its last window; what is left (nothing,
+            # or samples from before a stop()) must not open this agent's first window early.
+            _native().collect()
             _start_sampler(self.cfg)
             self.sampling = True
         self.uploader.start()
