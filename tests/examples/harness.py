@@ -276,6 +276,13 @@ HEX16 = re.compile(r"^[0-9a-f]{16}$")
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 
+def check_labels_hex(labels: Dict[str, str]) -> None:
+    assert HEX16.match(labels.get("span_id", "")), f"no span_id: {labels}"
+    assert HEX32.match(labels.get("trace_id", "")), f"no trace_id: {labels}"
+    if "active_span_id" in labels:
+        assert HEX16.match(labels["active_span_id"]), labels
+
+
 def samples_in(rec: Receiver, service: str, function: str) -> List[pprof_reader.Sample]:
     return [s for s in rec.samples(service) if function in s.functions]
 
@@ -292,9 +299,8 @@ def check_span_linked(rec: Receiver, service: str, function: str) -> List[pprof_
         if sp.service == service and "pyroscope.profile.id" in sp.attributes
     }
     for s in samples:
-        span_id, trace_id = s.labels.get("span_id", ""), s.labels.get("trace_id", "")
-        assert HEX16.match(span_id), f"sample in {function} without a span_id: {s.labels}"
-        assert HEX32.match(trace_id), f"sample in {function} without a trace_id: {s.labels}"
+        check_labels_hex(s.labels)
+        span_id, trace_id = s.labels["span_id"], s.labels["trace_id"]
         root = roots.get(span_id)
         assert root is not None, f"span_id {span_id} is no exported root span's profile id"
         assert (root.span_id, root.trace_id) == (span_id, trace_id)
