@@ -228,7 +228,20 @@ export class FlameGraphView {
       const lv = f.levels[c.l];
       const name = f.names[lv.name[c.i]];
       frag.appendChild(
-        h("li", { "data-name": name, "data-depth": c.l, "data-total": lv.total[c.i], "data-self": lv.self[c.i], "data-match": this.matches ? this.matches[c.l][c.i] : undefined }, this.describe(c.l, c.i)),
+        h(
+          "li",
+          {
+            "data-name": name,
+            "data-depth": c.l,
+            "data-total": lv.total[c.i],
+            "data-self": lv.self[c.i],
+            "data-match": this.matches ? this.matches[c.l][c.i] : undefined,
+            // Where the frame is drawn (CSS px from the canvas's top left), for pointer tests.
+            "data-x": Math.round(Math.max(0, (lv.start[c.i] - this.view.x0) * k)),
+            "data-w": Math.round(c.w * k),
+          },
+          this.describe(c.l, c.i),
+        ),
       );
     }
     clear(this.list);

@@ -209,7 +209,7 @@ export class TracePage implements PageView {
     const detail = this.detail!;
     const span = this.selected();
     const p = this.route.params;
-    const mode: "self" | "children" = p.mode === "self" ? "self" : "children";
+    const mode: "self" | "children" = p.mode === "children" ? "children" : "self";
     const merged = p.merged === "1";
     const dur = span.end_unix_nano - span.start_unix_nano;
     const traceSamples = t.spans.reduce((a, s) => a + s.self_samples, 0);

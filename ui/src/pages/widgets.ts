@@ -69,6 +69,7 @@ export class FlamePanel {
   }
 
   empty(message: string, ...extra: HTMLElement[]): void {
+    this.el.setAttribute("data-url", location.hash);
     this.el.setAttribute("data-state", "empty");
     this.el.replaceChildren(statusBox("empty", message), ...extra);
   }
@@ -76,6 +77,8 @@ export class FlamePanel {
   /** Loads and shows a flame graph; `state` carries the zoom path and search text from the URL. */
   async show(load: () => Promise<{ kind: "single"; json: FlameGraphJSON } | { kind: "diff"; json: DiffJSON; periodNs: number; unit: "nanoseconds" | "samples" }>, state: { zoom?: string; q?: string; emptyMessage: string }): Promise<boolean> {
     const my = ++this.seq;
+    // Which URL this panel answers (tests wait for the panel of the current URL, not the last one).
+    this.el.setAttribute("data-url", location.hash);
     this.el.setAttribute("data-state", "loading");
     this.el.replaceChildren(statusBox("loading", "Loading flame graph…"));
     let flame;
