@@ -318,13 +318,16 @@ export class FlameGraphView {
     this.tooltip.hidden = false;
   }
 
+  /** Fixed positioning near the pointer, flipped to stay inside the window. */
   private placeTooltip(clientX: number, clientY: number): void {
-    const r = this.wrap.getBoundingClientRect();
     const tw = this.tooltip.offsetWidth || 260;
-    let x = clientX - r.left + 14;
-    if (x + tw > r.width) x = Math.max(0, clientX - r.left - tw - 14);
+    const th = this.tooltip.offsetHeight || 80;
+    let x = clientX + 14;
+    if (x + tw > window.innerWidth - 4) x = Math.max(4, clientX - tw - 14);
+    let y = clientY + 16;
+    if (y + th > window.innerHeight - 4) y = Math.max(4, clientY - th - 10);
     this.tooltip.style.left = `${x}px`;
-    this.tooltip.style.top = `${clientY - r.top + 16}px`;
+    this.tooltip.style.top = `${y}px`;
   }
 
   private onMove(e: MouseEvent): void {

@@ -52,7 +52,7 @@ export class TimelineChart {
       height: 170,
       scales: { x: { time: true, min: range.fromMs / 1000, max: range.toMs / 1000 }, y: { range: (_u, _min, max) => [0, Math.max(max * 1.1, 0.01)] } },
       axes: [{}, { label: isNs ? "CPU cores" : data.unit, size: 60, values: (_u, vals) => vals.map((v) => (isNs ? v.toFixed(v < 1 ? 2 : 1) : String(v))) }],
-      series: [{}, { label: "CPU", stroke: "#d9480f", fill: "rgba(217,72,15,0.18)", width: 1.5, points: { show: false }, value: (_u, v) => (v == null ? "–" : isNs ? `${v.toFixed(3)} cores` : String(v)) }],
+      series: [{}, { label: "CPU", stroke: "#d9480f", fill: "rgba(217,72,15,0.18)", width: 1.5, points: { show: xs.length < 40, size: 5 }, value: (_u, v) => (v == null ? "–" : isNs ? `${v.toFixed(3)} cores` : String(v)) }],
       cursor: { drag: { x: true, y: false, setScale: false } },
       legend: { show: true },
       hooks: {

@@ -40,6 +40,14 @@ export function treeOrder(spans: Span[]): Row[] {
   return out;
 }
 
+/** The duration after the bar, before it, or inside it: wherever it fits. */
+function durationLabel(left: number, width: number, dur: number): HTMLElement {
+  const text = fmtDuration(dur);
+  if (left + width <= 85) return h("span", { class: "wf-dur", style: { left: `${left + width}%`, marginLeft: "4px" } }, text);
+  if (left >= 15) return h("span", { class: "wf-dur", style: { right: `${100 - left}%`, marginRight: "4px" } }, text);
+  return h("span", { class: "wf-dur inside", style: { right: `${Math.max(0, 100 - left - width)}%`, marginRight: "4px" } }, text);
+}
+
 function attrValue(v: unknown): string {
   return typeof v === "string" ? v : JSON.stringify(v);
 }
@@ -147,7 +155,7 @@ export class TracePage implements PageView {
           },
           h("span", { class: "wf-name", style: { paddingLeft: `${depth * 14 + 4}px` }, title: span.name }, depth > 0 ? h("span", { class: "wf-elbow", "aria-hidden": "true" }, "└ ") : null, span.name, span.service !== root.service ? h("span", { class: "wf-svc" }, span.service) : null),
           h("span", { class: "wf-samples" }, span.total_samples > 0 ? `${fmtCount(span.self_samples)} / ${fmtCount(span.total_samples)}` : "–"),
-          h("span", { class: "wf-track" }, h("span", { class: `wf-bar${span.total_samples > 0 ? " hot" : ""}`, style: { left: `${left}%`, width: `${width}%` } }), h("span", { class: "wf-dur", style: left + width > 85 ? { right: `${100 - left}%`, marginRight: "4px" } : { left: `${left + width}%`, marginLeft: "4px" } }, fmtDuration(dur))),
+          h("span", { class: "wf-track" }, h("span", { class: `wf-bar${span.total_samples > 0 ? " hot" : ""}`, style: { left: `${left}%`, width: `${width}%` } }), durationLabel(left, width, dur)),
         );
       }),
     );
