@@ -386,7 +386,7 @@ void drain_once(PyThreadState* ts, bool scan) {
       key.locations.push_back(loc);
     }
     if (key.locations.empty()) {
-      stats_.samples_dropped_empty.fetch_add(1, std::memory_order_relaxed);
+      stats_.samples_dropped_no_frames.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
     key.label_set = label_set_for(*h);

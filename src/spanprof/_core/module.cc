@@ -314,7 +314,8 @@ PyObject* mod_stats(PyObject*, PyObject*) {
 #undef SPANPROF_PUT
   const Stats& s = stats();
   const uint64_t dropped = s.samples_dropped_ring_full.load() + s.samples_dropped_no_tstate.load() +
-                           s.samples_dropped_not_gil.load() + s.samples_dropped_empty.load();
+                           s.samples_dropped_not_gil.load() + s.samples_dropped_empty.load() +
+                           s.samples_dropped_no_frames.load();
   ok = ok && put("samples_dropped", dropped);
   ok = ok && put("signal", static_cast<uint64_t>(sampler_signal()));
   ok = ok && put("timers_active", sampler_timers_active());

@@ -15,6 +15,7 @@ namespace spanprof {
   X(samples_dropped_empty)     /* no Python frame on the stack */                            \
   X(samples_truncated)         /* stack deeper than the cap; kept, innermost frames first */ \
   X(samples_aggregated)        /* records the drain turned into profile samples */           \
+  X(samples_dropped_no_frames) /* drain: every frame of the record failed validation */      \
   X(signals_foreign)           /* our signal arrived but not from one of our timers */       \
   X(frames_invalid)            /* handler: frame's code pointer was not a code object */     \
   X(frames_incomplete)         /* handler: frame still being set up, skipped */              \
