@@ -69,7 +69,7 @@ def run_lambda(seconds):
 def frames_with(profile, name):
     out = []
     for frames, _labels, count in profile.samples():
-        for i, (fn, file, line) in enumerate(frames):
+        for i, (fn, file, _line) in enumerate(frames):
             if fn == name and file == HERE:
                 out.append((frames, i, count))
                 break
