@@ -387,6 +387,14 @@ def _after_fork_child() -> None:
     for ident in [i for i in _thread_tags if i != me]:
         del _thread_tags[ident]
         _push_thread_tags(ident, None)
+    # CPython 3.9/3.10 keep the parent's native thread id on the forking thread's Thread object;
+    # the sampler reads it there to aim this thread's CPU timer.
+    current = threading.current_thread()
+    if hasattr(current, "_set_native_id"):
+        try:
+            current._set_native_id()
+        except Exception:
+            pass
     agent = _agent
     if agent is None:
         return
