@@ -1,0 +1,643 @@
+#include "core/decode.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <unordered_map>
+
+#include "core/util.h"
+#include "otlp_profiles.pb.h"
+#include "otlp_trace.pb.h"
+#include "pprof.pb.h"
+#include "push.pb.h"
+
+namespace spanprof {
+
+using json = nlohmann::json;
+
+std::string profile_type_id(const RawProfile& p) {
+  const std::string* n = find_label(p.series, "__name__");
+  return (n ? *n : std::string("process_cpu")) + ":" + p.sample_type + ":" + p.sample_unit + ":" +
+         p.period_type + ":" + p.period_unit;
+}
+
+Status check_labels(const Labels& l, const Limits& lim) {
+  size_t n = 0;
+  for (auto& [k, v] : l) {
+    if (k.rfind("__", 0) != 0) ++n;
+    if (k.empty()) return bad_request("empty label name");
+    if (k.size() > lim.max_label_name_length)
+      return bad_request("label name longer than " + std::to_string(lim.max_label_name_length) +
+                         ": " + k.substr(0, 64));
+    if (v.size() > lim.max_label_value_length)
+      return bad_request("value of label " + k + " longer than " +
+                         std::to_string(lim.max_label_value_length));
+    for (char c : k)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-'))
+        return bad_request("invalid character in label name: " + k.substr(0, 64));
+  }
+  if (n > lim.max_labels_per_series)
+    return bad_request("series has " + std::to_string(n) + " labels, limit is " +
+                       std::to_string(lim.max_labels_per_series));
+  return std::nullopt;
+}
+
+// Per-sample labels that are span identity, never series labels.
+static bool take_span_label(const std::string& k, const std::string& v, SpanIds& ids) {
+  if (k == "span_id" || k == "profile_id") {
+    uint64_t x;
+    if (parse_hex_u64(v, x)) ids.span_id = x;
+    return true;
+  }
+  if (k == "active_span_id") {
+    uint64_t x;
+    if (parse_hex_u64(v, x)) ids.active_span_id = x;
+    return true;
+  }
+  if (k == "trace_id") {
+    uint64_t hi, lo;
+    if (parse_hex_u128(v, hi, lo)) ids.trace_hi = hi, ids.trace_lo = lo;
+    return true;
+  }
+  return false;
+}
+
+namespace {
+// Dedups frames and label sets while building one RawProfile family (one per sample type).
+struct Builder {
+  std::map<std::tuple<std::string, std::string, int64_t>, uint32_t> frame_idx;
+  std::map<Labels, uint32_t> label_idx;
+  std::vector<RawFrame> frames;
+  std::vector<Labels> label_sets{Labels{}};
+  Builder() { label_idx[Labels{}] = 0; }
+  uint32_t frame(const std::string& f, const std::string& file, int64_t line) {
+    auto key = std::make_tuple(f, file, line);
+    auto it = frame_idx.find(key);
+    if (it != frame_idx.end()) return it->second;
+    uint32_t i = uint32_t(frames.size());
+    frames.push_back({f, file, line});
+    frame_idx.emplace(std::move(key), i);
+    return i;
+  }
+  uint32_t labels(Labels l) {
+    sort_labels(l);
+    auto it = label_idx.find(l);
+    if (it != label_idx.end()) return it->second;
+    uint32_t i = uint32_t(label_sets.size());
+    label_sets.push_back(l);
+    label_idx.emplace(std::move(l), i);
+    return i;
+  }
+};
+
+Status check_all_label_sets(const Labels& series, const std::vector<Labels>& sets,
+                            const Limits& lim) {
+  for (auto& s : sets) {
+    Labels all = series;
+    all.insert(all.end(), s.begin(), s.end());
+    sort_labels(all);
+    if (auto e = check_labels(all, lim)) return e;
+  }
+  return std::nullopt;
+}
+}  // namespace
+
+Status decode_pprof(std::string_view data, const std::string& tenant, const Labels& series,
+                    const Limits& lim, std::vector<RawProfile>& out,
+                    const std::vector<std::pair<std::string, std::string>>* only_types) {
+  std::string inflated;
+  if (is_gzip(data)) {
+    auto r = gunzip(data, lim.max_decompressed_bytes);
+    if (!r) return r.error;
+    inflated = std::move(*r);
+    data = inflated;
+  }
+  perftools::profiles::Profile p;
+  if (!p.ParseFromArray(data.data(), int(data.size())))
+    return bad_request("raw_profile is not a valid pprof protobuf");
+  const auto& st = p.string_table();
+  auto str = [&](int64_t i, bool& ok) -> const std::string& {
+    static const std::string empty;
+    if (i < 0 || i >= st.size()) {
+      ok = false;
+      return empty;
+    }
+    return st.Get(int(i));
+  };
+  bool ok = true;
+  if (p.sample_type_size() == 0) return bad_request("pprof has no sample_type");
+  std::unordered_map<uint64_t, std::pair<std::string, std::string>> funcs;
+  for (auto& f : p.function()) funcs[f.id()] = {str(f.name(), ok), str(f.filename(), ok)};
+  Builder b;
+  // location id → frame indices, caller first (pprof lists inlined lines callee first).
+  std::unordered_map<uint64_t, std::vector<uint32_t>> locs;
+  for (auto& l : p.location()) {
+    std::vector<uint32_t> fr;
+    for (int i = l.line_size() - 1; i >= 0; --i) {
+      auto it = funcs.find(l.line(i).function_id());
+      if (it == funcs.end()) return bad_request("pprof line references an unknown function id");
+      fr.push_back(b.frame(it->second.first, it->second.second, l.line(i).line()));
+    }
+    if (fr.empty()) {
+      char buf[32];
+      snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(l.address()));
+      fr.push_back(b.frame(buf, "", 0));
+    }
+    locs[l.id()] = std::move(fr);
+  }
+  if (!ok) return bad_request("pprof string index out of range");
+  int64_t time_ns = p.time_nanos() > 0 ? p.time_nanos() : now_ns();
+  std::string ptype = "", punit = "";
+  if (p.has_period_type()) {
+    ptype = str(p.period_type().type(), ok);
+    punit = str(p.period_type().unit(), ok);
+  }
+  // Decode samples once, then fan out per value index.
+  struct S {
+    std::vector<uint32_t> frames;
+    uint32_t label_set;
+    SpanIds ids;
+  };
+  std::vector<S> samples;
+  samples.reserve(p.sample_size());
+  if (size_t(p.sample_size()) > lim.max_samples_per_profile)
+    return too_large("pprof has more than " + std::to_string(lim.max_samples_per_profile) +
+                     " samples");
+  for (auto& s : p.sample()) {
+    S x;
+    for (int i = s.location_id_size() - 1; i >= 0; --i) {
+      auto it = locs.find(s.location_id(i));
+      if (it == locs.end()) return bad_request("pprof sample references an unknown location id");
+      x.frames.insert(x.frames.end(), it->second.begin(), it->second.end());
+    }
+    if (x.frames.size() > lim.max_stack_depth)
+      return bad_request("stack depth " + std::to_string(x.frames.size()) + " exceeds limit " +
+                         std::to_string(lim.max_stack_depth));
+    Labels l;
+    for (auto& lab : s.label()) {
+      if (lab.str() == 0) continue;  // numeric labels are not series labels
+      const std::string& k = str(lab.key(), ok);
+      const std::string& v = str(lab.str(), ok);
+      if (!ok) return bad_request("pprof label string index out of range");
+      if (take_span_label(k, v, x.ids)) continue;
+      l.emplace_back(k, v);
+    }
+    x.label_set = b.labels(std::move(l));
+    if (s.value_size() != p.sample_type_size())
+      return bad_request("pprof sample has a different number of values than sample types");
+    samples.push_back(std::move(x));
+  }
+  if (auto e = check_all_label_sets(series, b.label_sets, lim)) return e;
+  for (int vi = 0; vi < p.sample_type_size(); ++vi) {
+    std::string type = str(p.sample_type(vi).type(), ok);
+    std::string unit = str(p.sample_type(vi).unit(), ok);
+    if (!ok) return bad_request("pprof sample_type string index out of range");
+    if (only_types) {
+      bool found = false;
+      for (auto& [t, display] : *only_types)
+        if (t == type) {
+          found = true;
+          if (!display.empty()) type = display;
+        }
+      if (!found) continue;
+    }
+    RawProfile rp;
+    rp.tenant = tenant;
+    rp.series = series;
+    rp.sample_type = type;
+    rp.sample_unit = unit;
+    rp.period_type = ptype;
+    rp.period_unit = punit;
+    rp.time_ns = time_ns;
+    rp.duration_ns = p.duration_nanos();
+    rp.period = p.period();
+    rp.frames = b.frames;
+    rp.label_sets = b.label_sets;
+    for (size_t i = 0; i < samples.size(); ++i) {
+      int64_t v = p.sample(int(i)).value(vi);
+      if (v == 0) continue;
+      RawSample rs;
+      rs.frames = samples[i].frames;
+      rs.value = v;
+      rs.ids = samples[i].ids;
+      rs.label_set = samples[i].label_set;
+      rp.samples.push_back(std::move(rs));
+    }
+    out.push_back(std::move(rp));
+  }
+  return std::nullopt;
+}
+
+static Status parse_message(std::string_view body, bool is_json, google::protobuf::Message& m,
+                            const char* what) {
+  if (is_json) {
+    google::protobuf::util::JsonParseOptions o;
+    o.ignore_unknown_fields = true;
+    auto st = google::protobuf::util::JsonStringToMessage(std::string(body), &m, o);
+    if (!st.ok()) return bad_request(std::string("invalid JSON ") + what + ": " + st.ToString());
+    return std::nullopt;
+  }
+  if (!m.ParseFromArray(body.data(), int(body.size())))
+    return bad_request(std::string("invalid protobuf ") + what);
+  return std::nullopt;
+}
+
+Status decode_push(std::string_view body, bool is_json, const std::string& tenant,
+                   const Limits& lim, std::vector<RawProfile>& out) {
+  push::v1::PushRequest req;
+  if (auto e = parse_message(body, is_json, req, "PushRequest")) return e;
+  for (auto& s : req.series()) {
+    Labels series;
+    for (auto& lp : s.labels()) {
+      if (lp.name().empty()) return bad_request("series label with an empty name");
+      series.emplace_back(lp.name(), lp.value());
+    }
+    sort_labels(series);
+    if (auto e = check_labels(series, lim)) return e;
+    for (auto& raw : s.samples())
+      if (auto e = decode_pprof(raw.raw_profile(), tenant, series, lim, out)) return e;
+  }
+  return std::nullopt;
+}
+
+Status legacy_series(const LegacyParams& p, const Limits& lim, Labels& series,
+                     std::string& suffix) {
+  std::string_view n = p.name;
+  if (n.empty()) return bad_request("query parameter 'name' is required");
+  size_t brace = n.find('{');
+  std::string_view app = n.substr(0, brace);
+  Labels l;
+  if (brace != std::string_view::npos) {
+    if (n.back() != '}') return bad_request("name: tags must end with '}'");
+    std::string_view tags = n.substr(brace + 1, n.size() - brace - 2);
+    while (!tags.empty()) {
+      size_t comma = tags.find(',');
+      std::string_view kv = tags.substr(0, comma);
+      size_t eq = kv.find('=');
+      if (eq == std::string_view::npos) return bad_request("name: tag without '='");
+      std::string k(kv.substr(0, eq)), v(kv.substr(eq + 1));
+      if (k.empty()) return bad_request("name: empty tag key");
+      l.emplace_back(k, v);
+      if (comma == std::string_view::npos) break;
+      tags = tags.substr(comma + 1);
+    }
+  }
+  size_t dot = app.rfind('.');
+  static const char* known[] = {"cpu",         "alloc_objects",  "alloc_space", "inuse_objects",
+                                "inuse_space", "itimer",         "wall",        "goroutines",
+                                "mutex_count", "mutex_duration", "block_count", "block_duration"};
+  suffix = "cpu";
+  if (dot != std::string_view::npos) {
+    std::string_view s = app.substr(dot + 1);
+    for (auto* k : known)
+      if (s == k) {
+        suffix = std::string(s);
+        app = app.substr(0, dot);
+        break;
+      }
+  }
+  if (app.empty()) return bad_request("name: empty application name");
+  l.emplace_back("service_name", std::string(app));
+  l.emplace_back("__name__", suffix == "cpu" || suffix == "itimer" ? "process_cpu" : suffix);
+  if (!p.spy_name.empty()) l.emplace_back("pyroscope_spy", p.spy_name);
+  sort_labels(l);
+  if (auto e = check_labels(l, lim)) return e;
+  series = std::move(l);
+  return std::nullopt;
+}
+
+Status decode_folded(std::string_view body, bool lines_format, const LegacyParams& p,
+                     const std::string& tenant, const Limits& lim, std::vector<RawProfile>& out) {
+  Labels series;
+  std::string suffix;
+  if (auto e = legacy_series(p, lim, series, suffix)) return e;
+  if (p.sample_rate <= 0) return bad_request("sampleRate must be positive");
+  RawProfile rp;
+  rp.tenant = tenant;
+  rp.series = series;
+  bool cpu = suffix == "cpu" || suffix == "itimer" || suffix == "wall";
+  int64_t mult = 1;
+  if (cpu && p.units == "samples") {
+    // Samples become nanoseconds so that legacy and push data merge: value × period.
+    rp.period = 1'000'000'000LL / p.sample_rate;
+    mult = rp.period;
+  } else {
+    rp.sample_type = suffix;
+    rp.sample_unit = p.units == "bytes" ? "bytes" : p.units == "objects" ? "count" : p.units;
+    rp.period_type = rp.sample_type;
+    rp.period_unit = rp.sample_unit;
+    rp.period = 1;
+  }
+  int64_t from = unix_to_ns(p.from), until = unix_to_ns(p.until);
+  rp.time_ns = from > 0 ? from : now_ns();
+  rp.duration_ns = until > from ? until - from : 0;
+  Builder b;
+  std::map<std::vector<uint32_t>, size_t> seen;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    size_t nl = body.find('\n', pos);
+    std::string_view line = body.substr(pos, nl == std::string_view::npos ? body.npos : nl - pos);
+    pos = nl == std::string_view::npos ? body.size() : nl + 1;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+    if (line.empty()) continue;
+    int64_t count = 1;
+    std::string_view stack = line;
+    if (!lines_format) {
+      size_t sp = line.rfind(' ');
+      if (sp == std::string_view::npos) return bad_request("folded line without a count");
+      std::string_view num = line.substr(sp + 1);
+      count = 0;
+      if (num.empty() || num.size() > 18) return bad_request("folded line has a bad count");
+      for (char c : num) {
+        if (c < '0' || c > '9') return bad_request("folded line has a bad count");
+        count = count * 10 + (c - '0');
+      }
+      stack = line.substr(0, sp);
+    }
+    std::vector<uint32_t> frames;
+    size_t s = 0;
+    while (s <= stack.size()) {
+      size_t semi = stack.find(';', s);
+      std::string_view f = stack.substr(s, semi == std::string_view::npos ? stack.npos : semi - s);
+      if (!f.empty()) frames.push_back(b.frame(std::string(f), "", 0));
+      if (semi == std::string_view::npos) break;
+      s = semi + 1;
+    }
+    if (frames.empty() || count == 0) continue;
+    if (frames.size() > lim.max_stack_depth)
+      return bad_request("stack depth " + std::to_string(frames.size()) + " exceeds limit " +
+                         std::to_string(lim.max_stack_depth));
+    auto it = seen.find(frames);
+    if (it != seen.end()) {
+      rp.samples[it->second].value += count * mult;
+      continue;
+    }
+    if (rp.samples.size() >= lim.max_samples_per_profile)
+      return too_large("too many distinct stacks in one upload");
+    seen.emplace(frames, rp.samples.size());
+    RawSample rs;
+    rs.frames = std::move(frames);
+    rs.value = count * mult;
+    rp.samples.push_back(std::move(rs));
+  }
+  rp.frames = std::move(b.frames);
+  out.push_back(std::move(rp));
+  return std::nullopt;
+}
+
+Status parse_sample_type_config(std::string_view text,
+                                std::vector<std::pair<std::string, std::string>>& out) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return bad_request("sample_type_config must be a JSON object");
+  for (auto& [k, v] : j.items()) {
+    std::string display;
+    if (v.is_object() && v.contains("display-name") && v["display-name"].is_string())
+      display = v["display-name"].get<std::string>();
+    out.emplace_back(k, display);
+  }
+  return std::nullopt;
+}
+
+// ---- OTLP ----
+
+static json any_to_json(const opentelemetry::proto::common::v1::AnyValue& v, int depth = 0) {
+  using V = opentelemetry::proto::common::v1::AnyValue;
+  if (depth > 16) return nullptr;
+  switch (v.value_case()) {
+    case V::kStringValue:
+      return v.string_value();
+    case V::kBoolValue:
+      return v.bool_value();
+    case V::kIntValue:
+      return v.int_value();
+    case V::kDoubleValue:
+      return v.double_value();
+    case V::kArrayValue: {
+      json a = json::array();
+      for (auto& x : v.array_value().values()) a.push_back(any_to_json(x, depth + 1));
+      return a;
+    }
+    case V::kKvlistValue: {
+      json o = json::object();
+      for (auto& kv : v.kvlist_value().values()) o[kv.key()] = any_to_json(kv.value(), depth + 1);
+      return o;
+    }
+    case V::kBytesValue:
+      return base64_encode(v.bytes_value());
+    default:
+      return nullptr;
+  }
+}
+
+static json attrs_to_json(
+    const google::protobuf::RepeatedPtrField<opentelemetry::proto::common::v1::KeyValue>& kvs) {
+  json o = json::object();
+  for (auto& kv : kvs) o[kv.key()] = any_to_json(kv.value());
+  return o;
+}
+
+static std::string any_to_string(const opentelemetry::proto::common::v1::AnyValue& v) {
+  if (v.has_string_value()) return v.string_value();
+  json j = any_to_json(v);
+  return j.is_string() ? j.get<std::string>() : j.dump();
+}
+
+// OTLP JSON carries trace/span ids as hex; protobuf's JSON parser expects base64 for bytes.
+static void hex_ids_to_base64(json& j, int depth = 0) {
+  if (depth > 64) return;
+  if (j.is_object()) {
+    for (auto& [k, v] : j.items()) {
+      if (v.is_string() && (k == "traceId" || k == "spanId" || k == "parentSpanId" ||
+                            k == "trace_id" || k == "span_id" || k == "parent_span_id")) {
+        std::string s = v.get<std::string>();
+        std::string bytes;
+        bool okh = s.size() % 2 == 0;
+        for (size_t i = 0; okh && i < s.size(); i += 2) {
+          int a = std::isxdigit(static_cast<unsigned char>(s[i])),
+              b = std::isxdigit(static_cast<unsigned char>(s[i + 1]));
+          if (!a || !b) {
+            okh = false;
+            break;
+          }
+          bytes += char(std::stoi(s.substr(i, 2), nullptr, 16));
+        }
+        if (okh) v = base64_encode(bytes);
+      } else {
+        hex_ids_to_base64(v, depth + 1);
+      }
+    }
+  } else if (j.is_array()) {
+    for (auto& v : j) hex_ids_to_base64(v, depth + 1);
+  }
+}
+
+static Status parse_otlp(std::string_view body, bool is_json, google::protobuf::Message& m,
+                         const char* what) {
+  if (!is_json) return parse_message(body, false, m, what);
+  json j = json::parse(body, nullptr, false);
+  if (j.is_discarded()) return bad_request(std::string("invalid JSON ") + what);
+  hex_ids_to_base64(j);
+  return parse_message(j.dump(), true, m, what);
+}
+
+Status decode_otlp_traces(std::string_view body, bool is_json, const std::string& tenant,
+                          const Limits& lim, std::vector<SpanRow>& out) {
+  opentelemetry::proto::trace::v1::ExportTraceServiceRequest req;
+  if (auto e = parse_otlp(body, is_json, req, "ExportTraceServiceRequest")) return e;
+  for (auto& rs : req.resource_spans()) {
+    std::string service = "unknown_service";
+    for (auto& kv : rs.resource().attributes())
+      if (kv.key() == "service.name") service = any_to_string(kv.value());
+    json resource = attrs_to_json(rs.resource().attributes());
+    for (auto& ss : rs.scope_spans()) {
+      json scope = {{"name", ss.scope().name()}, {"version", ss.scope().version()}};
+      for (auto& sp : ss.spans()) {
+        SpanRow r;
+        r.tenant = tenant;
+        if (!bytes_u128(sp.trace_id(), r.trace_hi, r.trace_lo) || (r.trace_hi | r.trace_lo) == 0)
+          return bad_request("span has an invalid trace_id (need 16 bytes, not all zero)");
+        if (!bytes_u64(sp.span_id(), r.span_id) || r.span_id == 0)
+          return bad_request("span has an invalid span_id (need 8 bytes, not all zero)");
+        if (!sp.parent_span_id().empty() && !bytes_u64(sp.parent_span_id(), r.parent_span_id))
+          return bad_request("span has an invalid parent_span_id");
+        if (sp.name().size() > lim.max_label_value_length)
+          return bad_request("span name longer than " + std::to_string(lim.max_label_value_length));
+        r.name = sp.name();
+        r.service = service;
+        r.kind = sp.kind();
+        r.start_ns = int64_t(sp.start_time_unix_nano());
+        r.end_ns = int64_t(sp.end_time_unix_nano());
+        r.status_code = sp.status().code();
+        r.status_message = sp.status().message();
+        json events = json::array();
+        for (auto& ev : sp.events())
+          events.push_back({{"name", ev.name()},
+                            {"time_unix_nano", std::to_string(ev.time_unix_nano())},
+                            {"attributes", attrs_to_json(ev.attributes())}});
+        json d = {{"attributes", attrs_to_json(sp.attributes())},
+                  {"events", events},
+                  {"resource", resource},
+                  {"scope", scope}};
+        r.detail_json = d.dump(-1, ' ', false, json::error_handler_t::replace);
+        out.push_back(std::move(r));
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+Status decode_otlp_profiles(std::string_view body, bool is_json, const std::string& tenant,
+                            const Limits& lim, std::vector<RawProfile>& out) {
+  namespace P = opentelemetry::proto::profiles::v1development;
+  P::ExportProfilesServiceRequest req;
+  if (auto e = parse_otlp(body, is_json, req, "ExportProfilesServiceRequest")) return e;
+  const auto& d = req.dictionary();
+  auto str = [&](int32_t i, bool& ok) -> std::string {
+    if (i < 0 || i >= d.string_table_size()) {
+      ok = false;
+      return "";
+    }
+    return d.string_table(i);
+  };
+  bool ok = true;
+  for (auto& rp : req.resource_profiles()) {
+    Labels series;
+    std::string service = "unknown_service";
+    for (auto& kv : rp.resource().attributes())
+      if (kv.key() == "service.name") service = any_to_string(kv.value());
+    series.emplace_back("service_name", service);
+    for (auto& sp : rp.scope_profiles()) {
+      for (auto& prof : sp.profiles()) {
+        RawProfile r;
+        r.tenant = tenant;
+        r.sample_type = str(prof.sample_type().type_strindex(), ok);
+        r.sample_unit = str(prof.sample_type().unit_strindex(), ok);
+        r.period_type = str(prof.period_type().type_strindex(), ok);
+        r.period_unit = str(prof.period_type().unit_strindex(), ok);
+        if (!ok) return bad_request("OTLP profile string index out of range");
+        Labels s = series;
+        s.emplace_back("__name__", r.sample_type == "cpu" || r.sample_type == "samples"
+                                       ? "process_cpu"
+                                       : r.sample_type);
+        sort_labels(s);
+        r.series = s;
+        r.time_ns = prof.time_unix_nano() ? int64_t(prof.time_unix_nano()) : now_ns();
+        r.duration_ns = int64_t(prof.duration_nano());
+        r.period = prof.period();
+        if (size_t(prof.samples_size()) > lim.max_samples_per_profile)
+          return too_large("OTLP profile has too many samples");
+        Builder b;
+        for (auto& smp : prof.samples()) {
+          RawSample rs;
+          if (smp.stack_index() < 0 || smp.stack_index() >= d.stack_table_size())
+            return bad_request("OTLP sample stack_index out of range");
+          auto& stack = d.stack_table(smp.stack_index());
+          if (size_t(stack.location_indices_size()) > lim.max_stack_depth)
+            return bad_request("stack depth exceeds limit " + std::to_string(lim.max_stack_depth));
+          for (int i = stack.location_indices_size() - 1; i >= 0; --i) {
+            int32_t li = stack.location_indices(i);
+            if (li < 0 || li >= d.location_table_size())
+              return bad_request("OTLP location index out of range");
+            auto& loc = d.location_table(li);
+            for (int k = loc.lines_size() - 1; k >= 0; --k) {
+              int32_t fi = loc.lines(k).function_index();
+              if (fi < 0 || fi >= d.function_table_size())
+                return bad_request("OTLP function index out of range");
+              auto& f = d.function_table(fi);
+              rs.frames.push_back(b.frame(str(f.name_strindex(), ok),
+                                          str(f.filename_strindex(), ok), loc.lines(k).line()));
+            }
+            if (loc.lines_size() == 0) {
+              char buf[32];
+              snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(loc.address()));
+              rs.frames.push_back(b.frame(buf, "", 0));
+            }
+          }
+          if (rs.frames.size() > lim.max_stack_depth)
+            return bad_request("stack depth exceeds limit " + std::to_string(lim.max_stack_depth));
+          Labels l;
+          for (int32_t ai : smp.attribute_indices()) {
+            if (ai < 0 || ai >= d.attribute_table_size())
+              return bad_request("OTLP attribute index out of range");
+            auto& a = d.attribute_table(ai);
+            std::string k = str(a.key_strindex(), ok);
+            std::string v = a.value().has_string_value_strindex()
+                                ? str(a.value().string_value_strindex(), ok)
+                                : any_to_string(a.value());
+            if (take_span_label(k, v, rs.ids)) continue;
+            l.emplace_back(k, v);
+          }
+          if (smp.link_index() > 0) {
+            if (smp.link_index() >= d.link_table_size())
+              return bad_request("OTLP link_index out of range");
+            auto& link = d.link_table(smp.link_index());
+            uint64_t hi, lo, sid;
+            if (bytes_u128(link.trace_id(), hi, lo)) rs.ids.trace_hi = hi, rs.ids.trace_lo = lo;
+            if (bytes_u64(link.span_id(), sid)) {
+              if (!rs.ids.active_span_id) rs.ids.active_span_id = sid;
+              if (!rs.ids.span_id) rs.ids.span_id = sid;
+            }
+          }
+          if (!ok) return bad_request("OTLP string index out of range");
+          rs.label_set = b.labels(std::move(l));
+          int64_t v = 0;
+          for (auto x : smp.values()) v += x;
+          if (smp.values_size() == 0) v = smp.timestamps_unix_nano_size();
+          if (v == 0) continue;
+          // OTLP values are event counts when the period is set: convert to the sample unit.
+          rs.value = v;
+          r.samples.push_back(std::move(rs));
+        }
+        if (auto e = check_all_label_sets(r.series, b.label_sets, lim)) return e;
+        r.frames = std::move(b.frames);
+        r.label_sets = std::move(b.label_sets);
+        out.push_back(std::move(r));
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace spanprof

@@ -1,0 +1,149 @@
+#include "core/flame.h"
+
+#include <algorithm>
+#include <array>
+#include <map>
+
+namespace spanprof {
+
+FlameTree::FlameTree() { nodes_.emplace_back(); }
+
+void FlameTree::add(const uint32_t* names, size_t n, int64_t v, int side) {
+  uint32_t cur = 0;
+  nodes_[0].total[side] += v;
+  for (size_t i = 0; i < n; ++i) {
+    uint64_t key = uint64_t(cur) << 32 | names[i];
+    auto it = child_.find(key);
+    uint32_t next;
+    if (it == child_.end()) {
+      next = uint32_t(nodes_.size());
+      Node nd;
+      nd.name = names[i];
+      nodes_.push_back(std::move(nd));
+      nodes_[cur].children.push_back(next);
+      child_.emplace(key, next);
+    } else {
+      next = it->second;
+    }
+    nodes_[next].total[side] += v;
+    cur = next;
+  }
+  nodes_[cur].self[side] += v;
+}
+
+FlameGraphOut FlameTree::flamegraph(const std::function<std::string(uint32_t)>& name_of,
+                                    int64_t max_nodes) const {
+  return encode(name_of, max_nodes, false);
+}
+
+FlameGraphOut FlameTree::diff(const std::function<std::string(uint32_t)>& name_of,
+                              int64_t max_nodes) const {
+  return encode(name_of, max_nodes, true);
+}
+
+FlameGraphOut FlameTree::encode(const std::function<std::string(uint32_t)>& name_of,
+                                int64_t max_nodes, bool diff) const {
+  FlameGraphOut out;
+  auto weight = [&](const Node& n) { return diff ? std::max(n.total[0], n.total[1]) : n.total[0]; };
+  // Threshold for max_nodes: keep nodes whose weight is >= the max_nodes-th largest weight.
+  int64_t min_keep = 0;
+  if (max_nodes > 0 && int64_t(nodes_.size()) - 1 > max_nodes) {
+    std::vector<int64_t> w;
+    w.reserve(nodes_.size());
+    for (size_t i = 1; i < nodes_.size(); ++i) w.push_back(weight(nodes_[i]));
+    std::nth_element(w.begin(), w.begin() + (max_nodes - 1), w.end(), std::greater<>());
+    min_keep = w[size_t(max_nodes - 1)];
+    if (min_keep <= 0) min_keep = 1;
+  }
+  std::map<std::string, int64_t> name_idx;
+  out.names.push_back("total");
+  name_idx["total"] = 0;
+  auto idx_of = [&](const std::string& s) {
+    auto it = name_idx.find(s);
+    if (it != name_idx.end()) return it->second;
+    int64_t i = int64_t(out.names.size());
+    out.names.push_back(s);
+    name_idx.emplace(s, i);
+    return i;
+  };
+  // Resolved names, cached per key.
+  std::unordered_map<uint32_t, std::string> resolved;
+  auto name = [&](uint32_t k) -> const std::string& {
+    auto it = resolved.find(k);
+    if (it == resolved.end()) it = resolved.emplace(k, name_of(k)).first;
+    return it->second;
+  };
+  struct Item {
+    int64_t total[2], self[2];
+    int64_t name;  // output name index
+    int64_t x[2];  // absolute start
+    size_t depth;
+    int32_t node;  // -1 for a synthetic "other" leaf
+  };
+  std::vector<std::array<int64_t, 2>> level_end;
+  std::vector<Item> stack;
+  const Node& root = nodes_[0];
+  stack.push_back({{root.total[0], root.total[1]}, {root.self[0], root.self[1]}, 0, {0, 0}, 0, 0});
+  int sides = diff ? 2 : 1;
+  while (!stack.empty()) {
+    Item it = stack.back();
+    stack.pop_back();
+    if (out.levels.size() <= it.depth) {
+      out.levels.emplace_back();
+      level_end.push_back({0, 0});
+    }
+    auto& lvl = out.levels[it.depth];
+    for (int s = 0; s < sides; ++s) {
+      lvl.push_back(it.x[s] - level_end[it.depth][s]);
+      lvl.push_back(it.total[s]);
+      lvl.push_back(it.self[s]);
+      level_end[it.depth][s] = it.x[s] + it.total[s];
+      out.max_self = std::max(out.max_self, it.self[s]);
+    }
+    lvl.push_back(it.name);
+    if (it.node < 0) continue;
+    const Node& n = nodes_[size_t(it.node)];
+    // Children in name order; below-threshold ones fold into "other".
+    std::vector<std::pair<const std::string*, uint32_t>> kids;
+    int64_t other[2] = {0, 0};
+    for (auto c : n.children) {
+      const Node& cn = nodes_[c];
+      if (weight(cn) < min_keep) {
+        other[0] += cn.total[0];
+        other[1] += cn.total[1];
+      } else {
+        kids.emplace_back(&name(cn.name), c);
+      }
+    }
+    std::sort(kids.begin(), kids.end(), [](auto& a, auto& b) { return *a.first < *b.first; });
+    std::vector<Item> items;
+    int64_t x[2] = {it.x[0], it.x[1]};
+    for (auto& [nm, c] : kids) {
+      const Node& cn = nodes_[c];
+      Item ci{{cn.total[0], cn.total[1]},
+              {cn.self[0], cn.self[1]},
+              idx_of(*nm),
+              {x[0], x[1]},
+              it.depth + 1,
+              int32_t(c)};
+      x[0] += cn.total[0];
+      x[1] += cn.total[1];
+      items.push_back(ci);
+    }
+    if (other[0] || other[1])
+      items.push_back({{other[0], other[1]},
+                       {other[0], other[1]},
+                       idx_of("other"),
+                       {x[0], x[1]},
+                       it.depth + 1,
+                       -1});
+    // Push in reverse so the first child is emitted first (depth-first, left to right).
+    for (auto r = items.rbegin(); r != items.rend(); ++r) stack.push_back(*r);
+  }
+  out.total = root.total[0];
+  out.left_total = root.total[0];
+  out.right_total = root.total[1];
+  return out;
+}
+
+}  // namespace spanprof

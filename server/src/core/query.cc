@@ -1,0 +1,546 @@
+#include "core/query.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "core/util.h"
+#include "pprof.pb.h"
+
+namespace spanprof {
+
+using json = nlohmann::json;
+
+static const char* kDefaultType = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
+
+std::string url_decode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() &&
+               std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += char(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+Params parse_query_string(std::string_view qs) {
+  Params p;
+  while (!qs.empty()) {
+    size_t amp = qs.find('&');
+    std::string_view kv = qs.substr(0, amp);
+    size_t eq = kv.find('=');
+    if (!kv.empty())
+      p[url_decode(kv.substr(0, eq))] =
+          eq == std::string_view::npos ? "" : url_decode(kv.substr(eq + 1));
+    if (amp == std::string_view::npos) break;
+    qs = qs.substr(amp + 1);
+  }
+  return p;
+}
+
+json flamegraph_to_json(const FlameGraphOut& f) {
+  return {{"names", f.names}, {"levels", f.levels}, {"total", f.total}, {"max_self", f.max_self}};
+}
+
+static std::string get(const Params& p, const char* k, std::string def = "") {
+  auto it = p.find(k);
+  return it == p.end() || it->second.empty() ? def : it->second;
+}
+
+static Result<int64_t> get_int(const Params& p, const char* k, int64_t def) {
+  auto it = p.find(k);
+  if (it == p.end() || it->second.empty()) return def;
+  try {
+    size_t pos = 0;
+    long long v = std::stoll(it->second, &pos);
+    if (pos != it->second.size()) throw std::invalid_argument("x");
+    return int64_t(v);
+  } catch (...) {
+    return bad_request(std::string("parameter '") + k + "' must be an integer");
+  }
+}
+
+Result<std::vector<SeriesInfo>> QueryEngine::match(const std::string& tenant,
+                                                   const std::string& profile_type,
+                                                   const std::string& selector) const {
+  auto sel = parse_selector(selector);
+  if (!sel) return sel.error;
+  std::vector<SeriesInfo> out;
+  for (auto& si : s_.series_of(tenant))
+    if ((profile_type.empty() || si.profile_type == profile_type) && matches_all(*sel, si.labels))
+      out.push_back(std::move(si));
+  return out;
+}
+
+Result<std::vector<SeriesInfo>> QueryEngine::match_any(
+    const std::string& tenant, const std::vector<std::string>& matchers) const {
+  if (matchers.empty()) return s_.series_of(tenant);
+  std::vector<Selector> sels;
+  for (auto& m : matchers) {
+    auto s = parse_selector(m);
+    if (!s) return s.error;
+    sels.push_back(std::move(*s));
+  }
+  std::vector<SeriesInfo> out;
+  for (auto& si : s_.series_of(tenant))
+    for (auto& s : sels)
+      if (matches_all(s, si.labels)) {
+        out.push_back(si);
+        break;
+      }
+  return out;
+}
+
+static void set_types(StackSet& st, const SeriesInfo& si) {
+  if (auto* v = find_label(si.labels, "__type__")) st.sample_type = *v;
+  if (auto* v = find_label(si.labels, "__unit__")) st.sample_unit = *v;
+  if (auto* v = find_label(si.labels, "__period_type__")) st.period_type = *v;
+  if (auto* v = find_label(si.labels, "__period_unit__")) st.period_unit = *v;
+}
+
+Result<StackSet> QueryEngine::merge(const std::string& tenant, const std::string& profile_type,
+                                    const std::string& selector, int64_t from_ms, int64_t to_ms,
+                                    const std::vector<uint64_t>& span_ids) const {
+  auto series = match(tenant, profile_type, selector);
+  if (!series) return series.error;
+  StackSet st;
+  if (!series->empty()) set_types(st, series->front());
+  auto add = [&](const ProfileMeta& m, const SampleRow& r) {
+    st.values[r.stack] += r.value;
+    if (m.period > 0) {
+      st.period = m.period;
+      st.sample_count += double(r.value) / double(m.period);
+    } else {
+      st.sample_count += double(r.value);
+    }
+  };
+  if (!span_ids.empty()) {
+    std::unordered_set<int64_t> ok;
+    for (auto& s : *series) ok.insert(s.id);
+    s_.scan_span_ids(tenant, span_ids, from_ms, to_ms,
+                     [&](const ProfileMeta& m, const SampleRow& r) {
+                       if (ok.count(m.series)) add(m, r);
+                     });
+    return st;
+  }
+  std::vector<int64_t> ids;
+  for (auto& s : *series) ids.push_back(s.id);
+  for (auto& m : s_.profiles_of(ids, from_ms, to_ms))
+    s_.scan_profile(m, [&](const SampleRow& r) { add(m, r); });
+  return st;
+}
+
+void QueryEngine::add_to_tree(const StackSet& s, FlameTree& t, int side) const {
+  std::vector<uint32_t> names;
+  for (auto& [stack, v] : s.values) {
+    s_.stack_function_names(stack, names);
+    t.add(names.data(), names.size(), v, side);
+  }
+}
+
+FlameGraphOut QueryEngine::flamegraph(const StackSet& s, int64_t max_nodes) const {
+  FlameTree t;
+  add_to_tree(s, t, 0);
+  return t.flamegraph([&](uint32_t k) { return s_.str(k); }, max_nodes);
+}
+
+std::string QueryEngine::to_pprof(const StackSet& s) const {
+  perftools::profiles::Profile p;
+  std::unordered_map<std::string, int64_t> strs;
+  auto sid = [&](const std::string& x) -> int64_t {
+    auto it = strs.find(x);
+    if (it != strs.end()) return it->second;
+    int64_t i = p.string_table_size();
+    p.add_string_table(x);
+    strs.emplace(x, i);
+    return i;
+  };
+  sid("");
+  auto* vt = p.add_sample_type();
+  vt->set_type(sid(s.sample_type));
+  vt->set_unit(sid(s.sample_unit));
+  p.mutable_period_type()->set_type(sid(s.period_type));
+  p.mutable_period_type()->set_unit(sid(s.period_unit));
+  p.set_period(s.period);
+  std::unordered_map<uint32_t, uint64_t> loc_out, fn_out;
+  std::vector<uint32_t> locs;
+  for (auto& [stack, v] : s.values) {
+    s_.stack_locations(stack, locs);
+    auto* smp = p.add_sample();
+    for (auto it = locs.rbegin(); it != locs.rend(); ++it) {  // pprof: leaf first
+      auto lo = loc_out.find(*it);
+      if (lo == loc_out.end()) {
+        auto L = s_.location(*it);
+        auto fo = fn_out.find(L.function);
+        if (fo == fn_out.end()) {
+          auto [n, f] = s_.function(L.function);
+          auto* fn = p.add_function();
+          fn->set_id(uint64_t(p.function_size()));
+          fn->set_name(sid(s_.str(n)));
+          fn->set_system_name(fn->name());
+          fn->set_filename(sid(s_.str(f)));
+          fo = fn_out.emplace(L.function, fn->id()).first;
+        }
+        auto* loc = p.add_location();
+        loc->set_id(uint64_t(p.location_size()));
+        auto* line = loc->add_line();
+        line->set_function_id(fo->second);
+        line->set_line(L.line);
+        lo = loc_out.emplace(*it, loc->id()).first;
+      }
+      smp->add_location_id(lo->second);
+    }
+    smp->add_value(v);
+  }
+  return p.SerializeAsString();
+}
+
+Result<std::vector<SeriesPoints>> QueryEngine::select_series(
+    const std::string& tenant, const std::string& profile_type, const std::string& selector,
+    int64_t from_ms, int64_t to_ms, double step_s, const std::vector<std::string>& group_by,
+    bool average) const {
+  auto series = match(tenant, profile_type, selector);
+  if (!series) return series.error;
+  int64_t step_ms = std::max<int64_t>(1000, int64_t(step_s * 1000));
+  if ((to_ms - from_ms) / step_ms > 100000) return bad_request("step too small for the range");
+  std::map<Labels, std::map<int64_t, std::pair<double, int64_t>>> groups;
+  for (auto& si : *series) {
+    Labels key;
+    for (auto& g : group_by)
+      if (auto* v = find_label(si.labels, g)) key.emplace_back(g, *v);
+    auto& pts = groups[key];
+    for (auto& m : s_.profiles_of({si.id}, from_ms, to_ms)) {
+      int64_t b = from_ms + (m.time_ms - from_ms) / step_ms * step_ms;
+      pts[b].first += double(m.total);
+      pts[b].second += 1;
+    }
+  }
+  std::vector<SeriesPoints> out;
+  for (auto& [k, pts] : groups) {
+    SeriesPoints sp;
+    sp.labels = k;
+    for (auto& [t, v] : pts)
+      sp.points.emplace_back(t, average && v.second ? v.first / double(v.second) : v.first);
+    if (!sp.points.empty()) out.push_back(std::move(sp));
+  }
+  return out;
+}
+
+// ---------------- /api/v1 ----------------
+
+json QueryEngine::services(const std::string& tenant) const {
+  std::set<std::string> out;
+  for (auto& s : s_.series_of(tenant)) out.insert(s.service);
+  for (auto& s : s_.span_services(tenant)) out.insert(s);
+  return {{"services", std::vector<std::string>(out.begin(), out.end())}};
+}
+
+void QueryEngine::span_samples(
+    const std::string& tenant, const std::vector<SpanRow>& spans,
+    const std::function<void(const ProfileMeta&, const SampleRow&)>& f) const {
+  std::unordered_set<int64_t> cpu;
+  for (auto& si : s_.series_of(tenant))
+    if (si.profile_type == kDefaultType) cpu.insert(si.id);
+  std::vector<uint64_t> ids;
+  for (auto& s : spans) ids.push_back(s.span_id);
+  s_.scan_span_ids(tenant, ids, INT64_MIN, INT64_MAX,
+                   [&](const ProfileMeta& m, const SampleRow& r) {
+                     if (cpu.count(m.series)) f(m, r);
+                   });
+}
+
+static double count_of(const ProfileMeta& m, const SampleRow& r) {
+  return m.period > 0 ? double(r.value) / double(m.period) : double(r.value);
+}
+
+// The span a sample is attributed to: the innermost active span, else the local root.
+static uint64_t effective_span(const SampleRow& r) {
+  return r.ids.active_span_id ? r.ids.active_span_id : r.ids.span_id;
+}
+
+static json span_json(const SpanRow& s) {
+  json d = json::parse(s.detail_json, nullptr, false);
+  if (d.is_discarded()) d = json::object();
+  static const char* kinds[] = {"UNSPECIFIED", "INTERNAL", "SERVER",
+                                "CLIENT",      "PRODUCER", "CONSUMER"};
+  static const char* codes[] = {"UNSET", "OK", "ERROR"};
+  return {{"span_id", hex_u64(s.span_id)},
+          {"parent_span_id", s.parent_span_id ? hex_u64(s.parent_span_id) : ""},
+          {"name", s.name},
+          {"service", s.service},
+          {"kind", s.kind >= 0 && s.kind <= 5 ? kinds[s.kind] : "UNSPECIFIED"},
+          {"start_unix_nano", s.start_ns},
+          {"end_unix_nano", s.end_ns},
+          {"status",
+           {{"code", s.status_code >= 0 && s.status_code <= 2 ? codes[s.status_code] : "UNSET"},
+            {"message", s.status_message}}},
+          {"attributes", d.value("attributes", json::object())},
+          {"events", d.value("events", json::array())},
+          {"resource", d.value("resource", json::object())},
+          {"scope", d.value("scope", json::object())}};
+}
+
+Result<json> QueryEngine::traces(const std::string& tenant, const Params& p) const {
+  TraceFilter f;
+  f.service = get(p, "service");
+  f.name = get(p, "name");
+  auto mn = get_int(p, "min_duration_ms", -1), mx = get_int(p, "max_duration_ms", -1),
+       from = get_int(p, "from", 0), to = get_int(p, "to", INT64_MAX / 1'000'000),
+       limit = get_int(p, "limit", 20);
+  for (auto* r : {&mn, &mx, &from, &to, &limit})
+    if (!*r) return r->error;
+  if (*limit <= 0 || *limit > 1000) return bad_request("limit must be in 1..1000");
+  if (*mn >= 0) f.min_duration_ns = *mn * 1'000'000;
+  if (*mx >= 0) f.max_duration_ns = *mx * 1'000'000;
+  f.from_ns = *from * 1'000'000;
+  f.to_ns = *to >= INT64_MAX / 1'000'000 ? INT64_MAX : *to * 1'000'000;
+  std::string has = get(p, "has_profile");
+  std::string sort = get(p, "sort", "start");
+  if (sort != "start" && sort != "duration") return bad_request("sort must be start or duration");
+  bool filter_profile = has == "true" || has == "1" || has == "false" || has == "0";
+  bool want_profile = has == "true" || has == "1";
+  f.limit =
+      size_t(filter_profile || sort == "duration" ? std::min<int64_t>(*limit * 20, 5000) : *limit);
+  auto roots = s_.find_root_spans(tenant, f);
+  json out = json::array();
+  struct T {
+    SpanRow root;
+    size_t spans;
+    double samples;
+  };
+  std::vector<T> ts;
+  for (auto& r : roots) {
+    auto spans = s_.trace_spans(tenant, r.trace_hi, r.trace_lo);
+    double n = 0;
+    span_samples(tenant, spans,
+                 [&](const ProfileMeta& m, const SampleRow& x) { n += count_of(m, x); });
+    if (filter_profile && (n > 0) != want_profile) continue;
+    ts.push_back({r, spans.size(), n});
+  }
+  if (sort == "duration")
+    std::stable_sort(ts.begin(), ts.end(), [](const T& a, const T& b) {
+      return a.root.end_ns - a.root.start_ns > b.root.end_ns - b.root.start_ns;
+    });
+  for (auto& t : ts) {
+    if (out.size() >= size_t(*limit)) break;
+    out.push_back({{"trace_id", hex_u128(t.root.trace_hi, t.root.trace_lo)},
+                   {"service", t.root.service},
+                   {"root_name", t.root.name},
+                   {"start_unix_nano", t.root.start_ns},
+                   {"duration_ns", t.root.end_ns - t.root.start_ns},
+                   {"span_count", t.spans},
+                   {"has_profile", t.samples > 0},
+                   {"sample_count", int64_t(std::llround(t.samples))}});
+  }
+  return json{{"traces", out}};
+}
+
+Result<json> QueryEngine::trace(const std::string& tenant, const std::string& trace_id) const {
+  uint64_t hi, lo;
+  if (!parse_hex_u128(trace_id, hi, lo)) return bad_request("trace_id must be 32 hex characters");
+  auto spans = s_.trace_spans(tenant, hi, lo);
+  if (spans.empty()) return not_found("trace " + trace_id + " not found");
+  std::unordered_map<uint64_t, double> self;
+  int64_t period = 0;
+  span_samples(tenant, spans, [&](const ProfileMeta& m, const SampleRow& r) {
+    self[effective_span(r)] += count_of(m, r);
+    if (m.period) period = m.period;
+  });
+  std::unordered_map<uint64_t, std::vector<uint64_t>> kids;
+  std::unordered_set<uint64_t> present;
+  for (auto& s : spans) present.insert(s.span_id);
+  for (auto& s : spans)
+    if (s.parent_span_id && present.count(s.parent_span_id))
+      kids[s.parent_span_id].push_back(s.span_id);
+  std::unordered_map<uint64_t, double> total;
+  std::function<double(uint64_t, int)> tot = [&](uint64_t id, int depth) -> double {
+    auto it = total.find(id);
+    if (it != total.end()) return it->second;
+    double t = self.count(id) ? self[id] : 0;
+    if (depth < 10000)
+      for (auto c : kids[id]) t += tot(c, depth + 1);
+    total[id] = t;
+    return t;
+  };
+  json arr = json::array();
+  for (auto& s : spans) {
+    json j = span_json(s);
+    j["self_samples"] = int64_t(std::llround(self.count(s.span_id) ? self[s.span_id] : 0));
+    j["total_samples"] = int64_t(std::llround(tot(s.span_id, 0)));
+    arr.push_back(std::move(j));
+  }
+  return json{{"trace_id", trace_id}, {"spans", arr}, {"period_ns", period}};
+}
+
+static std::unordered_set<uint64_t> descendants(const std::vector<SpanRow>& spans,
+                                                const std::unordered_set<uint64_t>& roots) {
+  std::unordered_map<uint64_t, std::vector<uint64_t>> kids;
+  for (auto& s : spans)
+    if (s.parent_span_id) kids[s.parent_span_id].push_back(s.span_id);
+  std::unordered_set<uint64_t> out;
+  std::vector<uint64_t> todo(roots.begin(), roots.end());
+  while (!todo.empty()) {
+    uint64_t x = todo.back();
+    todo.pop_back();
+    if (!out.insert(x).second) continue;
+    for (auto c : kids[x]) todo.push_back(c);
+  }
+  return out;
+}
+
+Result<StackSet> QueryEngine::api_selection(const std::string& tenant, const Params& p) const {
+  auto from = get_int(p, "from", 0), to = get_int(p, "to", INT64_MAX / 2);
+  if (!from) return from.error;
+  if (!to) return to.error;
+  std::string mode = get(p, "mode", "self");
+  if (mode != "self" && mode != "children") return bad_request("mode must be self or children");
+  StackSet st;
+  auto add = [&](const ProfileMeta& m, const SampleRow& r) {
+    st.values[r.stack] += r.value;
+    st.sample_count += count_of(m, r);
+    if (m.period) st.period = m.period;
+  };
+  std::string trace_id = get(p, "trace_id"), span_id = get(p, "span_id");
+  std::string service = get(p, "service"), span_name = get(p, "span_name");
+  if (!span_id.empty()) {
+    uint64_t sid;
+    if (!parse_hex_u64(span_id, sid)) return bad_request("span_id must be 16 hex characters");
+    std::vector<SpanRow> spans;
+    if (!trace_id.empty()) {
+      uint64_t hi, lo;
+      if (!parse_hex_u128(trace_id, hi, lo))
+        return bad_request("trace_id must be 32 hex characters");
+      spans = s_.trace_spans(tenant, hi, lo);
+    }
+    std::unordered_set<uint64_t> target{sid};
+    if (mode == "children") target = descendants(spans, target);
+    if (spans.empty()) {  // trace not stored: the span can only be a local root
+      SpanRow only;
+      only.span_id = sid;
+      spans.push_back(only);
+    }
+    bool all_of_root = spans.size() == 1 && mode == "children";
+    span_samples(tenant, spans, [&](const ProfileMeta& m, const SampleRow& r) {
+      if (all_of_root || target.count(effective_span(r))) add(m, r);
+    });
+    return st;
+  }
+  if (!span_name.empty()) {
+    auto traces =
+        s_.traces_with_span_name(tenant, service, span_name, *from * 1'000'000,
+                                 *to >= INT64_MAX / 2 ? INT64_MAX : *to * 1'000'000, 2000);
+    if (!traces.empty()) {
+      for (auto& [hi, lo] : traces) {
+        auto spans = s_.trace_spans(tenant, hi, lo);
+        std::unordered_set<uint64_t> target;
+        for (auto& s : spans)
+          if (s.name == span_name && (service.empty() || s.service == service))
+            target.insert(s.span_id);
+        if (mode == "children") target = descendants(spans, target);
+        span_samples(tenant, spans, [&](const ProfileMeta& m, const SampleRow& r) {
+          if (target.count(effective_span(r))) add(m, r);
+        });
+      }
+      return st;
+    }
+    // No stored spans: fall back to the span_name series label (local root names).
+    std::string sel = "{span_name=\"" + span_name + "\"" +
+                      (service.empty() ? "" : ",service_name=\"" + service + "\"") + "}";
+    return merge(tenant, get(p, "profile_type", kDefaultType), sel, *from, *to, {});
+  }
+  if (service.empty()) return bad_request("need span_id, span_name or service");
+  auto sel = parse_selector(get(p, "selector", "{}"));
+  if (!sel) return sel.error;
+  // Selector plus service_name: rebuild the text so merge() parses one selector.
+  std::string text = get(p, "selector", "{}");
+  size_t close = text.rfind('}');
+  if (close == std::string::npos) return bad_request("selector must end with '}'");
+  std::string inner = text.substr(text.find('{') + 1, close - text.find('{') - 1);
+  std::string esc;
+  for (char c : service) {
+    if (c == '"' || c == '\\') esc += '\\';
+    esc += c;
+  }
+  std::string full = "{service_name=\"" + esc + "\"" +
+                     (inner.find_first_not_of(" \t") == std::string::npos ? "" : "," + inner) + "}";
+  return merge(tenant, get(p, "profile_type", kDefaultType), full, *from, *to, {});
+}
+
+Result<json> QueryEngine::flamegraph_json(const std::string& tenant, const Params& p) const {
+  auto st = api_selection(tenant, p);
+  if (!st) return st.error;
+  auto mx = get_int(p, "max_nodes", 0);
+  if (!mx) return mx.error;
+  json j = flamegraph_to_json(flamegraph(*st, *mx));
+  j["period_ns"] = st->period;
+  j["sample_count"] = int64_t(std::llround(st->sample_count));
+  return j;
+}
+
+Result<json> QueryEngine::timeline(const std::string& tenant, const Params& p) const {
+  std::string service = get(p, "service");
+  auto from = get_int(p, "from", 0), to = get_int(p, "to", now_ns() / 1'000'000),
+       step = get_int(p, "step_ms", 0);
+  for (auto* r : {&from, &to, &step})
+    if (!*r) return r->error;
+  int64_t step_ms = *step > 0 ? *step : std::max<int64_t>(10000, (*to - *from) / 200);
+  std::string text = get(p, "selector", "{}");
+  auto sel = parse_selector(text);
+  if (!sel) return sel.error;
+  if (!service.empty()) {
+    Matcher m;
+    m.name = "service_name";
+    m.value = service;
+    sel->push_back(m);
+  }
+  std::string pt = get(p, "profile_type", kDefaultType);
+  std::map<int64_t, double> pts;
+  std::vector<int64_t> ids;
+  std::string unit = "nanoseconds";
+  for (auto& si : s_.series_of(tenant))
+    if (si.profile_type == pt && matches_all(*sel, si.labels)) {
+      ids.push_back(si.id);
+      if (auto* u = find_label(si.labels, "__unit__")) unit = *u;
+    }
+  for (auto& m : s_.profiles_of(ids, *from, *to))
+    pts[*from + (m.time_ms - *from) / step_ms * step_ms] += double(m.total);
+  json arr = json::array();
+  for (auto& [t, v] : pts) arr.push_back({t, v});
+  return json{{"points", arr}, {"unit", unit}, {"step_ms", step_ms}};
+}
+
+Result<json> QueryEngine::diff(const std::string& tenant, const Params& p) const {
+  std::string l = get(p, "left"), r = get(p, "right");
+  if (l.empty() || r.empty()) return bad_request("diff needs left and right");
+  auto ls = api_selection(tenant, parse_query_string(l));
+  if (!ls) return ls.error;
+  auto rs = api_selection(tenant, parse_query_string(r));
+  if (!rs) return rs.error;
+  auto mx = get_int(p, "max_nodes", 0);
+  if (!mx) return mx.error;
+  FlameTree t;
+  add_to_tree(*ls, t, 0);
+  add_to_tree(*rs, t, 1);
+  auto f = t.diff([&](uint32_t k) { return s_.str(k); }, *mx);
+  return json{{"names", f.names},
+              {"levels", f.levels},
+              {"left_total", f.left_total},
+              {"right_total", f.right_total},
+              {"max_self", f.max_self}};
+}
+
+json QueryEngine::stats() const {
+  auto s = s_.stats();
+  double per = s.sample_rows ? double(s.db_bytes + s.wal_bytes) / double(s.sample_rows) : 0;
+  return {{"db_bytes", s.db_bytes}, {"wal_bytes", s.wal_bytes}, {"sample_rows", s.sample_rows},
+          {"profiles", s.profiles}, {"stacks", s.stacks},       {"bytes_per_sample_row", per}};
+}
+
+}  // namespace spanprof

@@ -1,0 +1,80 @@
+// Query engine over the Store: series selection, merges, flame graphs, span profiles, pprof out,
+// the querier.v1 semantics and the /api/v1 JSON documents. Parameters arrive as plain maps and
+// values; no HTTP here.
+#pragma once
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "core/flame.h"
+#include "core/selector.h"
+#include "core/store.h"
+
+namespace spanprof {
+
+using Params = std::map<std::string, std::string>;
+
+struct StackSet {
+  std::unordered_map<uint32_t, int64_t> values;  // stack id → summed value
+  int64_t period = 0;
+  double sample_count = 0;  // Σ value / period (or Σ value when the period is unknown)
+  std::string sample_type = "cpu", sample_unit = "nanoseconds", period_type = "cpu",
+              period_unit = "nanoseconds";
+};
+
+struct SeriesPoints {
+  Labels labels;
+  std::vector<std::pair<int64_t, double>> points;  // (ms, value)
+};
+
+class QueryEngine {
+ public:
+  explicit QueryEngine(const Store& s) : s_(s) {}
+
+  // Series of a tenant matching a profile type (empty = any) and a selector.
+  Result<std::vector<SeriesInfo>> match(const std::string& tenant, const std::string& profile_type,
+                                        const std::string& selector) const;
+  // Merge of every sample of the matched series in [from_ms, to_ms]; span_ids (if non-empty)
+  // keeps only samples whose span_id is one of them.
+  Result<StackSet> merge(const std::string& tenant, const std::string& profile_type,
+                         const std::string& selector, int64_t from_ms, int64_t to_ms,
+                         const std::vector<uint64_t>& span_ids) const;
+  FlameGraphOut flamegraph(const StackSet& s, int64_t max_nodes) const;
+  void add_to_tree(const StackSet& s, FlameTree& t, int side) const;
+  std::string to_pprof(const StackSet& s) const;  // serialized perftools.profiles.Profile
+
+  Result<std::vector<SeriesPoints>> select_series(const std::string& tenant,
+                                                  const std::string& profile_type,
+                                                  const std::string& selector, int64_t from_ms,
+                                                  int64_t to_ms, double step_s,
+                                                  const std::vector<std::string>& group_by,
+                                                  bool average) const;
+  Result<std::vector<SeriesInfo>> match_any(const std::string& tenant,
+                                            const std::vector<std::string>& matchers) const;
+
+  // /api/v1 documents (ARCHITECTURE.md). Errors as values.
+  nlohmann::json services(const std::string& tenant) const;
+  Result<nlohmann::json> traces(const std::string& tenant, const Params& p) const;
+  Result<nlohmann::json> trace(const std::string& tenant, const std::string& trace_id) const;
+  Result<nlohmann::json> flamegraph_json(const std::string& tenant, const Params& p) const;
+  Result<nlohmann::json> timeline(const std::string& tenant, const Params& p) const;
+  Result<nlohmann::json> diff(const std::string& tenant, const Params& p) const;
+  nlohmann::json stats() const;
+
+  // Samples selected by an /api/v1/flamegraph parameter set.
+  Result<StackSet> api_selection(const std::string& tenant, const Params& p) const;
+
+ private:
+  void span_samples(const std::string& tenant, const std::vector<SpanRow>& spans,
+                    const std::function<void(const ProfileMeta&, const SampleRow&)>& f) const;
+  const Store& s_;
+};
+
+Params parse_query_string(std::string_view qs);
+std::string url_decode(std::string_view s);
+nlohmann::json flamegraph_to_json(const FlameGraphOut& f);
+
+}  // namespace spanprof

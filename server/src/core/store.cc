@@ -1,0 +1,911 @@
+#include "core/store.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "core/decode.h"
+#include "core/log.h"
+#include "core/util.h"
+
+namespace spanprof {
+
+using json = nlohmann::json;
+
+namespace {
+
+// Profile ids are packed into sample rowids: rowid = profile << kShift | index.
+constexpr int kShift = 20;
+
+struct Stmt {
+  sqlite3_stmt* s = nullptr;
+  Stmt(sqlite3* db, const char* sql) {
+    if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK) s = nullptr;
+  }
+  ~Stmt() { sqlite3_finalize(s); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  Stmt& bind(int i, int64_t v) {
+    sqlite3_bind_int64(s, i, v);
+    return *this;
+  }
+  Stmt& bind_u(int i, uint64_t v) {
+    if (v == 0)
+      sqlite3_bind_null(s, i);
+    else
+      sqlite3_bind_int64(s, i, int64_t(v));
+    return *this;
+  }
+  Stmt& bind(int i, const std::string& v) {
+    sqlite3_bind_text(s, i, v.data(), int(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& blob(int i, const std::string& v) {
+    sqlite3_bind_blob(s, i, v.data(), int(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  bool step() { return sqlite3_step(s) == SQLITE_ROW; }
+  int run() {
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc;
+  }
+  int64_t i(int c) const { return sqlite3_column_int64(s, c); }
+  uint64_t u(int c) const { return uint64_t(sqlite3_column_int64(s, c)); }
+  std::string t(int c) const {
+    auto p = reinterpret_cast<const char*>(sqlite3_column_text(s, c));
+    return p ? std::string(p, size_t(sqlite3_column_bytes(s, c))) : std::string();
+  }
+  std::string b(int c) const {
+    auto p = static_cast<const char*>(sqlite3_column_blob(s, c));
+    return p ? std::string(p, size_t(sqlite3_column_bytes(s, c))) : std::string();
+  }
+};
+
+int exec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    log_error("sqlite: %s: %s", sql, err ? err : "?");
+    sqlite3_free(err);
+  }
+  return rc;
+}
+
+void put_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out += char(v | 0x80);
+    v >>= 7;
+  }
+  out += char(v);
+}
+
+std::vector<uint32_t> get_varints(const std::string& b) {
+  std::vector<uint32_t> out;
+  uint64_t v = 0;
+  int sh = 0;
+  for (unsigned char c : b) {
+    v |= uint64_t(c & 0x7f) << sh;
+    if (c & 0x80) {
+      sh += 7;
+    } else {
+      out.push_back(uint32_t(v));
+      v = 0;
+      sh = 0;
+    }
+  }
+  return out;
+}
+
+std::string labels_key(uint32_t tenant, const Labels& l) {
+  std::string k = std::to_string(tenant);
+  for (auto& [n, v] : l) {
+    k += '\x1f';
+    k += n;
+    k += '\x1e';
+    k += v;
+  }
+  return k;
+}
+
+const char* kSchema = R"(
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS strings(id INTEGER PRIMARY KEY, s TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS functions(id INTEGER PRIMARY KEY, name INTEGER, file INTEGER);
+CREATE TABLE IF NOT EXISTS locations(id INTEGER PRIMARY KEY, function INTEGER, line INTEGER);
+CREATE TABLE IF NOT EXISTS stacks(id INTEGER PRIMARY KEY, locs BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS tenants(id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, tenant INTEGER, labels TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS profiles(id INTEGER PRIMARY KEY, series INTEGER NOT NULL,
+  time_ms INTEGER NOT NULL, duration_ns INTEGER, period INTEGER, scale INTEGER, total INTEGER);
+CREATE INDEX IF NOT EXISTS profiles_by_series ON profiles(series, time_ms);
+CREATE INDEX IF NOT EXISTS profiles_by_time ON profiles(time_ms);
+CREATE TABLE IF NOT EXISTS samples(stack INTEGER, value INTEGER, span_id INTEGER,
+  active_span_id INTEGER, trace_hi INTEGER, trace_lo INTEGER);
+CREATE INDEX IF NOT EXISTS samples_by_span ON samples(span_id) WHERE span_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS spans(tenant INTEGER, trace_hi INTEGER, trace_lo INTEGER,
+  span_id INTEGER, parent INTEGER, name TEXT, service TEXT, kind INTEGER, start_ns INTEGER,
+  end_ns INTEGER, status_code INTEGER, status_message TEXT, detail TEXT,
+  PRIMARY KEY(tenant, trace_hi, trace_lo, span_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS spans_roots ON spans(tenant, start_ns) WHERE parent = 0;
+CREATE INDEX IF NOT EXISTS spans_by_name ON spans(tenant, name, start_ns);
+CREATE INDEX IF NOT EXISTS spans_by_start ON spans(start_ns);
+)";
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::open(const StoreOptions& o) {
+  std::error_code ec;
+  std::filesystem::create_directories(o.dir, ec);
+  if (ec) return internal_error("cannot create data dir " + o.dir + ": " + ec.message());
+  std::unique_ptr<Store> s(new Store());
+  s->opt_ = o;
+  s->path_ = (std::filesystem::path(o.dir) / "spanprof.db").string();
+  if (sqlite3_open_v2(s->path_.c_str(), &s->wdb_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK)
+    return internal_error("cannot open " + s->path_ + ": " + sqlite3_errmsg(s->wdb_));
+  sqlite3_busy_timeout(s->wdb_, 10000);
+  // auto_vacuum must be chosen before the first table exists; it lets retention give pages back.
+  exec(s->wdb_, "PRAGMA auto_vacuum=INCREMENTAL");
+  if (exec(s->wdb_, "PRAGMA journal_mode=WAL") != SQLITE_OK ||
+      exec(s->wdb_, "PRAGMA synchronous=FULL") != SQLITE_OK ||
+      exec(s->wdb_, "PRAGMA cache_size=-65536") != SQLITE_OK || exec(s->wdb_, kSchema) != SQLITE_OK)
+    return internal_error("cannot initialise schema in " + s->path_);
+  if (auto e = s->load()) return *e;
+  s->writer_ = std::thread([p = s.get()] { p->writer_loop(); });
+  s->retention_thread_ = std::thread([p = s.get()] { p->retention_loop(); });
+  return s;
+}
+
+Store::~Store() {
+  {
+    std::lock_guard g(q_mu_);
+    stopping_ = true;
+  }
+  q_cv_.notify_all();
+  {
+    std::lock_guard g(ret_mu_);
+    ret_stop_ = true;
+  }
+  ret_cv_.notify_all();
+  if (retention_thread_.joinable()) retention_thread_.join();
+  if (writer_.joinable()) writer_.join();
+  for (auto* r : readers_) sqlite3_close(r);
+  if (wdb_) {
+    exec(wdb_, "PRAGMA wal_checkpoint(TRUNCATE)");
+    sqlite3_close(wdb_);
+  }
+}
+
+Status Store::load() {
+  std::unique_lock g(dict_mu_);
+  {
+    Stmt q(wdb_, "SELECT id, s FROM strings ORDER BY id");
+    while (q.step()) {
+      strings_.resize(size_t(q.i(0)) + 1);
+      strings_[size_t(q.i(0))] = q.t(1);
+      string_ids_[q.t(1)] = uint32_t(q.i(0));
+    }
+  }
+  {
+    Stmt q(wdb_, "SELECT id, name, file FROM functions ORDER BY id");
+    while (q.step()) {
+      functions_.resize(size_t(q.i(0)) + 1);
+      functions_[size_t(q.i(0))] = {uint32_t(q.i(1)), uint32_t(q.i(2))};
+      function_ids_[uint64_t(q.i(1)) << 32 | uint64_t(q.i(2))] = uint32_t(q.i(0));
+    }
+  }
+  {
+    Stmt q(wdb_, "SELECT id, function, line FROM locations ORDER BY id");
+    while (q.step()) {
+      locations_.resize(size_t(q.i(0)) + 1);
+      locations_[size_t(q.i(0))] = {uint32_t(q.i(1)), q.i(2)};
+      location_ids_[std::to_string(q.i(1)) + ":" + std::to_string(q.i(2))] = uint32_t(q.i(0));
+    }
+  }
+  {
+    Stmt q(wdb_, "SELECT id, locs FROM stacks ORDER BY id");
+    while (q.step()) {
+      stacks_.resize(size_t(q.i(0)) + 1);
+      std::string b = q.b(1);
+      stacks_[size_t(q.i(0))] = get_varints(b);
+      stack_ids_[b] = uint32_t(q.i(0));
+    }
+  }
+  {
+    Stmt q(wdb_, "SELECT id, name FROM tenants ORDER BY id");
+    while (q.step()) {
+      tenants_.resize(size_t(q.i(0)) + 1);
+      tenants_[size_t(q.i(0))] = q.t(1);
+      tenant_ids_[q.t(1)] = uint32_t(q.i(0));
+    }
+  }
+  {
+    Stmt q(wdb_, "SELECT id, tenant, labels FROM series ORDER BY id");
+    while (q.step()) {
+      SeriesInfo si;
+      si.id = q.i(0);
+      si.tenant = uint32_t(q.i(1));
+      json j = json::parse(q.t(2), nullptr, false);
+      if (j.is_array())
+        for (auto& kv : j)
+          si.labels.emplace_back(kv[0].get<std::string>(), kv[1].get<std::string>());
+      if (auto* pt = find_label(si.labels, "__profile_type__")) si.profile_type = *pt;
+      if (auto* sv = find_label(si.labels, "service_name")) si.service = *sv;
+      series_.resize(size_t(si.id) + 1);
+      series_ids_[labels_key(si.tenant, si.labels)] = si.id;
+      series_[size_t(si.id)] = std::move(si);
+    }
+  }
+  {
+    Stmt q(wdb_, "SELECT max(id), count(*) FROM profiles");
+    if (q.step()) next_profile_id_ = q.i(0) + 1, profiles_count_ = q.i(1);
+  }
+  {
+    Stmt q(wdb_, "SELECT value FROM meta WHERE key='sample_rows'");
+    if (q.step()) sample_rows_ = q.i(0);
+  }
+  log_info("store: opened %s: %zu strings, %zu stacks, %zu series, %lld profiles, %lld sample rows",
+           path_.c_str(), strings_.size() - 1, stacks_.size() - 1, series_.size() - 1,
+           static_cast<long long>(profiles_count_), static_cast<long long>(sample_rows_));
+  return std::nullopt;
+}
+
+// ---- writer ----
+
+Status Store::submit(std::unique_ptr<Job> job) {
+  auto fut = job->done.get_future();
+  {
+    std::lock_guard g(q_mu_);
+    if (stopping_) return Error{503, "unavailable", "server is shutting down"};
+    queue_.push_back(std::move(job));
+  }
+  q_cv_.notify_one();
+  return fut.get();
+}
+
+Status Store::write_profiles(std::vector<RawProfile> profiles) {
+  auto j = std::make_unique<Job>();
+  j->profiles = std::move(profiles);
+  return submit(std::move(j));
+}
+
+Status Store::write_spans(std::vector<SpanRow> spans) {
+  auto j = std::make_unique<Job>();
+  j->spans = std::move(spans);
+  return submit(std::move(j));
+}
+
+Status Store::run_retention() {
+  auto j = std::make_unique<Job>();
+  j->retention = true;
+  return submit(std::move(j));
+}
+
+void Store::mark() {
+  std::shared_lock g(dict_mu_);
+  mark_ = {strings_.size(),  functions_.size(),   locations_.size(),
+           stacks_.size(),   tenants_.size(),     series_.size(),
+           next_profile_id_, sample_rows_.load(), profiles_count_.load()};
+}
+
+void Store::rollback_memory() {
+  std::unique_lock g(dict_mu_);
+  for (size_t i = mark_.strings; i < strings_.size(); ++i) string_ids_.erase(strings_[i]);
+  strings_.resize(mark_.strings);
+  for (size_t i = mark_.functions; i < functions_.size(); ++i)
+    function_ids_.erase(uint64_t(functions_[i].first) << 32 | functions_[i].second);
+  functions_.resize(mark_.functions);
+  for (size_t i = mark_.locations; i < locations_.size(); ++i)
+    location_ids_.erase(std::to_string(locations_[i].function) + ":" +
+                        std::to_string(locations_[i].line));
+  locations_.resize(mark_.locations);
+  for (size_t i = mark_.stacks; i < stacks_.size(); ++i) {
+    std::string b;
+    for (auto x : stacks_[i]) put_varint(b, x);
+    stack_ids_.erase(b);
+  }
+  stacks_.resize(mark_.stacks);
+  for (size_t i = mark_.tenants; i < tenants_.size(); ++i) tenant_ids_.erase(tenants_[i]);
+  tenants_.resize(mark_.tenants);
+  for (size_t i = mark_.series; i < series_.size(); ++i)
+    series_ids_.erase(labels_key(series_[i].tenant, series_[i].labels));
+  series_.resize(mark_.series);
+  next_profile_id_ = mark_.next_profile_id;
+  sample_rows_ = mark_.sample_rows;
+  profiles_count_ = mark_.profiles_count;
+}
+
+void Store::writer_loop() {
+  for (;;) {
+    std::vector<std::unique_ptr<Job>> batch;
+    {
+      std::unique_lock g(q_mu_);
+      q_cv_.wait(g, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty() && stopping_) return;
+      // Group commit: everything queued so far shares one transaction and one fsync.
+      size_t rows = 0;
+      while (!queue_.empty() && rows < 200000) {
+        for (auto& p : queue_.front()->profiles) rows += p.samples.size();
+        rows += queue_.front()->spans.size() + 1;
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    auto run = [&](std::vector<Job*> jobs) -> Status {
+      mark();
+      if (exec(wdb_, "BEGIN IMMEDIATE") != SQLITE_OK)
+        return internal_error(std::string("begin failed: ") + sqlite3_errmsg(wdb_));
+      for (auto* j : jobs) {
+        if (auto e = apply(*j)) {
+          exec(wdb_, "ROLLBACK");
+          rollback_memory();
+          return e;
+        }
+      }
+      Stmt m(wdb_, "INSERT OR REPLACE INTO meta(key, value) VALUES('sample_rows', ?)");
+      m.bind(1, sample_rows_).run();
+      if (exec(wdb_, "COMMIT") != SQLITE_OK) {
+        Error e = internal_error(std::string("commit failed: ") + sqlite3_errmsg(wdb_));
+        exec(wdb_, "ROLLBACK");
+        rollback_memory();
+        return e;
+      }
+      return std::nullopt;
+    };
+    std::vector<Job*> all;
+    for (auto& j : batch) all.push_back(j.get());
+    Status st = run(all);
+    if (st && all.size() > 1) {
+      // One job failed: retry each alone so the others still commit.
+      for (auto* j : all) j->done.set_value(run({j}));
+    } else {
+      for (auto* j : all) j->done.set_value(st);
+    }
+  }
+}
+
+uint32_t Store::tenant_id_locked(const std::string& t) {
+  auto it = tenant_ids_.find(t);
+  if (it != tenant_ids_.end()) return it->second;
+  uint32_t id = uint32_t(tenants_.size());
+  Stmt(wdb_, "INSERT INTO tenants(id, name) VALUES(?, ?)").bind(1, id).bind(2, t).run();
+  tenants_.push_back(t);
+  tenant_ids_[t] = id;
+  return id;
+}
+
+int Store::tenant_lookup(const std::string& t) const {
+  std::shared_lock g(dict_mu_);
+  auto it = tenant_ids_.find(t);
+  return it == tenant_ids_.end() ? -1 : int(it->second);
+}
+
+Status Store::apply(Job& job) {
+  if (job.retention) return apply_retention();
+  for (auto& p : job.profiles)
+    if (auto e = apply_profile(p)) return e;
+  if (!job.spans.empty()) {
+    Stmt ins(wdb_,
+             "INSERT OR REPLACE INTO spans(tenant, trace_hi, trace_lo, span_id, parent, name, "
+             "service, kind, start_ns, end_ns, status_code, status_message, detail) "
+             "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    for (auto& s : job.spans) {
+      uint32_t t;
+      {
+        std::unique_lock g(dict_mu_);
+        t = tenant_id_locked(s.tenant);
+      }
+      ins.bind(1, t)
+          .bind(2, int64_t(s.trace_hi))
+          .bind(3, int64_t(s.trace_lo))
+          .bind(4, int64_t(s.span_id))
+          .bind(5, int64_t(s.parent_span_id))
+          .bind(6, s.name)
+          .bind(7, s.service)
+          .bind(8, s.kind)
+          .bind(9, s.start_ns)
+          .bind(10, s.end_ns)
+          .bind(11, s.status_code)
+          .bind(12, s.status_message)
+          .bind(13, s.detail_json);
+      if (ins.run() != SQLITE_DONE)
+        return internal_error(std::string("insert span: ") + sqlite3_errmsg(wdb_));
+    }
+  }
+  return std::nullopt;
+}
+
+Status Store::apply_profile(RawProfile& p) {
+  std::string ptype = profile_type_id(p);
+  std::vector<int64_t> series_of_set(p.label_sets.size(), 0);
+  std::vector<uint32_t> loc_of_frame(p.frames.size());
+  std::vector<uint32_t> stack_of_sample(p.samples.size());
+  {
+    std::unique_lock g(dict_mu_);
+    uint32_t tenant = tenant_id_locked(p.tenant);
+    auto intern = [&](const std::string& s) -> uint32_t {
+      auto it = string_ids_.find(s);
+      if (it != string_ids_.end()) return it->second;
+      uint32_t id = uint32_t(strings_.size());
+      Stmt(wdb_, "INSERT INTO strings(id, s) VALUES(?, ?)").bind(1, id).bind(2, s).run();
+      strings_.push_back(s);
+      string_ids_[s] = id;
+      return id;
+    };
+    for (size_t i = 0; i < p.frames.size(); ++i) {
+      uint32_t n = intern(p.frames[i].function), f = intern(p.frames[i].file);
+      uint64_t fk = uint64_t(n) << 32 | f;
+      uint32_t fid;
+      auto it = function_ids_.find(fk);
+      if (it != function_ids_.end()) {
+        fid = it->second;
+      } else {
+        fid = uint32_t(functions_.size());
+        Stmt(wdb_, "INSERT INTO functions(id, name, file) VALUES(?,?,?)")
+            .bind(1, fid)
+            .bind(2, n)
+            .bind(3, f)
+            .run();
+        functions_.push_back({n, f});
+        function_ids_[fk] = fid;
+      }
+      std::string lk = std::to_string(fid) + ":" + std::to_string(p.frames[i].line);
+      auto lt = location_ids_.find(lk);
+      if (lt != location_ids_.end()) {
+        loc_of_frame[i] = lt->second;
+      } else {
+        uint32_t lid = uint32_t(locations_.size());
+        Stmt(wdb_, "INSERT INTO locations(id, function, line) VALUES(?,?,?)")
+            .bind(1, lid)
+            .bind(2, fid)
+            .bind(3, p.frames[i].line)
+            .run();
+        locations_.push_back({fid, p.frames[i].line});
+        location_ids_[lk] = lid;
+        loc_of_frame[i] = lid;
+      }
+    }
+    Stmt ins_stack(wdb_, "INSERT INTO stacks(id, locs) VALUES(?, ?)");
+    std::string blob;
+    for (size_t i = 0; i < p.samples.size(); ++i) {
+      blob.clear();
+      for (auto f : p.samples[i].frames) put_varint(blob, loc_of_frame[f]);
+      auto it = stack_ids_.find(blob);
+      if (it != stack_ids_.end()) {
+        stack_of_sample[i] = it->second;
+        continue;
+      }
+      uint32_t sid = uint32_t(stacks_.size());
+      ins_stack.bind(1, sid).blob(2, blob);
+      if (ins_stack.run() != SQLITE_DONE)
+        return internal_error(std::string("insert stack: ") + sqlite3_errmsg(wdb_));
+      std::vector<uint32_t> locs;
+      for (auto f : p.samples[i].frames) locs.push_back(loc_of_frame[f]);
+      stacks_.push_back(std::move(locs));
+      stack_ids_[blob] = sid;
+      stack_of_sample[i] = sid;
+    }
+    std::vector<bool> used(p.label_sets.size(), false);
+    for (auto& s : p.samples) used[s.label_set] = true;
+    for (size_t ls = 0; ls < p.label_sets.size(); ++ls) {
+      if (!used[ls]) continue;
+      Labels l = p.series;
+      l.insert(l.end(), p.label_sets[ls].begin(), p.label_sets[ls].end());
+      sort_labels(l);
+      if (!find_label(l, "service_name")) set_label(l, "service_name", "unknown_service");
+      if (!find_label(l, "__name__")) set_label(l, "__name__", "process_cpu");
+      set_label(l, "__profile_type__", ptype);
+      set_label(l, "__type__", p.sample_type);
+      set_label(l, "__unit__", p.sample_unit);
+      set_label(l, "__period_type__", p.period_type);
+      set_label(l, "__period_unit__", p.period_unit);
+      std::string key = labels_key(tenant, l);
+      auto it = series_ids_.find(key);
+      if (it != series_ids_.end()) {
+        series_of_set[ls] = it->second;
+        continue;
+      }
+      SeriesInfo si;
+      si.id = int64_t(series_.size());
+      si.tenant = tenant;
+      si.profile_type = ptype;
+      si.service = *find_label(l, "service_name");
+      json j = json::array();
+      for (auto& [k, v] : l) j.push_back({k, v});
+      si.labels = std::move(l);
+      Stmt(wdb_, "INSERT INTO series(id, tenant, labels) VALUES(?,?,?)")
+          .bind(1, si.id)
+          .bind(2, tenant)
+          .bind(3, j.dump(-1, ' ', false, json::error_handler_t::replace))
+          .run();
+      series_ids_[key] = si.id;
+      series_of_set[ls] = si.id;
+      series_.push_back(std::move(si));
+    }
+  }
+  // One profile row per series; samples aggregated by (stack, ids).
+  struct Key {
+    uint32_t stack;
+    SpanIds ids;
+    bool operator<(const Key& o) const {
+      return std::tie(stack, ids.span_id, ids.active_span_id, ids.trace_hi, ids.trace_lo) <
+             std::tie(o.stack, o.ids.span_id, o.ids.active_span_id, o.ids.trace_hi, o.ids.trace_lo);
+    }
+  };
+  std::map<int64_t, std::map<Key, int64_t>> by_series;
+  for (size_t i = 0; i < p.samples.size(); ++i)
+    by_series[series_of_set[p.samples[i].label_set]][{stack_of_sample[i], p.samples[i].ids}] +=
+        p.samples[i].value;
+  Stmt ins_prof(wdb_,
+                "INSERT INTO profiles(id, series, time_ms, duration_ns, period, scale, total) "
+                "VALUES(?,?,?,?,?,?,?)");
+  Stmt ins_sample(wdb_,
+                  "INSERT INTO samples(rowid, stack, value, span_id, active_span_id, trace_hi, "
+                  "trace_lo) VALUES(?,?,?,?,?,?,?)");
+  for (auto& [sid, rows] : by_series) {
+    int64_t pid = next_profile_id_++;
+    int64_t total = 0;
+    // Store value / period when every value is a multiple of it (cpu: samples × period):
+    // small varints instead of nanoseconds.
+    int64_t scale = p.period > 0 ? p.period : 1;
+    for (auto& [k, v] : rows) {
+      total += v;
+      if (v % scale) scale = 1;
+    }
+    ins_prof.bind(1, pid)
+        .bind(2, sid)
+        .bind(3, p.time_ns / 1'000'000)
+        .bind(4, p.duration_ns)
+        .bind(5, p.period)
+        .bind(6, scale)
+        .bind(7, total);
+    if (ins_prof.run() != SQLITE_DONE)
+      return internal_error(std::string("insert profile: ") + sqlite3_errmsg(wdb_));
+    int64_t idx = 0;
+    for (auto& [k, v] : rows) {
+      ins_sample.bind(1, pid << kShift | idx++)
+          .bind(2, k.stack)
+          .bind(3, v / scale)
+          .bind_u(4, k.ids.span_id)
+          .bind_u(5, k.ids.active_span_id)
+          .bind_u(6, k.ids.trace_hi)
+          .bind_u(7, k.ids.trace_lo);
+      if (ins_sample.run() != SQLITE_DONE)
+        return internal_error(std::string("insert sample: ") + sqlite3_errmsg(wdb_));
+    }
+    sample_rows_ += idx;
+    ++profiles_count_;
+  }
+  return std::nullopt;
+}
+
+Status Store::apply_retention() {
+  auto delete_profiles = [&](const char* select_sql, int64_t arg) -> int64_t {
+    std::vector<int64_t> ids;
+    {
+      Stmt q(wdb_, select_sql);
+      q.bind(1, arg);
+      while (q.step()) ids.push_back(q.i(0));
+    }
+    Stmt cnt(wdb_, "SELECT count(*) FROM samples WHERE rowid >= ? AND rowid < ?");
+    Stmt del_s(wdb_, "DELETE FROM samples WHERE rowid >= ? AND rowid < ?");
+    Stmt del_p(wdb_, "DELETE FROM profiles WHERE id = ?");
+    for (auto id : ids) {
+      cnt.bind(1, id << kShift).bind(2, (id + 1) << kShift);
+      if (cnt.step()) sample_rows_ -= cnt.i(0);
+      sqlite3_reset(cnt.s);
+      del_s.bind(1, id << kShift).bind(2, (id + 1) << kShift).run();
+      del_p.bind(1, id).run();
+      --profiles_count_;
+    }
+    return int64_t(ids.size());
+  };
+  int64_t removed = 0;
+  if (opt_.retention_s > 0) {
+    int64_t cutoff_ms = now_ns() / 1'000'000 - opt_.retention_s * 1000;
+    removed += delete_profiles("SELECT id FROM profiles WHERE time_ms < ?", cutoff_ms);
+    Stmt(wdb_, "DELETE FROM spans WHERE start_ns < ?").bind(1, cutoff_ms * 1'000'000).run();
+  }
+  if (opt_.max_disk_bytes > 0) {
+    auto used = [&] {
+      Stmt a(wdb_, "PRAGMA page_count"), b(wdb_, "PRAGMA freelist_count"),
+          c(wdb_, "PRAGMA page_size");
+      a.step(), b.step(), c.step();
+      return (a.i(0) - b.i(0)) * c.i(0);
+    };
+    // Oldest first, in chunks, until used pages fall below 90% of the budget.
+    for (int rounds = 0; rounds < 1000 && used() > opt_.max_disk_bytes * 9 / 10; ++rounds) {
+      int64_t n = delete_profiles("SELECT id FROM profiles ORDER BY time_ms LIMIT ?", 200);
+      Stmt oldest(wdb_, "SELECT min(time_ms) FROM profiles");
+      int64_t keep_from = oldest.step() && sqlite3_column_type(oldest.s, 0) != SQLITE_NULL
+                              ? oldest.i(0) * 1'000'000
+                              : INT64_MAX;
+      Stmt(wdb_, "DELETE FROM spans WHERE start_ns < ?").bind(1, keep_from).run();
+      removed += n;
+      if (n == 0) break;
+    }
+  }
+  exec(wdb_, "PRAGMA incremental_vacuum");
+  if (removed) log_info("retention: removed %lld profiles", static_cast<long long>(removed));
+  return std::nullopt;
+}
+
+void Store::retention_loop() {
+  for (;;) {
+    {
+      std::unique_lock g(ret_mu_);
+      if (ret_cv_.wait_for(g, std::chrono::seconds(std::max<int64_t>(1, opt_.retention_interval_s)),
+                           [&] { return ret_stop_; }))
+        return;
+    }
+    {
+      std::lock_guard g(q_mu_);
+      if (stopping_) return;
+    }
+    if (auto e = run_retention()) log_error("retention failed: %s", e->message.c_str());
+  }
+}
+
+// ---- reads ----
+
+sqlite3* Store::acquire_reader() const {
+  {
+    std::lock_guard g(readers_mu_);
+    if (!readers_.empty()) {
+      sqlite3* db = readers_.back();
+      readers_.pop_back();
+      return db;
+    }
+  }
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  sqlite3_busy_timeout(db, 10000);
+  exec(db, "PRAGMA query_only=1");
+  exec(db, "PRAGMA cache_size=-32768");
+  return db;
+}
+
+void Store::release_reader(sqlite3* db) const {
+  std::lock_guard g(readers_mu_);
+  readers_.push_back(db);
+}
+
+namespace {
+struct Reader {
+  const Store* s;
+  sqlite3* db;
+  std::function<void(sqlite3*)> rel;
+  ~Reader() { rel(db); }
+};
+}  // namespace
+
+#define READER()                                        \
+  sqlite3* db = acquire_reader();                       \
+  Reader reader_guard_ {                                \
+    this, db, [this](sqlite3* d) { release_reader(d); } \
+  }
+
+std::vector<SeriesInfo> Store::series_of(const std::string& tenant) const {
+  std::shared_lock g(dict_mu_);
+  std::vector<SeriesInfo> out;
+  auto it = tenant_ids_.find(tenant);
+  if (it == tenant_ids_.end()) return out;
+  for (size_t i = 1; i < series_.size(); ++i)
+    if (series_[i].tenant == it->second) out.push_back(series_[i]);
+  return out;
+}
+
+std::vector<ProfileMeta> Store::profiles_of(const std::vector<int64_t>& series, int64_t from_ms,
+                                            int64_t to_ms) const {
+  READER();
+  std::vector<ProfileMeta> out;
+  Stmt q(db,
+         "SELECT id, time_ms, period, scale, total FROM profiles WHERE series = ? AND time_ms >= ? "
+         "AND "
+         "time_ms <= ?");
+  for (auto s : series) {
+    q.bind(1, s).bind(2, from_ms).bind(3, to_ms);
+    while (q.step()) out.push_back({q.i(0), s, q.i(1), q.i(2), q.i(3), q.i(4)});
+    sqlite3_reset(q.s);
+  }
+  return out;
+}
+
+void Store::scan_profile(const ProfileMeta& p,
+                         const std::function<void(const SampleRow&)>& f) const {
+  READER();
+  Stmt q(db,
+         "SELECT stack, value, span_id, active_span_id, trace_hi, trace_lo FROM samples "
+         "WHERE rowid >= ? AND rowid < ?");
+  q.bind(1, p.id << kShift).bind(2, (p.id + 1) << kShift);
+  SampleRow r;
+  while (q.step()) {
+    r.stack = uint32_t(q.i(0));
+    r.value = q.i(1) * p.scale;
+    r.ids = {q.u(2), q.u(3), q.u(4), q.u(5)};
+    f(r);
+  }
+}
+
+void Store::scan_span_ids(
+    const std::string& tenant, const std::vector<uint64_t>& span_ids, int64_t from_ms,
+    int64_t to_ms, const std::function<void(const ProfileMeta&, const SampleRow&)>& f) const {
+  int t = tenant_lookup(tenant);
+  if (t < 0) return;
+  READER();
+  Stmt q(db,
+         "SELECT rowid, stack, value, span_id, active_span_id, trace_hi, trace_lo FROM samples "
+         "WHERE span_id = ?");
+  Stmt pq(db, "SELECT series, time_ms, period, scale FROM profiles WHERE id = ?");
+  std::unordered_map<int64_t, std::optional<ProfileMeta>> metas;
+  for (auto sid : span_ids) {
+    if (!sid) continue;
+    q.bind(1, int64_t(sid));
+    while (q.step()) {
+      int64_t pid = q.i(0) >> kShift;
+      auto it = metas.find(pid);
+      if (it == metas.end()) {
+        std::optional<ProfileMeta> m;
+        pq.bind(1, pid);
+        if (pq.step()) {
+          ProfileMeta pm{pid, pq.i(0), pq.i(1), pq.i(2), pq.i(3)};
+          bool ok = pm.time_ms >= from_ms && pm.time_ms <= to_ms;
+          {
+            std::shared_lock g(dict_mu_);
+            ok = ok && size_t(pm.series) < series_.size() &&
+                 series_[size_t(pm.series)].tenant == uint32_t(t);
+          }
+          if (ok) m = pm;
+        }
+        sqlite3_reset(pq.s);
+        it = metas.emplace(pid, m).first;
+      }
+      if (!it->second) continue;
+      SampleRow r;
+      r.stack = uint32_t(q.i(1));
+      r.value = q.i(2) * it->second->scale;
+      r.ids = {q.u(3), q.u(4), q.u(5), q.u(6)};
+      f(*it->second, r);
+    }
+    sqlite3_reset(q.s);
+  }
+}
+
+void Store::stack_function_names(uint32_t stack, std::vector<uint32_t>& out) const {
+  std::shared_lock g(dict_mu_);
+  out.clear();
+  if (stack >= stacks_.size()) return;
+  for (auto l : stacks_[stack]) out.push_back(functions_[locations_[l].function].first);
+}
+
+void Store::stack_locations(uint32_t stack, std::vector<uint32_t>& out) const {
+  std::shared_lock g(dict_mu_);
+  out.clear();
+  if (stack < stacks_.size()) out = stacks_[stack];
+}
+
+Store::Loc Store::location(uint32_t id) const {
+  std::shared_lock g(dict_mu_);
+  return id < locations_.size() ? locations_[id] : Loc{0, 0};
+}
+
+std::pair<uint32_t, uint32_t> Store::function(uint32_t id) const {
+  std::shared_lock g(dict_mu_);
+  return id < functions_.size() ? functions_[id] : std::pair<uint32_t, uint32_t>{0, 0};
+}
+
+std::string Store::str(uint32_t id) const {
+  std::shared_lock g(dict_mu_);
+  return id < strings_.size() ? strings_[id] : std::string();
+}
+
+static SpanRow span_from(Stmt& q, const std::string& tenant) {
+  SpanRow r;
+  r.tenant = tenant;
+  r.trace_hi = q.u(0);
+  r.trace_lo = q.u(1);
+  r.span_id = q.u(2);
+  r.parent_span_id = q.u(3);
+  r.name = q.t(4);
+  r.service = q.t(5);
+  r.kind = int32_t(q.i(6));
+  r.start_ns = q.i(7);
+  r.end_ns = q.i(8);
+  r.status_code = int32_t(q.i(9));
+  r.status_message = q.t(10);
+  r.detail_json = q.t(11);
+  return r;
+}
+
+#define SPAN_COLS                                                                \
+  "trace_hi, trace_lo, span_id, parent, name, service, kind, start_ns, end_ns, " \
+  "status_code, status_message, detail"
+
+std::vector<SpanRow> Store::find_root_spans(const std::string& tenant, const TraceFilter& f) const {
+  std::vector<SpanRow> out;
+  int t = tenant_lookup(tenant);
+  if (t < 0) return out;
+  READER();
+  std::string sql = "SELECT " SPAN_COLS
+                    " FROM spans WHERE tenant = ?1 AND parent = 0 AND start_ns >= ?2 AND "
+                    "start_ns <= ?3";
+  if (!f.service.empty()) sql += " AND service = ?4";
+  if (!f.name.empty()) sql += " AND name = ?5";
+  if (f.min_duration_ns >= 0) sql += " AND end_ns - start_ns >= ?6";
+  if (f.max_duration_ns >= 0) sql += " AND end_ns - start_ns <= ?7";
+  sql += " ORDER BY start_ns DESC LIMIT ?8";
+  Stmt q(db, sql.c_str());
+  q.bind(1, t).bind(2, f.from_ns).bind(3, f.to_ns).bind(8, int64_t(f.limit));
+  if (!f.service.empty()) q.bind(4, f.service);
+  if (!f.name.empty()) q.bind(5, f.name);
+  if (f.min_duration_ns >= 0) q.bind(6, f.min_duration_ns);
+  if (f.max_duration_ns >= 0) q.bind(7, f.max_duration_ns);
+  while (q.step()) out.push_back(span_from(q, tenant));
+  return out;
+}
+
+std::vector<SpanRow> Store::trace_spans(const std::string& tenant, uint64_t hi, uint64_t lo) const {
+  std::vector<SpanRow> out;
+  int t = tenant_lookup(tenant);
+  if (t < 0) return out;
+  READER();
+  Stmt q(db, "SELECT " SPAN_COLS
+             " FROM spans WHERE tenant = ? AND trace_hi = ? AND trace_lo = ? ORDER BY start_ns");
+  q.bind(1, t).bind(2, int64_t(hi)).bind(3, int64_t(lo));
+  while (q.step()) out.push_back(span_from(q, tenant));
+  return out;
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> Store::traces_with_span_name(
+    const std::string& tenant, const std::string& service, const std::string& name, int64_t from_ns,
+    int64_t to_ns, size_t limit) const {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  int t = tenant_lookup(tenant);
+  if (t < 0) return out;
+  READER();
+  Stmt q(db,
+         "SELECT DISTINCT trace_hi, trace_lo FROM spans WHERE tenant = ? AND name = ? AND "
+         "start_ns >= ? AND start_ns <= ? AND (?5 = '' OR service = ?5) LIMIT ?");
+  q.bind(1, t)
+      .bind(2, name)
+      .bind(3, from_ns)
+      .bind(4, to_ns)
+      .bind(5, service)
+      .bind(6, int64_t(limit));
+  while (q.step()) out.emplace_back(q.u(0), q.u(1));
+  return out;
+}
+
+std::vector<std::string> Store::span_services(const std::string& tenant) const {
+  std::vector<std::string> out;
+  int t = tenant_lookup(tenant);
+  if (t < 0) return out;
+  READER();
+  Stmt q(db, "SELECT DISTINCT service FROM spans WHERE tenant = ?");
+  q.bind(1, t);
+  while (q.step()) out.push_back(q.t(0));
+  return out;
+}
+
+StoreStats Store::stats() const {
+  StoreStats s;
+  struct stat st;
+  if (::stat(path_.c_str(), &st) == 0) s.db_bytes = st.st_size;
+  if (::stat((path_ + "-wal").c_str(), &st) == 0) s.wal_bytes = st.st_size;
+  {
+    std::shared_lock g(dict_mu_);
+    s.stacks = int64_t(stacks_.size()) - 1;
+  }
+  s.sample_rows = sample_rows_;
+  s.profiles = profiles_count_;
+  return s;
+}
+
+}  // namespace spanprof

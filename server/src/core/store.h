@@ -1,0 +1,176 @@
+// Durable store: SQLite (WAL, synchronous=FULL) with spanprof's own compact encoding inside.
+// One writer thread group-commits every queued ingest: a caller of write_*() returns only after
+// the transaction holding its data has committed (fsync of the WAL), so an acknowledged request
+// survives a crash of the process or the machine. Readers use their own connections (WAL lets
+// them run concurrently with the writer). No HTTP here.
+//
+// Layout (see ARCHITECTURE.md "Server"):
+//   strings(id, s)  functions(id, name, file)  locations(id, function, line)
+//   stacks(id, locs BLOB = varint location ids, root first)       — all deduplicated, in memory
+//   tenants(id, name)  series(id, tenant, labels JSON)           — in memory
+//   profiles(id, series, time_ms, duration_ns, period, scale, total)
+//   samples(rowid = profile_id << 20 | i, stack, value, span_id, active_span_id, trace_hi,
+//   trace_lo)
+//     value × profiles.scale is the sample value; ids are NULL when absent;
+//     partial index on span_id.
+//   spans(tenant, trace_hi, trace_lo, span_id, parent, name, service, kind, start_ns, end_ns,
+//         status_code, status_message, detail JSON)  WITHOUT ROWID
+#pragma once
+#include <sqlite3.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "core/types.h"
+
+namespace spanprof {
+
+struct StoreOptions {
+  std::string dir;
+  int64_t retention_s = 7 * 86400;  // 0 = keep forever
+  int64_t max_disk_bytes = 0;       // 0 = unlimited
+  int64_t retention_interval_s = 60;
+};
+
+struct SeriesInfo {
+  int64_t id = 0;
+  uint32_t tenant = 0;
+  Labels labels;  // includes __profile_type__ and service_name
+  std::string profile_type, service;
+};
+
+struct ProfileMeta {
+  int64_t id = 0, series = 0, time_ms = 0, period = 0, scale = 1, total = 0;
+};
+
+struct SampleRow {
+  uint32_t stack = 0;
+  int64_t value = 0;  // already multiplied by the profile's scale
+  SpanIds ids;
+};
+
+struct TraceFilter {
+  std::string service, name;
+  int64_t min_duration_ns = -1, max_duration_ns = -1;
+  int64_t from_ns = 0, to_ns = INT64_MAX;
+  size_t limit = 20;
+};
+
+struct StoreStats {
+  int64_t db_bytes = 0, wal_bytes = 0, sample_rows = 0, profiles = 0, spans = 0, stacks = 0;
+};
+
+class Store {
+ public:
+  static Result<std::unique_ptr<Store>> open(const StoreOptions& o);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Durable writes: block until committed. Errors are 5xx (input was validated by decoders).
+  Status write_profiles(std::vector<RawProfile> profiles);
+  Status write_spans(std::vector<SpanRow> spans);
+  // Deletes data older than the retention and, past max_disk, the oldest data; frees disk.
+  Status run_retention();
+
+  // ---- reads (thread-safe) ----
+  std::vector<SeriesInfo> series_of(const std::string& tenant) const;
+  std::vector<ProfileMeta> profiles_of(const std::vector<int64_t>& series, int64_t from_ms,
+                                       int64_t to_ms) const;
+  void scan_profile(const ProfileMeta& p, const std::function<void(const SampleRow&)>& f) const;
+  // Samples whose span_id (local root) is one of `span_ids`, restricted to the tenant's series
+  // and [from_ms, to_ms]. Calls f(profile, sample).
+  void scan_span_ids(const std::string& tenant, const std::vector<uint64_t>& span_ids,
+                     int64_t from_ms, int64_t to_ms,
+                     const std::function<void(const ProfileMeta&, const SampleRow&)>& f) const;
+  // Root-first function-name string ids of a stack (for flame graphs).
+  void stack_function_names(uint32_t stack, std::vector<uint32_t>& out) const;
+  void stack_locations(uint32_t stack, std::vector<uint32_t>& out) const;
+  struct Loc {
+    uint32_t function;
+    int64_t line;
+  };
+  Loc location(uint32_t id) const;
+  std::pair<uint32_t, uint32_t> function(uint32_t id) const;  // name, file string ids
+  std::string str(uint32_t id) const;
+
+  std::vector<SpanRow> find_root_spans(const std::string& tenant, const TraceFilter& f) const;
+  std::vector<SpanRow> trace_spans(const std::string& tenant, uint64_t hi, uint64_t lo) const;
+  std::vector<std::pair<uint64_t, uint64_t>> traces_with_span_name(const std::string& tenant,
+                                                                   const std::string& service,
+                                                                   const std::string& name,
+                                                                   int64_t from_ns, int64_t to_ns,
+                                                                   size_t limit) const;
+  std::vector<std::string> span_services(const std::string& tenant) const;
+  StoreStats stats() const;
+
+ private:
+  Store() = default;
+  struct Job {
+    std::vector<RawProfile> profiles;
+    std::vector<SpanRow> spans;
+    bool retention = false;
+    std::promise<Status> done;
+  };
+  Status submit(std::unique_ptr<Job> job);
+  void writer_loop();
+  void retention_loop();
+  Status apply(Job& job);
+  Status apply_profile(RawProfile& p);
+  Status apply_retention();
+  Status load();
+  void mark();
+  void rollback_memory();
+  sqlite3* acquire_reader() const;
+  void release_reader(sqlite3* db) const;
+  uint32_t tenant_id_locked(const std::string& t);
+  int tenant_lookup(const std::string& t) const;  // -1 if unknown
+
+  StoreOptions opt_;
+  std::string path_;
+  sqlite3* wdb_ = nullptr;
+  mutable std::mutex readers_mu_;
+  mutable std::vector<sqlite3*> readers_;
+
+  // In-memory dictionary (dense ids from 1; index 0 unused). Guarded by dict_mu_.
+  mutable std::shared_mutex dict_mu_;
+  std::vector<std::string> strings_{""};
+  std::unordered_map<std::string, uint32_t> string_ids_;
+  std::vector<std::pair<uint32_t, uint32_t>> functions_{{0, 0}};
+  std::unordered_map<uint64_t, uint32_t> function_ids_;
+  std::vector<Loc> locations_{{0, 0}};
+  std::unordered_map<std::string, uint32_t> location_ids_;
+  std::vector<std::vector<uint32_t>> stacks_{{}};
+  std::unordered_map<std::string, uint32_t> stack_ids_;
+  std::vector<std::string> tenants_{""};
+  std::unordered_map<std::string, uint32_t> tenant_ids_;
+  std::vector<SeriesInfo> series_{SeriesInfo{}};
+  std::unordered_map<std::string, int64_t> series_ids_;
+  int64_t next_profile_id_ = 1;
+  std::atomic<int64_t> sample_rows_{0}, profiles_count_{0};
+  struct Mark {
+    size_t strings, functions, locations, stacks, tenants, series;
+    int64_t next_profile_id, sample_rows, profiles_count;
+  } mark_{};
+
+  std::mutex q_mu_;
+  std::condition_variable q_cv_;
+  std::deque<std::unique_ptr<Job>> queue_;
+  bool stopping_ = false;
+  std::thread writer_, retention_thread_;
+  std::mutex ret_mu_;
+  std::condition_variable ret_cv_;
+  bool ret_stop_ = false;  // guarded by ret_mu_
+};
+
+}  // namespace spanprof

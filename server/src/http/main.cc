@@ -1,0 +1,47 @@
+// spanprof-server entry point: flags (CLI11) → ServerConfig → run_server.
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <string>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "http/server.h"
+
+int main(int argc, char** argv) {
+  spanprof::ServerConfig cfg;
+  CLI::App app{"spanprof-server: span profile and trace server"};
+  std::string retention = "7d", max_disk = "0", log_level = "info", retention_interval = "60s";
+  cfg.store.dir = "spanprof-data";
+  app.add_option("--data-dir", cfg.store.dir, "directory for the database");
+  app.add_option("--listen", cfg.listen, "host:port for the HTTP API and UI");
+  app.add_option("--otlp-listen", cfg.otlp_listen, "extra host:port for OTLP/HTTP (e.g. :4318)");
+  app.add_option("--ui-dir", cfg.ui_dir, "directory with the built web UI (index.html)");
+  app.add_option("--auth-token", cfg.auth_token, "require Bearer token (or Basic password)");
+  app.add_option("--retention", retention, "delete data older than this (7d, 12h; 0 = keep)");
+  app.add_option("--max-disk", max_disk, "delete oldest data past this size (10GB; 0 = no limit)");
+  app.add_option("--retention-interval", retention_interval, "how often retention runs");
+  app.add_option("--max-body-bytes", cfg.limits.max_body_bytes, "largest request body accepted");
+  app.add_option("--max-decompressed-bytes", cfg.limits.max_decompressed_bytes,
+                 "largest decompressed body or profile accepted");
+  app.add_option("--max-labels", cfg.limits.max_labels_per_series, "labels per series");
+  app.add_option("--max-label-length", cfg.limits.max_label_value_length, "label value length");
+  app.add_option("--max-stack-depth", cfg.limits.max_stack_depth, "frames per stack");
+  app.add_option("--threads", cfg.threads, "HTTP worker threads per listener");
+  app.add_option("--log-level", log_level, "debug|info|warn|error");
+  if (const char* t = std::getenv("SPANPROF_AUTH_TOKEN")) cfg.auth_token = t;
+  CLI11_PARSE(app, argc, argv);
+  using spanprof::LogLevel;
+  spanprof::set_log_level(log_level == "debug"   ? LogLevel::kDebug
+                          : log_level == "warn"  ? LogLevel::kWarn
+                          : log_level == "error" ? LogLevel::kError
+                                                 : LogLevel::kInfo);
+  cfg.store.retention_s = retention == "0" ? 0 : spanprof::parse_duration_s(retention);
+  cfg.store.max_disk_bytes = spanprof::parse_size_bytes(max_disk);
+  cfg.store.retention_interval_s = spanprof::parse_duration_s(retention_interval);
+  if (cfg.store.retention_s < 0 || cfg.store.max_disk_bytes < 0 ||
+      cfg.store.retention_interval_s <= 0) {
+    log_error("bad --retention, --max-disk or --retention-interval value");
+    return 2;
+  }
+  return spanprof::run_server(cfg);
+}

@@ -1,0 +1,23 @@
+// HTTP shell over the core: routes, auth, tenants, body limits, Connect/JSON framing.
+#pragma once
+#include <string>
+
+#include "core/store.h"
+#include "core/types.h"
+
+namespace spanprof {
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:4040";
+  std::string otlp_listen;  // empty = no second listener
+  std::string ui_dir;
+  std::string auth_token;
+  Limits limits;
+  StoreOptions store;
+  int threads = 8;
+};
+
+// Runs until SIGTERM/SIGINT; returns the process exit code.
+int run_server(const ServerConfig& cfg);
+
+}  // namespace spanprof

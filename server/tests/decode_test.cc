@@ -1,0 +1,132 @@
+#include "core/decode.h"
+
+#include <gtest/gtest.h>
+
+#include "core/util.h"
+#include "pprof.pb.h"
+
+using namespace spanprof;
+
+namespace {
+// pprof with two functions main→work, one sample labelled with span/trace ids and a thread tag.
+std::string make_pprof(int depth = 2) {
+  perftools::profiles::Profile p;
+  for (auto s : {"", "cpu", "nanoseconds", "main", "work", "app.py", "span_id", "0123456789abcdef",
+                 "trace_id", "0123456789abcdef0123456789abcdef", "thread_name", "MainThread"})
+    p.add_string_table(s);
+  auto* st = p.add_sample_type();
+  st->set_type(1);
+  st->set_unit(2);
+  p.mutable_period_type()->set_type(1);
+  p.mutable_period_type()->set_unit(2);
+  p.set_period(10'000'000);
+  p.set_time_nanos(1'700'000'000'000'000'000);
+  for (int i = 1; i <= 2; ++i) {
+    auto* f = p.add_function();
+    f->set_id(uint64_t(i));
+    f->set_name(2 + i);
+    f->set_filename(5);
+    auto* l = p.add_location();
+    l->set_id(uint64_t(i));
+    auto* ln = l->add_line();
+    ln->set_function_id(uint64_t(i));
+    ln->set_line(10 * i);
+  }
+  auto* s = p.add_sample();
+  for (int i = 0; i < depth; ++i) s->add_location_id(i % 2 ? 1 : 2);  // leaf first: work, main
+  s->add_value(30'000'000);
+  for (auto [k, v] : {std::pair{6, 7}, {8, 9}, {10, 11}}) {
+    auto* lab = s->add_label();
+    lab->set_key(k);
+    lab->set_str(v);
+  }
+  return p.SerializeAsString();
+}
+}  // namespace
+
+TEST(Decode, PprofSpanLabelsStayOnSamples) {
+  std::vector<RawProfile> out;
+  Labels series{{"__name__", "process_cpu"}, {"service_name", "svc"}};
+  ASSERT_FALSE(decode_pprof(make_pprof(), "t", series, Limits{}, out));
+  ASSERT_EQ(out.size(), 1u);
+  auto& p = out[0];
+  EXPECT_EQ(profile_type_id(p), "process_cpu:cpu:nanoseconds:cpu:nanoseconds");
+  ASSERT_EQ(p.samples.size(), 1u);
+  auto& s = p.samples[0];
+  EXPECT_EQ(s.value, 30'000'000);
+  EXPECT_EQ(s.ids.span_id, 0x0123456789abcdefULL);
+  EXPECT_EQ(s.ids.trace_lo, 0x0123456789abcdefULL);
+  ASSERT_EQ(s.frames.size(), 2u);
+  EXPECT_EQ(p.frames[s.frames[0]].function, "main");  // root first
+  EXPECT_EQ(p.frames[s.frames[1]].function, "work");
+  // thread_name became an extra series label; span ids did not.
+  EXPECT_EQ(p.label_sets[s.label_set], (Labels{{"thread_name", "MainThread"}}));
+}
+
+TEST(Decode, PprofGzipAndLimits) {
+  std::vector<RawProfile> out;
+  ASSERT_FALSE(decode_pprof(gzip(make_pprof()), "t", {}, Limits{}, out));
+  EXPECT_EQ(out.size(), 1u);
+  Limits lim;
+  lim.max_stack_depth = 10;
+  auto e = decode_pprof(make_pprof(11), "t", {}, lim, out);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->status, 400);
+  EXPECT_NE(e->message.find("stack depth"), std::string::npos);
+  lim = Limits{};
+  lim.max_decompressed_bytes = 50;
+  e = decode_pprof(gzip(make_pprof()), "t", {}, lim, out);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->status, 413);
+  e = decode_pprof("\x0a\xff\xff", "t", {}, Limits{}, out);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->status, 400);
+}
+
+TEST(Decode, FoldedText) {
+  LegacyParams p;
+  p.name = "myapp.cpu{env=prod}";
+  p.sample_rate = 100;
+  std::vector<RawProfile> out;
+  ASSERT_FALSE(
+      decode_folded("main;work 3\nmain;work 2\nmain;idle 1\n\n", false, p, "t", Limits{}, out));
+  ASSERT_EQ(out.size(), 1u);
+  auto& r = out[0];
+  EXPECT_EQ(*find_label(r.series, "service_name"), "myapp");
+  EXPECT_EQ(*find_label(r.series, "env"), "prod");
+  EXPECT_EQ(profile_type_id(r), "process_cpu:cpu:nanoseconds:cpu:nanoseconds");
+  ASSERT_EQ(r.samples.size(), 2u);
+  EXPECT_EQ(r.samples[0].value, 5 * 10'000'000);  // samples × period
+  EXPECT_EQ(r.samples[1].value, 1 * 10'000'000);
+  out.clear();
+  ASSERT_FALSE(decode_folded("a;b\na;b\n", true, p, "t", Limits{}, out));
+  EXPECT_EQ(out[0].samples[0].value, 2 * 10'000'000);
+  EXPECT_TRUE(decode_folded("a;b x\n", false, p, "t", Limits{}, out));
+  EXPECT_TRUE(decode_folded("a;b\n", false, p, "t", Limits{}, out));
+  p.name = "";
+  EXPECT_TRUE(decode_folded("a 1\n", false, p, "t", Limits{}, out));
+}
+
+TEST(Decode, LabelLimits) {
+  Limits lim;
+  lim.max_labels_per_series = 2;
+  EXPECT_TRUE(check_labels({{"a", "1"}, {"b", "2"}, {"c", "3"}}, lim));
+  EXPECT_FALSE(check_labels({{"__name__", "x"}, {"a", "1"}, {"b", "2"}}, lim));
+  EXPECT_TRUE(check_labels({{"a", std::string(5000, 'x')}}, Limits{}));
+  EXPECT_TRUE(check_labels({{"a b", "1"}}, Limits{}));
+}
+
+TEST(Util, HexAndTimes) {
+  uint64_t v;
+  EXPECT_TRUE(parse_hex_u64("00000000000000ff", v));
+  EXPECT_EQ(v, 255u);
+  EXPECT_FALSE(parse_hex_u64("ff", v));
+  EXPECT_EQ(hex_u64(255), "00000000000000ff");
+  EXPECT_EQ(unix_to_ns(1'700'000'000), 1'700'000'000'000'000'000);
+  EXPECT_EQ(unix_to_ns(1'700'000'000'000), 1'700'000'000'000'000'000);
+  EXPECT_EQ(parse_duration_s("7d"), 7 * 86400);
+  EXPECT_EQ(parse_size_bytes("10GB"), 10LL << 30);
+  std::string d;
+  EXPECT_TRUE(base64_decode(base64_encode("user:tok"), d));
+  EXPECT_EQ(d, "user:tok");
+}

@@ -1,0 +1,65 @@
+#include "core/flame.h"
+
+#include <gtest/gtest.h>
+
+using spanprof::FlameTree;
+
+namespace {
+std::string name_of(uint32_t k) { return std::string(1, char('a' + k)); }
+void add(FlameTree& t, std::vector<uint32_t> s, int64_t v, int side = 0) {
+  t.add(s.data(), s.size(), v, side);
+}
+}  // namespace
+
+// Hand-computed: stacks a;b=3 a;c=1 d=2 → names total,a,d,b,c.
+TEST(Flame, EncodingMatchesHandComputedExample) {
+  FlameTree t;
+  add(t, {0, 1}, 3);  // a;b
+  add(t, {3}, 2);     // d
+  add(t, {0, 2}, 1);  // a;c
+  auto f = t.flamegraph(name_of, 0);
+  EXPECT_EQ(f.names, (std::vector<std::string>{"total", "a", "d", "b", "c"}));
+  ASSERT_EQ(f.levels.size(), 3u);
+  EXPECT_EQ(f.levels[0], (std::vector<int64_t>{0, 6, 0, 0}));
+  EXPECT_EQ(f.levels[1], (std::vector<int64_t>{0, 4, 0, 1, 0, 2, 2, 2}));
+  EXPECT_EQ(f.levels[2], (std::vector<int64_t>{0, 3, 3, 3, 0, 1, 1, 4}));
+  EXPECT_EQ(f.total, 6);
+  EXPECT_EQ(f.max_self, 3);
+}
+
+// x_offset is relative to the end of the previous node on the same level: a gap appears when a
+// parent has self time or a sibling subtree is shallower.
+TEST(Flame, OffsetsSkipGapsOnALevel) {
+  FlameTree t;
+  add(t, {0}, 2);     // a (self 2)
+  add(t, {0, 1}, 1);  // a;b
+  add(t, {3, 2}, 4);  // d;c
+  auto f = t.flamegraph(name_of, 0);
+  // level 2: b at x=0, c at x=3 (a total 3) → offset 3-1 = 2
+  EXPECT_EQ(f.levels[2], (std::vector<int64_t>{0, 1, 1, 3, 2, 4, 4, 4}));
+}
+
+TEST(Flame, MaxNodesFoldsIntoOther) {
+  FlameTree t;
+  add(t, {0, 1}, 3);
+  add(t, {3}, 2);
+  add(t, {0, 2}, 1);
+  auto f = t.flamegraph(name_of, 2);
+  EXPECT_EQ(f.names, (std::vector<std::string>{"total", "a", "other", "b"}));
+  EXPECT_EQ(f.levels[1], (std::vector<int64_t>{0, 4, 0, 1, 0, 2, 2, 2}));
+  EXPECT_EQ(f.levels[2], (std::vector<int64_t>{0, 3, 3, 3, 0, 1, 1, 2}));
+  EXPECT_EQ(f.total, 6);
+}
+
+TEST(Flame, DiffHasSevenIntsPerNode) {
+  FlameTree t;
+  add(t, {0, 1}, 3, 0);
+  add(t, {0, 1}, 1, 1);
+  add(t, {0, 2}, 2, 1);
+  auto f = t.diff(name_of, 0);
+  EXPECT_EQ(f.left_total, 3);
+  EXPECT_EQ(f.right_total, 3);
+  EXPECT_EQ(f.levels[0], (std::vector<int64_t>{0, 3, 0, 0, 3, 0, 0}));
+  EXPECT_EQ(f.levels[1], (std::vector<int64_t>{0, 3, 0, 0, 3, 0, 1}));
+  EXPECT_EQ(f.levels[2], (std::vector<int64_t>{0, 3, 3, 0, 1, 1, 2, 0, 0, 0, 0, 2, 2, 3}));
+}

@@ -1,0 +1,159 @@
+#include "core/store.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "core/query.h"
+#include "core/util.h"
+
+using namespace spanprof;
+
+namespace {
+struct TmpDir {
+  std::string path;
+  TmpDir() {
+    char t[] = "/tmp/spanprof-test-XXXXXX";
+    path = mkdtemp(t);
+  }
+  ~TmpDir() { std::filesystem::remove_all(path); }
+};
+
+RawProfile profile(const std::string& tenant, const std::string& service, int64_t time_ns,
+                   uint64_t span) {
+  RawProfile p;
+  p.tenant = tenant;
+  p.series = {{"__name__", "process_cpu"}, {"service_name", service}};
+  p.period = 10'000'000;
+  p.time_ns = time_ns;
+  p.frames = {{"main", "app.py", 1}, {"work", "app.py", 2}, {"idle", "app.py", 3}};
+  RawSample a;
+  a.frames = {0, 1};
+  a.value = 3 * p.period;
+  a.ids.span_id = span;
+  a.ids.active_span_id = span + 1;
+  RawSample b;
+  b.frames = {0, 2};
+  b.value = 1 * p.period;
+  p.samples = {a, b};
+  return p;
+}
+}  // namespace
+
+TEST(Store, RoundTripSurvivesReopen) {
+  TmpDir d;
+  int64_t now = now_ns();
+  {
+    auto s = Store::open({d.path});
+    ASSERT_TRUE(s) << s.error.message;
+    ASSERT_FALSE((*s)->write_profiles({profile("anonymous", "svc", now, 0x1234)}));
+  }
+  auto s = Store::open({d.path});
+  ASSERT_TRUE(s);
+  QueryEngine q(**s);
+  auto st = q.merge("anonymous", "process_cpu:cpu:nanoseconds:cpu:nanoseconds",
+                    R"({service_name="svc"})", 0, now / 1'000'000 + 1000, {});
+  ASSERT_TRUE(st);
+  auto f = q.flamegraph(*st, 0);
+  EXPECT_EQ(f.total, 4 * 10'000'000);
+  EXPECT_EQ(f.names, (std::vector<std::string>{"total", "main", "idle", "work"}));
+  EXPECT_EQ(st->sample_count, 4);
+  // Span selector keeps only the samples of that local root span.
+  auto sp = q.merge("anonymous", "", "{}", 0, now / 1'000'000 + 1000, {0x1234});
+  ASSERT_TRUE(sp);
+  EXPECT_EQ(q.flamegraph(*sp, 0).total, 3 * 10'000'000);
+  EXPECT_EQ((*s)->stats().sample_rows, 2);
+}
+
+TEST(Store, TenantsAreIsolated) {
+  TmpDir d;
+  auto s = Store::open({d.path});
+  ASSERT_TRUE(s);
+  int64_t now = now_ns();
+  ASSERT_FALSE((*s)->write_profiles({profile("a", "svc", now, 0x99)}));
+  QueryEngine q(**s);
+  auto other = q.merge("b", "", "{}", 0, now / 1'000'000 + 1000, {});
+  ASSERT_TRUE(other);
+  EXPECT_TRUE(other->values.empty());
+  auto by_span = q.merge("b", "", "{}", 0, now / 1'000'000 + 1000, {0x99});
+  EXPECT_TRUE(by_span->values.empty());
+  EXPECT_TRUE((*s)->series_of("b").empty());
+  EXPECT_EQ((*s)->series_of("a").size(), 1u);
+  SpanRow sr;
+  sr.tenant = "a";
+  sr.trace_hi = 1, sr.trace_lo = 2, sr.span_id = 3;
+  sr.name = "GET /";
+  sr.start_ns = now, sr.end_ns = now + 1000;
+  ASSERT_FALSE((*s)->write_spans({sr}));
+  EXPECT_EQ((*s)->trace_spans("a", 1, 2).size(), 1u);
+  EXPECT_TRUE((*s)->trace_spans("b", 1, 2).empty());
+}
+
+TEST(Store, RetentionRemovesOldProfiles) {
+  TmpDir d;
+  StoreOptions o{d.path};
+  o.retention_s = 3600;
+  o.retention_interval_s = 3600;
+  auto s = Store::open(o);
+  ASSERT_TRUE(s);
+  int64_t now = now_ns();
+  ASSERT_FALSE((*s)->write_profiles({profile("anonymous", "old", now - 7200'000'000'000LL, 1),
+                                     profile("anonymous", "new", now, 2)}));
+  EXPECT_EQ((*s)->stats().profiles, 2);
+  ASSERT_FALSE((*s)->run_retention());
+  EXPECT_EQ((*s)->stats().profiles, 1);
+  EXPECT_EQ((*s)->stats().sample_rows, 2);
+  QueryEngine q(**s);
+  auto old = q.merge("anonymous", "", R"({service_name="old"})", 0, now / 1'000'000, {});
+  EXPECT_TRUE(old->values.empty());
+}
+
+TEST(Store, TraceApiCountsSelfAndChildren) {
+  TmpDir d;
+  auto s = Store::open({d.path});
+  ASSERT_TRUE(s);
+  int64_t now = now_ns();
+  // root 0x10 → child 0x11. Profile: 3 samples active in 0x11, 1 sample with no active span.
+  RawProfile p = profile("anonymous", "svc", now, 0x10);
+  p.samples[0].ids.active_span_id = 0x11;
+  p.samples[1].ids.span_id = 0x10;
+  ASSERT_FALSE((*s)->write_profiles({p}));
+  SpanRow root, child;
+  root.trace_hi = child.trace_hi = 7;
+  root.trace_lo = child.trace_lo = 8;
+  root.span_id = 0x10;
+  child.span_id = 0x11;
+  child.parent_span_id = 0x10;
+  root.name = "GET /";
+  child.name = "work";
+  root.start_ns = child.start_ns = now;
+  root.end_ns = child.end_ns = now + 1'000'000;
+  ASSERT_FALSE((*s)->write_spans({root, child}));
+  QueryEngine q(**s);
+  auto t = q.trace("anonymous", hex_u128(7, 8));
+  ASSERT_TRUE(t) << t.error.message;
+  auto& spans = (*t)["spans"];
+  ASSERT_EQ(spans.size(), 2u);
+  for (auto& sp : spans) {
+    if (sp["name"] == "GET /") {
+      EXPECT_EQ(sp["self_samples"], 1);
+      EXPECT_EQ(sp["total_samples"], 4);
+    } else {
+      EXPECT_EQ(sp["self_samples"], 3);
+      EXPECT_EQ(sp["total_samples"], 3);
+    }
+  }
+  auto fg = q.flamegraph_json(
+      "anonymous",
+      {{"trace_id", hex_u128(7, 8)}, {"span_id", hex_u64(0x10)}, {"mode", "children"}});
+  ASSERT_TRUE(fg);
+  EXPECT_EQ((*fg)["sample_count"], 4);
+  auto self =
+      q.flamegraph_json("anonymous", {{"trace_id", hex_u128(7, 8)}, {"span_id", hex_u64(0x10)}});
+  EXPECT_EQ((*self)["sample_count"], 1);
+  auto tr = q.traces("anonymous", {});
+  ASSERT_TRUE(tr);
+  ASSERT_EQ((*tr)["traces"].size(), 1u);
+  EXPECT_EQ((*tr)["traces"][0]["sample_count"], 4);
+  EXPECT_EQ((*tr)["traces"][0]["span_count"], 2);
+}
