@@ -9,7 +9,6 @@ import threading
 import time
 
 import pytest
-
 from conftest import burn_cpu, wait_for_timers
 
 SPAN_VAR: contextvars.ContextVar = contextvars.ContextVar("spanprof_test_span", default=None)

@@ -240,7 +240,9 @@ int64_t mono_ns() {
 // known directly. Threads started with _thread.start_new_thread outside threading are not seen.
 std::unordered_map<uint64_t, pid_t> native_ids_from_threading() {
   std::unordered_map<uint64_t, pid_t> ids;
-  ids[static_cast<uint64_t>(pthread_self())] = static_cast<pid_t>(syscall(SYS_gettid));
+  const auto self = static_cast<uint64_t>(pthread_self());
+  const auto self_tid = static_cast<pid_t>(syscall(SYS_gettid));
+  ids[self] = self_tid;
   PyObject* mod = PyImport_GetModule(PyUnicode_FromString("threading"));
   PyErr_Clear();
   if (mod == nullptr) return ids;
@@ -264,6 +266,7 @@ std::unordered_map<uint64_t, pid_t> native_ids_from_threading() {
     PyErr_Clear();
   }
   Py_DECREF(active);
+  ids[self] = self_tid;  // authoritative (Thread._native_id is the parent's after a fork)
   return ids;
 }
 #endif

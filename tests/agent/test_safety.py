@@ -1,0 +1,210 @@
+"""The profiled program comes first: fork, a foreign owner of SIGPROF, EINTR, thread churn and
+interpreter shutdown with the profiler running. Process-wide effects run in subprocesses."""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+import time
+
+from conftest import run_python
+
+
+def test_fork_child_profiles_itself_without_parent_samples():
+    r = run_python(
+        """
+        import os, sys, time, json
+        from spanprof import _native
+        def burn(sec):
+            t = time.thread_time()
+            while time.thread_time() - t < sec: sum(range(200))
+        def parent_work(): burn(0.3)
+        def child_work(): burn(0.3)
+        _native.start(100, True, False, False, False)
+        parent_work()               # not collected before the fork
+        rd, wr = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            child_work()
+            _native.stop()
+            p = _native.collect()
+            names = sorted({f[0] for fr, _l, _c in p.samples() for f in fr})
+            os.write(wr, json.dumps({"names": names, "running_after_fork": True,
+                                     "samples": p.sample_count}).encode())
+            os._exit(0)
+        os.close(wr)
+        data = b""
+        while True:
+            chunk = os.read(rd, 65536)
+            if not chunk: break
+            data += chunk
+        _, status = os.waitpid(pid, 0)
+        _native.stop()
+        parent = {f[0] for fr, _l, _c in _native.collect().samples() for f in fr}
+        print(json.dumps({"child": json.loads(data), "status": status, "parent": sorted(parent)}))
+        """,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    import json
+
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["status"] == 0
+    assert "child_work" in out["child"]["names"]
+    assert "parent_work" not in out["child"]["names"]
+    assert out["child"]["samples"] >= 15
+    assert "parent_work" in out["parent"] and "child_work" not in out["parent"]
+
+
+def test_foreign_sigprof_owner_is_preserved_and_still_called():
+    r = run_python(
+        """
+        import signal, time
+        from spanprof import _native
+        calls = []
+        signal.signal(signal.SIGPROF, lambda s, f: calls.append(s))
+        signal.setitimer(signal.ITIMER_PROF, 0.01, 0.01)
+        _native.start(100, True, False, False, False)
+        t = time.thread_time()
+        while time.thread_time() - t < 0.5: sum(range(200))
+        signal.setitimer(signal.ITIMER_PROF, 0, 0)
+        _native.stop()
+        p = _native.collect()
+        s = _native.stats()
+        print(len(calls), s["signal"], int(signal.SIGPROF), p.sample_count,
+              signal.getsignal(signal.SIGPROF) is not signal.SIG_DFL)
+        """
+    )
+    assert r.returncode == 0, r.stderr
+    calls, used_signal, sigprof, samples, still_owned = r.stdout.split()
+    assert int(calls) >= 20  # the user's handler kept firing
+    assert int(used_signal) != int(sigprof)  # we took a real-time signal instead
+    assert int(samples) >= 20
+    assert still_owned == "True"
+
+
+def test_blocking_c_calls_never_see_eintr():
+    r = run_python(
+        """
+        import ctypes, ctypes.util, errno, select, threading, time
+        from spanprof import _native
+        libc = ctypes.CDLL(None, use_errno=True)
+        class Timespec(ctypes.Structure):
+            _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+        class Timeval(ctypes.Structure):
+            _fields_ = [("tv_sec", ctypes.c_long), ("tv_usec", ctypes.c_long)]
+        epfd = libc.epoll_create1(0)
+        events = (ctypes.c_char * 64)()
+        failures = []
+        calls = [0]
+        def check(name, rc):
+            calls[0] += 1
+            if rc == -1:
+                failures.append((name, ctypes.get_errno()))
+        def burn(sec):
+            t = time.thread_time()
+            while time.thread_time() - t < sec: sum(range(200))
+        def worker(deadline):
+            while time.monotonic() < deadline:
+                burn(0.003)
+                check("poll", libc.poll(None, 0, 1))
+                burn(0.003)
+                check("nanosleep", libc.nanosleep(ctypes.byref(Timespec(0, 1000000)), None))
+                burn(0.003)
+                check("select", libc.select(0, None, None, None, ctypes.byref(Timeval(0, 1000))))
+                burn(0.003)
+                check("epoll_wait", libc.epoll_wait(epfd, events, 1, 1))
+                for _ in range(200):  # busy, mostly in the kernel
+                    check("epoll_wait0", libc.epoll_wait(epfd, events, 1, 0))
+                    check("poll0", libc.poll(None, 0, 0))
+        _native.start(250, False, False, False, False)
+        deadline = time.monotonic() + 2.0
+        ts = [threading.Thread(target=worker, args=(deadline,)) for _ in range(3)]
+        for t in ts: t.start()
+        worker(deadline)
+        for t in ts: t.join()
+        _native.stop()
+        s = _native.stats()
+        print(len(failures), calls[0], s["samples_taken"], failures[:5])
+        """
+    )
+    assert r.returncode == 0, r.stderr
+    nfail, ncalls, samples, rest = r.stdout.split(maxsplit=3)
+    assert int(samples) > 50
+    assert int(ncalls) > 10000
+    assert int(nfail) == 0, rest
+
+
+def count_posix_timers() -> int:
+    with open(f"/proc/{os.getpid()}/timers") as f:
+        return sum(1 for line in f if line.startswith("ID:"))
+
+
+def test_thread_churn_leaks_no_timers_and_bounded_memory(native):
+    native.start(100, True, False, False, False)
+
+    def short_lived():
+        t = time.thread_time()
+        while time.thread_time() - t < 0.002:
+            pass
+        time.sleep(0.03)
+
+    def wave(n):
+        ts = [threading.Thread(target=short_lived) for _ in range(n)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+
+    wave(200)  # warm up allocator and caches
+    time.sleep(0.2)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    created_before = native.stats()["timers_created"]
+    for _ in range(15):
+        wave(200)
+    time.sleep(0.3)  # a few scans: timers of exited threads are deleted
+    s = native.stats()
+    assert s["timers_created"] - created_before >= 300, s  # churned threads were really armed
+    live = threading.active_count()
+    assert s["timers_active"] <= live
+    assert count_posix_timers() <= live
+    assert s["timers_created"] - s["timers_deleted"] == s["timers_active"]
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert rss_after - rss_before < 64 * 1024, (rss_before, rss_after)  # KiB
+    native.stop()
+    assert count_posix_timers() == 0
+
+
+def test_shutdown_with_profiler_running_exits_cleanly():
+    for variant in ("plain", "daemon", "sys_exit"):
+        r = run_python(
+            f"""
+            import sys, threading, time
+            from spanprof import _native
+            def spin():
+                while True: sum(range(500))
+            _native.start(250, False, False, False, False)
+            if "{variant}" != "plain":
+                for _ in range(4):
+                    threading.Thread(target=spin, daemon=True).start()
+            t = time.thread_time()
+            while time.thread_time() - t < 0.2: sum(range(200))
+            if "{variant}" == "sys_exit":
+                sys.exit(0)
+            """,
+            timeout=60,
+        )
+        assert r.returncode == 0, (variant, r.returncode, r.stderr)
+
+
+def test_stop_start_cycles_and_collect_while_running(native):
+    for _ in range(20):
+        native.start(250, True, False, False, False)
+        t = time.thread_time()
+        while time.thread_time() - t < 0.02:
+            sum(range(100))
+        native.collect()
+        native.stop()
+    assert not native.is_running()
+    assert native.stats()["timers_active"] == 0
