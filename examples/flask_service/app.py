@@ -1,13 +1,14 @@
 """Flask (threads) service with OpenTelemetry auto-instrumentation and spanprof span profiles.
 
-Run it (with `spanprof serve` running, or any Pyroscope server on :4040):
+Run it with a server for profiles and traces, e.g. `spanprof serve --otlp-listen 127.0.0.1:4318`
+(or any Pyroscope server on :4040, and a trace backend on :4318):
 
     python examples/flask_service/app.py
     curl 'http://127.0.0.1:8000/slow?n=27'     # CPU-heavy: shows up in the span's flame graph
     curl 'http://127.0.0.1:8000/fast'
 
 Environment: PORT (8000), SPANPROF_SERVER_ADDRESS (http://localhost:4040), and the standard
-OTEL_EXPORTER_OTLP_ENDPOINT (http://localhost:4318, where `spanprof serve` accepts traces).
+OTEL_EXPORTER_OTLP_ENDPOINT (the SDK's default: http://localhost:4318).
 
 Each request runs on its own thread; spanprof's per-thread CPU timers charge every sample to the
 thread that spent the CPU, labelled with that thread's current span.

@@ -231,7 +231,9 @@ class Example:
             raise AssertionError(
                 f"example did not finish within {timeout}s:\n{out.decode()}"
             ) from None
-        return out.decode(errors="replace")
+        text = out.decode(errors="replace")
+        assert self.proc.returncode == 0, f"example exited with {self.proc.returncode}:\n{text}"
+        return text
 
     def kill(self) -> None:
         if self.proc.poll() is None:
