@@ -1,0 +1,238 @@
+"""Fixtures for the server integration tests: a real spanprof-server on ephemeral 127.0.0.1 ports,
+our .proto files compiled at test time (protoc → descriptor set → dynamic message classes), and
+small HTTP helpers. Tests skip with a reason when the binary is not built."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BINARY = Path(os.environ.get("SPANPROF_SERVER_BIN", ROOT / "build" / "server" / "spanprof-server"))
+PROTO_DIR = ROOT / "server" / "proto"
+CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+
+
+class Server:
+    def __init__(self, data_dir: str, args: list[str]):
+        self.data_dir = data_dir
+        self.args = args
+        self.proc: Optional[subprocess.Popen] = None
+        self.log_path = os.path.join(data_dir, "server.log")
+        self.url = ""
+        self.otlp_url = ""
+        self.token: Optional[str] = None
+
+    def start(self) -> Server:
+        self.log = open(self.log_path, "ab")
+        start_len = os.path.getsize(self.log_path)
+        self.proc = subprocess.Popen(
+            [str(BINARY), "--data-dir", self.data_dir, "--listen", "127.0.0.1:0", *self.args],
+            stdout=self.log,
+            stderr=self.log,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            text = Path(self.log_path).read_bytes()[start_len:].decode(errors="replace")
+            api = [ln for ln in text.splitlines() if ln.startswith("LISTENING api ")]
+            want_otlp = any(a == "--otlp-listen" for a in self.args)
+            otlp = [ln for ln in text.splitlines() if ln.startswith("LISTENING otlp ")]
+            if api and (otlp or not want_otlp):
+                self.url = "http://" + api[0].split()[-1]
+                if otlp:
+                    self.otlp_url = "http://" + otlp[0].split()[-1]
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{text}")
+            time.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=30)
+        finally:
+            self.log.close()
+        self.proc = None
+        return rc
+
+    def log_text(self) -> str:
+        return Path(self.log_path).read_text(errors="replace")
+
+    # ---- HTTP ----
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Optional[bytes] = None,
+        headers: Optional[dict[str, str]] = None,
+        base: Optional[str] = None,
+    ) -> tuple[int, bytes, dict[str, str]]:
+        h = dict(headers or {})
+        if self.token and "Authorization" not in h:
+            h["Authorization"] = f"Bearer {self.token}"
+        req = urllib.request.Request((base or self.url) + path, data=body, method=method, headers=h)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, r.read(), dict(r.headers)
+        except urllib.error.HTTPError as e:
+            return e.code, e.read(), dict(e.headers)
+
+    def get_json(self, path: str, headers: Optional[dict[str, str]] = None) -> Any:
+        code, body, _ = self.request("GET", path, headers=headers)
+        assert code == 200, (code, body)
+        return json.loads(body)
+
+    def connect_json(self, method: str, req: dict, headers: Optional[dict[str, str]] = None) -> Any:
+        h = {"Content-Type": "application/json", **(headers or {})}
+        code, body, _ = self.request(
+            "POST", f"/querier.v1.QuerierService/{method}", json.dumps(req).encode(), h
+        )
+        assert code == 200, (code, body)
+        return json.loads(body)
+
+
+@pytest.fixture(scope="session")
+def server_binary() -> Path:
+    if not BINARY.exists():
+        pytest.skip(f"{BINARY} not built (run scripts/build)")
+    return BINARY
+
+
+@pytest.fixture()
+def make_server(server_binary, tmp_path_factory):
+    servers: list[Server] = []
+
+    def make(*args: str, data_dir: Optional[str] = None) -> Server:
+        d = data_dir or str(tmp_path_factory.mktemp("spanprof-data"))
+        s = Server(d, list(args)).start()
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        if s.alive():
+            s.stop()
+
+
+@pytest.fixture()
+def server(make_server) -> Server:
+    return make_server("--otlp-listen", "127.0.0.1:0")
+
+
+@pytest.fixture(scope="session")
+def pb():
+    """Dynamic message classes for our .proto files (no generated Python kept in the repo)."""
+    protoc = shutil.which("protoc")
+    if not protoc:
+        pytest.skip("protoc not installed")
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "set.pb")
+        files = sorted(p.name for p in PROTO_DIR.glob("*.proto"))
+        subprocess.run(
+            [
+                protoc,
+                "-I",
+                str(PROTO_DIR),
+                "--include_imports",
+                f"--descriptor_set_out={out}",
+                *files,
+            ],
+            check=True,
+        )
+        fds = descriptor_pb2.FileDescriptorSet.FromString(Path(out).read_bytes())
+    pool = descriptor_pool.DescriptorPool()
+    for f in fds.file:
+        pool.Add(f)
+
+    class Msgs:
+        def __getattr__(self, full_name: str):
+            return message_factory.GetMessageClass(pool.FindMessageTypeByName(full_name))
+
+        def get(self, full_name: str):
+            return self.__getattr__(full_name)
+
+    return Msgs()
+
+
+def make_pprof(
+    pb,
+    stacks: list[tuple[list[str], int, dict[str, str]]],
+    period: int = 10_000_000,
+    time_ns: Optional[int] = None,
+) -> bytes:
+    """stacks: (frames root-first, sample count, labels). Values are count × period (cpu ns)."""
+    P = pb.get("perftools.profiles.Profile")
+    p = P()
+    strings: dict[str, int] = {}
+
+    def s(x: str) -> int:
+        if x not in strings:
+            strings[x] = len(p.string_table)
+            p.string_table.append(x)
+        return strings[x]
+
+    s("")
+    st = p.sample_type.add()
+    st.type, st.unit = s("cpu"), s("nanoseconds")
+    p.period_type.type, p.period_type.unit = s("cpu"), s("nanoseconds")
+    p.period = period
+    p.time_nanos = time_ns if time_ns is not None else time.time_ns()
+    p.duration_nanos = 10_000_000_000
+    funcs: dict[str, int] = {}
+    for frames, count, labels in stacks:
+        sample = p.sample.add()
+        for name in reversed(frames):  # leaf first
+            if name not in funcs:
+                f = p.function.add()
+                f.id = len(p.function)
+                f.name = s(name)
+                f.filename = s("app.py")
+                loc = p.location.add()
+                loc.id = f.id
+                line = loc.line.add()
+                line.function_id = f.id
+                line.line = 1
+                funcs[name] = f.id
+            sample.location_id.append(funcs[name])
+        sample.value.append(count * period)
+        for k, v in labels.items():
+            lab = sample.label.add()
+            lab.key, lab.str = s(k), s(v)
+    return p.SerializeToString()
+
+
+def push_request(pb, labels: dict[str, str], raw: bytes, gzipped: bool = True) -> bytes:
+    req = pb.get("push.v1.PushRequest")()
+    series = req.series.add()
+    for k, v in labels.items():
+        lp = series.labels.add()
+        lp.name, lp.value = k, v
+    sample = series.samples.add()
+    sample.raw_profile = gzip.compress(raw) if gzipped else raw
+    sample.ID = "00000000-0000-0000-0000-000000000000"
+    return req.SerializeToString()
+
+
+def flame_names(fg: dict) -> set[str]:
+    return set(fg.get("names", []))

@@ -1,0 +1,327 @@
+"""Query endpoints: every querier.v1 method in both Connect encodings, render, and /api/v1."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+
+import pytest
+from conftest import CPU, flame_names, make_pprof, push_request
+from google.protobuf import json_format
+
+ROOT_SPAN = "00000000000000a1"
+CHILD_SPAN = "00000000000000a2"
+OTHER_SPAN = "00000000000000b1"
+TRACE = "000000000000000000000000000000c1"
+
+
+@pytest.fixture()
+def loaded(server, pb):
+    """Two services; svc-a has span-labelled samples and a stored trace (root a1 → child a2)."""
+    now_ns = time.time_ns()
+    stacks = [
+        (
+            ["main", "handle", "root_only_fn"],
+            2,
+            {"span_id": ROOT_SPAN, "trace_id": TRACE, "span_name": "GET /a"},
+        ),
+        (
+            ["main", "handle", "child_fn"],
+            3,
+            {
+                "span_id": ROOT_SPAN,
+                "active_span_id": CHILD_SPAN,
+                "trace_id": TRACE,
+                "span_name": "GET /a",
+            },
+        ),
+        (["main", "idle"], 4, {}),
+        (["main", "other_span_fn"], 5, {"span_id": OTHER_SPAN, "span_name": "GET /b"}),
+    ]
+    for svc, st in (("svc-a", stacks), ("svc-b", [(["main", "b_fn"], 6, {})])):
+        body = push_request(
+            pb,
+            {"__name__": "process_cpu", "service_name": svc, "env": "prod"},
+            make_pprof(pb, st, time_ns=now_ns),
+        )
+        code, resp, _ = server.request(
+            "POST", "/push.v1.PusherService/Push", body, {"Content-Type": "application/proto"}
+        )
+        assert code == 200, resp
+    trace = {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "svc-a"}}]
+                },
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": TRACE,
+                                "spanId": ROOT_SPAN,
+                                "name": "GET /a",
+                                "startTimeUnixNano": str(now_ns - 50_000_000),
+                                "endTimeUnixNano": str(now_ns),
+                            },
+                            {
+                                "traceId": TRACE,
+                                "spanId": CHILD_SPAN,
+                                "parentSpanId": ROOT_SPAN,
+                                "name": "db.query",
+                                "startTimeUnixNano": str(now_ns - 40_000_000),
+                                "endTimeUnixNano": str(now_ns - 10_000_000),
+                            },
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+    code, resp, _ = server.request(
+        "POST", "/v1/traces", json.dumps(trace).encode(), {"Content-Type": "application/json"}
+    )
+    assert code == 200, resp
+    return server
+
+
+NOW_MS = str(int(time.time() * 1000) + 3_600_000)
+QUERIES = [
+    (
+        "ProfileTypes",
+        "querier.v1.ProfileTypesRequest",
+        "querier.v1.ProfileTypesResponse",
+        {"start": "1", "end": "2"},
+    ),
+    (
+        "LabelNames",
+        "types.v1.LabelNamesRequest",
+        "types.v1.LabelNamesResponse",
+        {"matchers": ['{service_name="svc-a"}']},
+    ),
+    (
+        "LabelValues",
+        "types.v1.LabelValuesRequest",
+        "types.v1.LabelValuesResponse",
+        {"name": "service_name"},
+    ),
+    (
+        "Series",
+        "querier.v1.SeriesRequest",
+        "querier.v1.SeriesResponse",
+        {"matchers": ["{}"], "labelNames": ["service_name"]},
+    ),
+    (
+        "SelectMergeStacktraces",
+        "querier.v1.SelectMergeStacktracesRequest",
+        "querier.v1.SelectMergeStacktracesResponse",
+        {
+            "profileTypeID": CPU,
+            "labelSelector": '{service_name="svc-a"}',
+            "start": "0",
+            "end": NOW_MS,
+        },
+    ),
+    (
+        "SelectMergeSpanProfile",
+        "querier.v1.SelectMergeSpanProfileRequest",
+        "querier.v1.SelectMergeSpanProfileResponse",
+        {
+            "profileTypeID": CPU,
+            "labelSelector": "{}",
+            "spanSelector": [ROOT_SPAN],
+            "start": "0",
+            "end": NOW_MS,
+        },
+    ),
+    (
+        "SelectSeries",
+        "querier.v1.SelectSeriesRequest",
+        "querier.v1.SelectSeriesResponse",
+        {
+            "profileTypeID": CPU,
+            "labelSelector": "{}",
+            "start": "0",
+            "end": NOW_MS,
+            "step": 60,
+            "groupBy": ["service_name"],
+        },
+    ),
+    (
+        "SelectMergeProfile",
+        "querier.v1.SelectMergeProfileRequest",
+        "perftools.profiles.Profile",
+        {
+            "profileTypeID": CPU,
+            "labelSelector": '{service_name="svc-b"}',
+            "start": "0",
+            "end": NOW_MS,
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize("method,req_type,resp_type,req", QUERIES, ids=[q[0] for q in QUERIES])
+def test_both_connect_encodings_agree(loaded, pb, method, req_type, resp_type, req):
+    server = loaded
+    as_json = server.connect_json(method, req)
+    msg = json_format.ParseDict(req, pb.get(req_type)())
+    code, body, headers = server.request(
+        "POST",
+        f"/querier.v1.QuerierService/{method}",
+        msg.SerializeToString(),
+        {"Content-Type": "application/proto"},
+    )
+    assert code == 200, body
+    assert headers["Content-Type"].startswith("application/proto")
+    from_proto = json_format.MessageToDict(pb.get(resp_type).FromString(body))
+    assert from_proto == as_json
+    assert as_json, f"{method} returned an empty document"
+
+
+def test_select_merge_results(loaded):
+    s = loaded
+    fg = s.connect_json(
+        "SelectMergeStacktraces",
+        {
+            "profileTypeID": CPU,
+            "labelSelector": '{env="prod", service_name=~"svc-.*"}',
+            "start": "0",
+            "end": NOW_MS,
+        },
+    )["flamegraph"]
+    assert int(fg["total"]) == 20 * 10_000_000
+    span = s.connect_json(
+        "SelectMergeSpanProfile",
+        {
+            "profileTypeID": CPU,
+            "labelSelector": '{service_name="svc-a"}',
+            "spanSelector": [ROOT_SPAN],
+            "start": "0",
+            "end": NOW_MS,
+        },
+    )["flamegraph"]
+    assert flame_names(span) >= {"root_only_fn", "child_fn"} and "idle" not in flame_names(span)
+    assert int(span["total"]) == 5 * 10_000_000
+    neg = s.connect_json(
+        "SelectMergeStacktraces",
+        {
+            "profileTypeID": CPU,
+            "labelSelector": '{service_name!~"svc-a"}',
+            "start": "0",
+            "end": NOW_MS,
+        },
+    )["flamegraph"]
+    assert flame_names(neg) == {"total", "main", "b_fn"}
+    series = s.connect_json(
+        "SelectSeries",
+        {
+            "profileTypeID": CPU,
+            "labelSelector": "{}",
+            "start": "0",
+            "end": NOW_MS,
+            "step": 60,
+            "groupBy": ["service_name"],
+        },
+    )["series"]
+    totals = {x["labels"][0]["value"]: sum(p["value"] for p in x["points"]) for x in series}
+    assert totals == {"svc-a": 14 * 10_000_000, "svc-b": 6 * 10_000_000}
+
+
+def test_max_nodes_folds_into_other(loaded):
+    fg = loaded.connect_json(
+        "SelectMergeStacktraces",
+        {"profileTypeID": CPU, "labelSelector": "{}", "start": "0", "end": NOW_MS, "maxNodes": "2"},
+    )["flamegraph"]
+    assert "other" in fg["names"]
+    assert int(fg["total"]) == 20 * 10_000_000
+    assert len(fg["levels"]) <= 3
+
+
+def test_bad_selector_is_400_with_connect_error(loaded):
+    code, body, _ = loaded.request(
+        "POST",
+        "/querier.v1.QuerierService/SelectMergeStacktraces",
+        json.dumps({"profileTypeID": CPU, "labelSelector": "{service_name=}"}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    assert code == 400
+    err = json.loads(body)
+    assert err["code"] == "invalid_argument" and "quoted value" in err["message"]
+
+
+def test_render_flamebearer(loaded):
+    q = urllib.parse.quote('svc-b.cpu{env="prod"}')
+    doc = loaded.get_json(f"/pyroscope/render?query={q}&from=now-1h&until=now&format=json")
+    fb = doc["flamebearer"]
+    assert fb["numTicks"] == 6 * 10_000_000 and "b_fn" in fb["names"]
+    q = urllib.parse.quote(CPU + '{service_name="svc-b"}')
+    assert (
+        loaded.get_json(f"/pyroscope/render?query={q}&from=0")["flamebearer"]["numTicks"]
+        == 6 * 10_000_000
+    )
+
+
+def test_api_trace_with_span_sample_counts(loaded):
+    s = loaded
+    traces = s.get_json("/api/v1/traces?service=svc-a")["traces"]
+    assert len(traces) == 1
+    t = traces[0]
+    assert t["trace_id"] == TRACE and t["root_name"] == "GET /a" and t["span_count"] == 2
+    assert t["has_profile"] is True and t["sample_count"] == 5
+    assert s.get_json("/api/v1/traces?has_profile=false")["traces"] == []
+    assert s.get_json("/api/v1/traces?min_duration_ms=1000")["traces"] == []
+    doc = s.get_json(f"/api/v1/traces/{TRACE}")
+    spans = {x["span_id"]: x for x in doc["spans"]}
+    assert spans[ROOT_SPAN]["self_samples"] == 2 and spans[ROOT_SPAN]["total_samples"] == 5
+    assert spans[CHILD_SPAN]["self_samples"] == 3 and spans[CHILD_SPAN]["total_samples"] == 3
+    assert doc["period_ns"] == 10_000_000
+
+
+def test_api_flamegraphs(loaded):
+    s = loaded
+    own = s.get_json(f"/api/v1/flamegraph?trace_id={TRACE}&span_id={ROOT_SPAN}&mode=self")
+    assert (
+        own["sample_count"] == 2
+        and "root_only_fn" in own["names"]
+        and "child_fn" not in own["names"]
+    )
+    kids = s.get_json(f"/api/v1/flamegraph?trace_id={TRACE}&span_id={ROOT_SPAN}&mode=children")
+    assert kids["sample_count"] == 5 and kids["period_ns"] == 10_000_000
+    child = s.get_json(f"/api/v1/flamegraph?trace_id={TRACE}&span_id={CHILD_SPAN}")
+    assert child["sample_count"] == 3 and "child_fn" in child["names"]
+    by_name = s.get_json("/api/v1/flamegraph?service=svc-a&span_name=db.query")
+    assert by_name["sample_count"] == 3
+    # span name without stored spans: falls back to the span_name series label
+    fallback = s.get_json("/api/v1/flamegraph?service=svc-a&span_name=GET%20/b")
+    assert "other_span_fn" in fallback["names"]
+    svc = s.get_json(
+        "/api/v1/flamegraph?service=svc-a&selector=" + urllib.parse.quote('{env="prod"}')
+    )
+    assert svc["sample_count"] == 14 and svc["levels"][0] == [0, 14 * 10_000_000, 0, 0]
+    tl = s.get_json("/api/v1/timeline?service=svc-a&step_ms=60000")
+    assert tl["unit"] == "nanoseconds" and sum(v for _, v in tl["points"]) == 14 * 10_000_000
+    left = urllib.parse.quote(f"trace_id={TRACE}&span_id={ROOT_SPAN}&mode=self")
+    right = urllib.parse.quote(f"trace_id={TRACE}&span_id={CHILD_SPAN}&mode=self")
+    diff = s.get_json(f"/api/v1/diff?left={left}&right={right}")
+    assert diff["left_total"] == 2 * 10_000_000 and diff["right_total"] == 3 * 10_000_000
+    assert all(len(level) % 7 == 0 for level in diff["levels"])
+    assert set(s.get_json("/api/v1/services")["services"]) == {"svc-a", "svc-b"}
+
+
+def test_api_errors(loaded):
+    for path in (
+        "/api/v1/traces/nothex",
+        "/api/v1/flamegraph?span_id=zz",
+        "/api/v1/flamegraph",
+        "/api/v1/traces?limit=0",
+        "/api/v1/traces?sort=size",
+        "/api/v1/diff?left=x",
+        "/api/v1/flamegraph?service=a&selector=%7Bbad",
+    ):
+        code, body, _ = loaded.request("GET", path)
+        assert 400 <= code < 500, (path, code, body)
+        assert set(json.loads(body)) == {"code", "message"}
+    assert loaded.request("GET", "/api/v1/traces/" + "f" * 32)[0] == 404
+    assert loaded.request("GET", "/api/v1/nope")[0] == 404
