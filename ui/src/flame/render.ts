@@ -48,7 +48,18 @@ export function frameColor(name: string): string {
   const hue = 10 + (h1 % 40); // red .. orange .. yellow
   const sat = 55 + (h2 % 25);
   const light = 52 + ((h2 >>> 8) % 14);
-  return `hsl(${hue} ${sat}% ${light}%)`;
+  return hslHex(hue, sat / 100, light / 100);
+}
+
+/** "#rrggbb" for an HSL colour: the canvas parses hex faster than hsl(), per fillStyle set. */
+function hslHex(h: number, s: number, l: number): string {
+  const a = s * Math.min(l, 1 - l);
+  const f = (n: number) => {
+    const k = (n + h / 30) % 12;
+    const c = l - a * Math.max(-1, Math.min(k - 3, 9 - k, 1));
+    return Math.round(c * 255).toString(16).padStart(2, "0");
+  };
+  return `#${f(0)}${f(8)}${f(4)}`;
 }
 
 /** Diff colour: red where the comparison spends a larger share, green where smaller. */
@@ -58,15 +69,15 @@ export function diffColor(deltaPct: number): string {
   return deltaPct > 0 ? `hsl(0 ${40 + 45 * m}% ${84 - 30 * m}%)` : `hsl(130 ${35 + 40 * m}% ${84 - 32 * m}%)`;
 }
 
-const colorCache = new Map<string, string>();
-function cachedColor(name: string): string {
-  let c = colorCache.get(name);
-  if (c === undefined) {
-    c = frameColor(name);
-    if (colorCache.size > 50_000) colorCache.clear();
-    colorCache.set(name, c);
+/** Colours by name index, computed once per flame graph. */
+const colorTables = new WeakMap<Flame, string[]>();
+function colorTable(f: Flame): string[] {
+  let t = colorTables.get(f);
+  if (!t) {
+    t = f.names.map(frameColor);
+    colorTables.set(f, t);
   }
-  return c;
+  return t;
 }
 
 let charWidth = 0;
@@ -91,12 +102,14 @@ export function drawFlame(ctx: CanvasRenderingContext2D, f: Flame, o: DrawOption
   const k = width / span;
   let painted = 0;
   const searching = matches !== null;
+  const colors = colorTable(f);
+  let lastFill = "";
   for (let l = 0; l < levels; l++) {
     const lv = f.levels[l];
     const y = l * ROW_PX;
     const n = lv.start.length;
     let i = firstEndingAfter(lv, view.x0);
-    const faded = l < view.zoomLevel;
+    ctx.globalAlpha = l < view.zoomLevel ? 0.55 : 1;
     for (; i < n; i++) {
       const s = lv.start[i];
       if (s >= view.x1) break;
@@ -109,21 +122,24 @@ export function drawFlame(ctx: CanvasRenderingContext2D, f: Flame, o: DrawOption
         x = 0;
       }
       if (x + ww > width) ww = width - x;
-      const name = f.names[lv.name[i]];
       let fill: string;
-      if (f.kind === "diff") fill = diffColor(shareDelta(lv.total[i], lv.totalR[i], f.total, f.totalR));
-      else fill = cachedColor(name);
-      if (searching && matches[l][i] === 0) fill = "hsl(0 0% 88%)";
-      ctx.globalAlpha = faded ? 0.55 : 1;
-      ctx.fillStyle = fill;
+      if (searching && matches[l][i] === 0) fill = "#e0e0e0";
+      else if (f.kind === "diff") fill = diffColor(shareDelta(lv.total[i], lv.totalR[i], f.total, f.totalR));
+      else fill = colors[lv.name[i]];
+      if (fill !== lastFill) {
+        ctx.fillStyle = fill;
+        lastFill = fill;
+      }
       ctx.fillRect(x, y, ww > 1.5 ? ww - 0.5 : ww, ROW_PX - 1);
       painted++;
       if (ww >= LABEL_MIN_PX) {
+        const name = f.names[lv.name[i]];
         const room = Math.floor((ww - 6) / charWidth);
         if (room >= 2) {
           const label = name.length <= room ? name : name.slice(0, room - 1) + "…";
-          ctx.fillStyle = searching && matches[l][i] === 1 ? "#000" : "#1d1d1d";
+          ctx.fillStyle = "#1d1d1d";
           ctx.fillText(label, x + 3, y + ROW_PX / 2);
+          lastFill = "";
         }
       }
     }

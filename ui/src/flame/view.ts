@@ -5,7 +5,7 @@
 import { clear, h } from "../dom";
 import { fmtPct } from "../format";
 import { shareDelta } from "./diff";
-import { findPath, nodeAt, pathOf, search, type Flame } from "./model";
+import { findPath, firstEndingAfter, nodeAt, pathOf, search, type Flame } from "./model";
 import { drawFlame, drawOutline, heightFor, ROW_PX, type Viewport } from "./render";
 
 export interface FlameViewOptions {
@@ -175,6 +175,7 @@ export class FlameGraphView {
   /** Paints the graph now (the benchmark calls this directly). Returns the number of nodes painted. */
   draw(): number {
     const f = this.flame;
+    cancelAnimationFrame(this.raf);
     if (!f) return 0;
     const width = this.wrap.clientWidth || 800;
     this.width = width;
@@ -182,10 +183,15 @@ export class FlameGraphView {
     const maxLevels = this.opts.maxLevels ?? 1500;
     const height = heightFor(f, maxLevels);
     for (const c of [this.canvas, this.overlay]) {
-      c.width = Math.round(width * dpr);
-      c.height = Math.round(height * dpr);
-      c.style.width = `${width}px`;
-      c.style.height = `${height}px`;
+      // Resizing reallocates the backing store: only when the size really changed.
+      const w = Math.round(width * dpr);
+      const hh = Math.round(height * dpr);
+      if (c.width !== w || c.height !== hh) {
+        c.width = w;
+        c.height = hh;
+        c.style.width = `${width}px`;
+        c.style.height = `${height}px`;
+      }
     }
     const ctx = this.canvas.getContext("2d");
     if (!ctx) return 0;
@@ -212,17 +218,31 @@ export class FlameGraphView {
     const f = this.flame!;
     const max = this.opts.maxListed ?? 300;
     const k = width / (this.view.x1 - this.view.x0);
-    const cands: { l: number; i: number; w: number }[] = [];
+    // Visible width of every frame at least 2 px wide; then the `max` widest, found through a
+    // numeric sort of the widths alone (cheap) rather than sorting the candidates.
+    const ls: number[] = [];
+    const is: number[] = [];
+    const ws: number[] = [];
+    const minW = 2 / k;
     for (let l = 1; l < Math.min(f.levels.length, maxLevels); l++) {
       const lv = f.levels[l];
-      for (let i = 0; i < lv.start.length; i++) {
+      for (let i = firstEndingAfter(lv, this.view.x0); i < lv.start.length; i++) {
         const s = lv.start[i];
-        if (s + lv.width[i] <= this.view.x0 || s >= this.view.x1) continue;
+        if (s >= this.view.x1) break;
         const w = Math.min(s + lv.width[i], this.view.x1) - Math.max(s, this.view.x0);
-        if (w * k >= 2) cands.push({ l, i, w });
+        if (w >= minW) {
+          ls.push(l);
+          is.push(i);
+          ws.push(w);
+        }
       }
     }
+    let threshold = 0;
+    if (ws.length > max) threshold = Float64Array.from(ws).sort()[ws.length - max];
+    const cands: { l: number; i: number; w: number }[] = [];
+    for (let j = 0; j < ws.length && cands.length < max * 2; j++) if (ws[j] >= threshold) cands.push({ l: ls[j], i: is[j], w: ws[j] });
     cands.sort((a, b) => b.w - a.w);
+    const total = ws.length;
     const frag = document.createDocumentFragment();
     for (const c of cands.slice(0, max)) {
       const lv = f.levels[c.l];
@@ -246,7 +266,7 @@ export class FlameGraphView {
     }
     clear(this.list);
     this.list.appendChild(frag);
-    this.list.setAttribute("data-count", String(cands.length));
+    this.list.setAttribute("data-count", String(total));
   }
 
   private describe(level: number, index: number): string {

@@ -1,0 +1,80 @@
+// A deterministic synthetic profile of N nodes, in two shapes: Pyroscope's level encoding (what
+// the server sends our renderer) and the nested {name, value, children} tree d3-flame-graph reads.
+// Shape: deep, skewed stacks with shared function names, like a real service's CPU profile.
+
+export interface TreeNode {
+  name: string;
+  value: number;
+  children: TreeNode[];
+}
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function syntheticTree(nodes: number, seed = 42, maxDepth = 60): TreeNode {
+  const rand = rng(seed);
+  const names = Array.from({ length: 4000 }, (_, i) => `pkg${i % 97}.module${i % 389}:function_${i}`);
+  const root: TreeNode = { name: "total", value: 0, children: [] };
+  const all: { node: TreeNode; depth: number; self: number }[] = [{ node: root, depth: 0, self: 0 }];
+  while (all.length < nodes) {
+    // Prefer recent nodes (deep stacks) but sometimes branch near the root (wide graphs).
+    const pick = rand() < 0.7 ? all.length - 1 - Math.floor(rand() * Math.min(all.length, 30)) : Math.floor(rand() * all.length);
+    const parent = all[pick];
+    if (parent.depth >= maxDepth) continue;
+    const child: TreeNode = { name: names[Math.floor(rand() ** 2 * names.length)], value: 0, children: [] };
+    parent.node.children.push(child);
+    all.push({ node: child, depth: parent.depth + 1, self: 1 + Math.floor(rand() ** 3 * 200) });
+  }
+  // value = self + children (d3-flame-graph's default: values are totals).
+  for (let i = all.length - 1; i >= 0; i--) {
+    const e = all[i];
+    e.node.value = e.self + e.node.children.reduce((a, c) => a + c.value, 0);
+  }
+  return root;
+}
+
+/** Pyroscope FlameGraph levels for the same tree. */
+export function toLevels(root: TreeNode): { names: string[]; levels: number[][]; total: number; max_self: number } {
+  const names: string[] = [];
+  const index = new Map<string, number>();
+  const idx = (n: string) => {
+    let i = index.get(n);
+    if (i === undefined) {
+      i = names.length;
+      names.push(n);
+      index.set(n, i);
+    }
+    return i;
+  };
+  idx("total");
+  const levels: number[][] = [];
+  let maxSelf = 0;
+  let frontier: { node: TreeNode; x: number }[] = [{ node: root, x: 0 }];
+  while (frontier.length) {
+    const out: number[] = [];
+    const next: { node: TreeNode; x: number }[] = [];
+    let end = 0;
+    for (const { node, x } of frontier) {
+      const self = node.value - node.children.reduce((a, c) => a + c.value, 0);
+      maxSelf = Math.max(maxSelf, self);
+      out.push(x - end, node.value, self, idx(node.name));
+      end = x + node.value;
+      let cx = x;
+      for (const c of node.children) {
+        next.push({ node: c, x: cx });
+        cx += c.value;
+      }
+    }
+    levels.push(out);
+    frontier = next;
+  }
+  return { names, levels, total: root.value, max_self: maxSelf };
+}
