@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import os
 import shutil
 import signal
@@ -19,9 +18,9 @@ import urllib.error
 import urllib.request
 from typing import List, Optional
 
+from spanprof._cli_serve import find_server_binary, find_ui_dir
+
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
-_REPO_ROOT = os.path.dirname(os.path.dirname(_PKG_DIR))
-SERVER_BINARY_NAME = "spanprof-server"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,36 +38,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--rate", type=float, default=4.0, help="requests per second sent to the demo service"
     )
     p.add_argument("--work-scale", type=float, default=1.0, help="multiplies the demo's CPU work")
-
-
-def find_server_binary() -> Optional[str]:
-    """$SPANPROF_SERVER_BIN, then the build tree, then the installed package, then PATH."""
-    # `spanprof serve` owns the lookup when it provides one; this is the same order.
-    with contextlib.suppress(ImportError, AttributeError):
-        found = importlib.import_module("spanprof._cli_serve").find_server_binary()
-        if found:
-            return str(found)
-    env = os.environ.get("SPANPROF_SERVER_BIN")
-    if env:
-        return env if os.access(env, os.X_OK) else None
-    for cand in (
-        os.path.join(_REPO_ROOT, "build", "server", SERVER_BINARY_NAME),
-        os.path.join(_PKG_DIR, "bin", SERVER_BINARY_NAME),
-    ):
-        if os.access(cand, os.X_OK):
-            return cand
-    return shutil.which(SERVER_BINARY_NAME)
-
-
-def find_ui_dir() -> Optional[str]:
-    for cand in (
-        os.environ.get("SPANPROF_UI_DIR"),
-        os.path.join(_PKG_DIR, "_ui"),
-        os.path.join(_REPO_ROOT, "ui", "dist"),
-    ):
-        if cand and os.path.isfile(os.path.join(cand, "index.html")):
-            return cand
-    return None
 
 
 def free_port() -> int:

@@ -24,7 +24,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-from spanprof._cli_demo import find_server_binary
+from spanprof._cli_serve import find_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
