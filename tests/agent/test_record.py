@@ -1,0 +1,109 @@
+"""`spanprof record` runs a program under the sampler and writes its profile."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+from conftest import SRC
+from proto_schema import PprofProfile
+
+PROGRAM = textwrap.dedent(
+    """
+    import sys, time
+    def record_target():
+        t = time.thread_time()
+        while time.thread_time() - t < float(sys.argv[1]):
+            sum(range(200))
+    if __name__ == "__main__":
+        record_target()
+        sys.exit(int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+    """
+)
+
+
+def record(tmp_path, *extra, program_args=("0.3",), **kw):
+    prog = tmp_path / "prog.py"
+    prog.write_text(PROGRAM)
+    env = dict(os.environ, PYTHONPATH=SRC)
+    cmd = [
+        sys.executable,
+        "-m",
+        "spanprof",
+        "record",
+        *extra,
+        "--",
+        sys.executable,
+        str(prog),
+        *program_args,
+    ]
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw
+    )
+
+
+def pprof_functions(path) -> set:
+    msg = PprofProfile()
+    msg.ParseFromString(gzip.decompress(path.read_bytes()))
+    st = list(msg.string_table)
+    return {st[f.name] for f in msg.function}
+
+
+def test_record_pprof_and_exit_code(tmp_path):
+    out = tmp_path / "cpu.pb.gz"
+    p = record(tmp_path, "-o", str(out), program_args=("0.3", "3"))
+    _stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 3, stderr  # the program's own exit code
+    assert "record_target" in pprof_functions(out)
+    assert "samples over" in stderr and "0 dropped" in stderr
+
+
+def test_record_collapsed_with_threads_and_speedscope(tmp_path):
+    out = tmp_path / "cpu.txt"
+    p = record(tmp_path, "-o", str(out), "--format", "collapsed", "--threads", "--no-gil-only")
+    p.communicate(timeout=60)
+    assert p.returncode == 0
+    lines = out.read_text().splitlines()
+    assert any("record_target (" in line for line in lines)
+    out2 = tmp_path / "cpu.json"
+    p = record(tmp_path, "-o", str(out2), "--format", "speedscope", "--rate", "200")
+    p.communicate(timeout=60)
+    doc = json.loads(out2.read_text())
+    assert any(f["name"] == "record_target" for f in doc["shared"]["frames"])
+
+
+def test_record_duration_stops_a_long_program(tmp_path):
+    out = tmp_path / "cpu.pb.gz"
+    start = time.monotonic()
+    p = record(tmp_path, "-o", str(out), "--duration", "0.5", program_args=("100",))
+    _o, stderr = p.communicate(timeout=60)
+    assert p.returncode == 0, stderr
+    assert time.monotonic() - start < 30
+    assert "record_target" in pprof_functions(out)
+
+
+def test_record_ctrl_c_writes_the_profile(tmp_path):
+    out = tmp_path / "cpu.pb.gz"
+    p = record(tmp_path, "-o", str(out), program_args=("100",), start_new_session=True)
+    time.sleep(1.5)
+    os.killpg(p.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+    _o, stderr = p.communicate(timeout=60)
+    assert out.exists(), stderr
+    assert "record_target" in pprof_functions(out)
+
+
+def test_record_without_program_is_a_usage_error(tmp_path):
+    env = dict(os.environ, PYTHONPATH=SRC)
+    r = subprocess.run(
+        [sys.executable, "-m", "spanprof", "record", "-o", str(tmp_path / "x")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "give the program after --" in r.stderr
