@@ -54,3 +54,21 @@ def test_spanprof_run_to_files(tmp_path):
         check=True,
     ).stdout
     assert "crunch" in out, out
+
+
+def test_spanprof_record(tmp_path):
+    (tmp_path / "app.py").write_text(code_block("# app.py"))
+    record, show = code_block("spanprof record -o out.pprof").splitlines()[:2]
+    run = shlex.split(record)
+    assert run[:2] == ["spanprof", "record"] and run[-2:] == ["python", "app.py"]
+    argv = [sys.executable, "-m", "spanprof", *run[1:-2], sys.executable, "app.py"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    subprocess.run(argv, cwd=tmp_path, env=env, check=True, timeout=120)
+
+    profile = read_file(tmp_path / "out.pprof")
+    assert any("crunch" in s.functions for s in profile.samples)
+    args = shlex.split(show.split("#")[0])[1:]
+    out = subprocess.run(
+        [str(PPROF), *args], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert "crunch" in out, out
