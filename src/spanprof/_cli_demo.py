@@ -117,7 +117,9 @@ def main(args: argparse.Namespace) -> int:
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
+    # Both explicitly: a shell starts background jobs with SIGINT ignored, and Python keeps that.
     old_term = signal.signal(signal.SIGTERM, on_term)
+    old_int = signal.signal(signal.SIGINT, on_term)
     try:
         cmd: List[str] = [
             binary,
@@ -208,6 +210,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
         if driver:
             driver.stop()
         # The service flushes its last spans and profile window on SIGINT; then the server.

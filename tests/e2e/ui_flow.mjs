@@ -56,10 +56,12 @@ try {
   await page.goto(`${base}/#/traces?from=now-15m&to=now`);
   await page.locator("[data-testid=traces-table]").waitFor();
   await page.fill("#f-name", "GET /cpu");
+  // Only traces whose profile has arrived (the agent uploads every few seconds).
+  await page.check("#f-prof");
   await page.click("button[type=submit]");
   await page.waitForFunction(() => {
     const rows = [...document.querySelectorAll("[data-testid=traces-table] tbody tr")];
-    return rows.length > 0 && rows.every((r) => r.querySelector(".trace-link")?.textContent === "GET /cpu");
+    return location.hash.includes("has_profile=1") && rows.length > 0 && rows.every((r) => r.querySelector(".trace-link")?.textContent === "GET /cpu");
   });
   const durations = await page.$$eval("[data-testid=traces-table] tbody tr", (rows) => rows.map((r) => Number(r.dataset.durationNs)));
   result.steps.push({ step, traces: durations.length, sorted_desc: durations.every((d, i) => i === 0 || durations[i - 1] >= d) });
