@@ -209,27 +209,23 @@ class Example:
         )  # fmt: skip
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> str:
+        """Stops a service the way an operator would; it must exit cleanly (status 0)."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        try:
-            out, _ = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            out, _ = self.proc.communicate()
-            raise AssertionError(
-                f"example did not stop within {timeout}s:\n{out.decode()}"
-            ) from None
-        return out.decode(errors="replace")
+        return self._finish(timeout, "stop")
 
     def wait(self, timeout: float) -> str:
-        """Waits for an example that ends by itself (a batch job)."""
+        """Waits for an example that ends by itself (a batch job); it must succeed."""
+        return self._finish(timeout, "finish")
+
+    def _finish(self, timeout: float, what: str) -> str:
         try:
             out, _ = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             out, _ = self.proc.communicate()
             raise AssertionError(
-                f"example did not finish within {timeout}s:\n{out.decode()}"
+                f"example did not {what} within {timeout}s:\n{out.decode()}"
             ) from None
         text = out.decode(errors="replace")
         assert self.proc.returncode == 0, f"example exited with {self.proc.returncode}:\n{text}"

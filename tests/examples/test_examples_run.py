@@ -27,38 +27,33 @@ def _hit(url: str, times: int, concurrency: int = 4) -> list:
         return list(pool.map(lambda _: json.loads(get(url)), range(times)))
 
 
-def test_fastapi_service(receiver, start_example):
+def _web_service(receiver, start_example, script, slow_query, stop_signal, **load):
+    """Starts a one-file web example, loads its /slow endpoint, stops it as an operator would."""
     port = free_port()
-    ex = start_example(
-        [PYTHON, "examples/fastapi_service/app.py"], example_env(receiver, PORT=str(port))
-    )
+    ex = start_example([PYTHON, script], example_env(receiver, PORT=str(port)))
     wait_http(f"http://127.0.0.1:{port}/fast", ex)
-    _hit(f"http://127.0.0.1:{port}/slow?n=40000", times=8)
-    ex.stop(signal.SIGINT)
+    _hit(f"http://127.0.0.1:{port}/slow?{slow_query}", **load)
+    ex.stop(stop_signal)
 
-    samples = check_span_linked(receiver, "fastapi-example", "count_primes")
+
+def check_request_spans(receiver, service, function, child_span):
+    samples = check_span_linked(receiver, service, function)
     assert {s.labels["span_name"] for s in samples} == {"GET /slow"}
-    # Requests interleave on one event loop; each task keeps its own span.
+    # Concurrent requests (asyncio tasks on one loop, or threads) each keep their own span.
     assert len({s.labels["span_id"] for s in samples}) >= 2
-    # The innermost span is the handler's child span "count_primes".
-    children = {sp.span_id for sp in receiver.spans_named("count_primes")}
+    # The innermost span is the handler's own child span.
+    children = {sp.span_id for sp in receiver.spans_named(child_span)}
     assert {s.labels.get("active_span_id") for s in samples} <= children
+
+
+def test_fastapi_service(receiver, start_example):
+    _web_service(receiver, start_example, "examples/fastapi_service/app.py", "n=40000", signal.SIGINT, times=8)  # fmt: skip
+    check_request_spans(receiver, "fastapi-example", "count_primes", child_span="count_primes")
 
 
 def test_flask_service(receiver, start_example):
-    port = free_port()
-    ex = start_example(
-        [PYTHON, "examples/flask_service/app.py"], example_env(receiver, PORT=str(port))
-    )
-    wait_http(f"http://127.0.0.1:{port}/fast", ex)
-    _hit(f"http://127.0.0.1:{port}/slow?n=27", times=6, concurrency=3)
-    ex.stop(signal.SIGTERM)
-
-    samples = check_span_linked(receiver, "flask-example", "fibonacci")
-    assert {s.labels["span_name"] for s in samples} == {"GET /slow"}
-    assert len({s.labels["span_id"] for s in samples}) >= 2
-    children = {sp.span_id for sp in receiver.spans_named("fibonacci")}
-    assert {s.labels.get("active_span_id") for s in samples} <= children
+    _web_service(receiver, start_example, "examples/flask_service/app.py", "n=27", signal.SIGTERM, times=6, concurrency=3)  # fmt: skip
+    check_request_spans(receiver, "flask-example", "fibonacci", child_span="fibonacci")
 
 
 def test_gunicorn_prefork(receiver, start_example):
