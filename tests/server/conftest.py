@@ -36,6 +36,7 @@ class Server:
         self.token: Optional[str] = None
 
     def start(self) -> Server:
+        os.makedirs(self.data_dir, exist_ok=True)
         self.log = open(self.log_path, "ab")
         start_len = os.path.getsize(self.log_path)
         self.proc = subprocess.Popen(
@@ -181,7 +182,7 @@ def make_pprof(
     period: int = 10_000_000,
     time_ns: Optional[int] = None,
 ) -> bytes:
-    """stacks: (frames root-first, sample count, labels). Values are count × period (cpu ns)."""
+    """stacks: (frames root-first, sample count, labels). Values are count * period (cpu ns)."""
     P = pb.get("perftools.profiles.Profile")
     p = P()
     strings: dict[str, int] = {}

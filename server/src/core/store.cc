@@ -360,8 +360,11 @@ void Store::writer_loop() {
       return std::nullopt;
     };
     std::vector<Job*> all;
-    for (auto& j : batch) all.push_back(j.get());
+    bool retention = false;
+    for (auto& j : batch) all.push_back(j.get()), retention |= j->retention;
     Status st = run(all);
+    // After retention deleted rows, give the WAL's pages back too (needs no open transaction).
+    if (retention && !st) exec(wdb_, "PRAGMA wal_checkpoint(TRUNCATE)");
     if (st && all.size() > 1) {
       // One job failed: retry each alone so the others still commit.
       for (auto* j : all) j->done.set_value(run({j}));
@@ -621,8 +624,10 @@ Status Store::apply_retention() {
       return (a.i(0) - b.i(0)) * c.i(0);
     };
     // Oldest first, in chunks, until used pages fall below 90% of the budget.
-    for (int rounds = 0; rounds < 1000 && used() > opt_.max_disk_bytes * 9 / 10; ++rounds) {
-      int64_t n = delete_profiles("SELECT id FROM profiles ORDER BY time_ms LIMIT ?", 200);
+    for (int rounds = 0; rounds < 5000 && used() > opt_.max_disk_bytes * 9 / 10; ++rounds) {
+      // Small chunks (2% of the profiles, 1..200) so the cut lands close to the budget.
+      int64_t chunk = std::clamp<int64_t>(profiles_count_ / 50, 1, 200);
+      int64_t n = delete_profiles("SELECT id FROM profiles ORDER BY time_ms LIMIT ?", chunk);
       Stmt oldest(wdb_, "SELECT min(time_ms) FROM profiles");
       int64_t keep_from = oldest.step() && sqlite3_column_type(oldest.s, 0) != SQLITE_NULL
                               ? oldest.i(0) * 1'000'000

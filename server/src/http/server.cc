@@ -86,8 +86,10 @@ struct Body {
 };
 
 // Reads the body (httplib has already undone Content-Encoding) and stops at `limit` bytes of
-// decompressed data, so a gzip bomb costs at most `limit` bytes of memory.
-Status read_body(const Request& req, const ContentReader& reader, size_t limit, Body& b) {
+// decompressed data, so a gzip bomb costs at most `limit` bytes of memory. httplib itself also
+// stops decompressing at its payload limit (`wire_limit`); that failure is reported as 413 too.
+Status read_body(const Request& req, const ContentReader& reader, size_t limit, size_t wire_limit,
+                 Body& b) {
   size_t total = 0;
   bool over = false;
   bool ok;
@@ -110,6 +112,12 @@ Status read_body(const Request& req, const ContentReader& reader, size_t limit, 
     });
   }
   if (over) return too_large("decompressed body exceeds " + std::to_string(limit) + " bytes");
+  constexpr size_t kInflateChunk = 2 * 16384;  // httplib's decompression buffer, twice
+  if (!ok && req.has_header("Content-Encoding") && total + kInflateChunk >= wire_limit)
+    return too_large("decompressed body exceeds " + std::to_string(wire_limit) + " bytes");
+  if (!ok &&
+      std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) > wire_limit)
+    return too_large("request body exceeds " + std::to_string(wire_limit) + " bytes");
   if (!ok) return bad_request("could not read the request body (bad encoding or framing)");
   return std::nullopt;
 }
@@ -243,7 +251,8 @@ class Routes {
       auto t = tenant_of(req);
       if (!t) return send_error(res, t.error);
       Body b;
-      if (auto e = read_body(req, reader, cfg_.limits.max_decompressed_bytes, b))
+      if (auto e = read_body(req, reader, cfg_.limits.max_decompressed_bytes,
+                             cfg_.limits.max_body_bytes, b))
         return send_error(res, *e);
       if (auto e = fn(req, res, *t, b)) send_error(res, *e);
     });
