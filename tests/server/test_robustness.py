@@ -8,7 +8,6 @@ import json
 import signal
 import time
 
-import pytest
 from conftest import CPU, flame_names, make_pprof, push_request
 
 PROTO = {"Content-Type": "application/proto"}
