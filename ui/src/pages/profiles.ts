@@ -6,7 +6,8 @@ import { fmtTime } from "../format";
 import type { PageView } from "../main";
 import { currentRoute, href, navigate } from "../nav";
 import { formatLabels, labelSelector, parseLabels, rangeOf, resolveRange, selectionToParams, withParams, ZOOM_SEP, type Route } from "../state";
-import { stepFor, TimelineChart } from "./timeline";
+import { stepFor } from "../timeseries";
+import { TimelineChart } from "./timeline";
 import { FlamePanel, rangePicker } from "./widgets";
 
 export const DEFAULT_PROFILE_TYPE = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
