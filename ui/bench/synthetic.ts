@@ -2,6 +2,8 @@
 // the server sends our renderer) and the nested {name, value, children} tree d3-flame-graph reads.
 // Shape: deep, skewed stacks with shared function names, like a real service's CPU profile.
 
+import { nameTable } from "../src/flame/model";
+
 export interface TreeNode {
   name: string;
   value: number;
@@ -43,18 +45,7 @@ export function syntheticTree(nodes: number, seed = 42, maxDepth = 60): TreeNode
 
 /** Pyroscope FlameGraph levels for the same tree. */
 export function toLevels(root: TreeNode): { names: string[]; levels: number[][]; total: number; max_self: number } {
-  const names: string[] = [];
-  const index = new Map<string, number>();
-  const idx = (n: string) => {
-    let i = index.get(n);
-    if (i === undefined) {
-      i = names.length;
-      names.push(n);
-      index.set(n, i);
-    }
-    return i;
-  };
-  idx("total");
+  const { names, index: idx } = nameTable();
   const levels: number[][] = [];
   let maxSelf = 0;
   let frontier: { node: TreeNode; x: number }[] = [{ node: root, x: 0 }];

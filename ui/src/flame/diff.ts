@@ -2,7 +2,7 @@
 // merged tree is encoded in the 7-value diff level format that decodeDiff() reads. Children are
 // ordered by name so the result does not depend on the order either side listed them in.
 
-import { decodeFlameGraph, type DiffJSON, type Flame } from "./model";
+import { decodeFlameGraph, nameTable, type DiffJSON, type Flame } from "./model";
 
 interface MergedNode {
   name: string;
@@ -58,17 +58,7 @@ export function diffFlameGraphs(left: unknown, right: unknown): DiffJSON {
   addSide(root, a, false);
   addSide(root, b, true);
 
-  const names: string[] = ["total"];
-  const nameIndex = new Map<string, number>([["total", 0]]);
-  const idx = (n: string): number => {
-    let i = nameIndex.get(n);
-    if (i === undefined) {
-      i = names.length;
-      names.push(n);
-      nameIndex.set(n, i);
-    }
-    return i;
-  };
+  const { names, index: idx } = nameTable();
 
   const levels: number[][] = [];
   // Breadth first, keeping each level in left-to-right order; track absolute starts per side.

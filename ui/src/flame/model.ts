@@ -355,3 +355,19 @@ export function firstEndingAfter(lv: Level, x: number): number {
   }
   return lo;
 }
+
+/** A growing names table (names[0] = "total") and a function giving a name's index in it. */
+export function nameTable(): { names: string[]; index: (name: string) => number } {
+  const names: string[] = ["total"];
+  const map = new Map<string, number>([["total", 0]]);
+  const index = (n: string): number => {
+    let i = map.get(n);
+    if (i === undefined) {
+      i = names.length;
+      names.push(n);
+      map.set(n, i);
+    }
+    return i;
+  };
+  return { names, index };
+}
