@@ -23,13 +23,13 @@ def marked_line(fn, marker: str) -> int:
 def gen_burn(seconds):
     start = time.thread_time()
     while time.thread_time() - start < seconds:
-        yield sum(range(300))  # MARK-gen
+        yield sum(range(20000))  # MARK-gen
 
 
 async def coro_inner(seconds):
     start = time.thread_time()
     while time.thread_time() - start < seconds:
-        sum(range(300))  # MARK-coro
+        sum(range(20000))  # MARK-coro
         await asyncio.sleep(0)
 
 
@@ -41,27 +41,27 @@ class Burner:
     def method(self, seconds):
         start = time.thread_time()
         while time.thread_time() - start < seconds:
-            sum(range(300))  # MARK-method
+            sum(range(20000))  # MARK-method
 
     @classmethod
     def cls_method(cls, seconds):
         start = time.thread_time()
         while time.thread_time() - start < seconds:
-            sum(range(300))  # MARK-classmethod
+            sum(range(20000))  # MARK-classmethod
 
 
 def outer(seconds):
     def inner():
         start = time.thread_time()
         while time.thread_time() - start < seconds:
-            sum(range(300))  # MARK-nested
+            sum(range(20000))  # MARK-nested
 
     inner()
 
 
 def run_lambda(seconds):
     start = time.thread_time()
-    f = lambda: sum(range(300))  # MARK-lambda  # noqa: E731
+    f = lambda: sum(range(20000))  # MARK-lambda  # noqa: E731
     while time.thread_time() - start < seconds:
         f()
 
