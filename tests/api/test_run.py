@@ -4,11 +4,28 @@ program, configured from options and SPANPROF_*/PYROSCOPE_*/OTEL_* variables, in
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import textwrap
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from support import run_python, samples_with
+import pytest
+from support import ROOT, free_port, run_python, samples_with
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def venv_tool(name: str) -> str:
+    path = VENV_BIN / name
+    if not path.exists():
+        pytest.skip(f"{name} is installed in the tooling venv only")
+    return str(path)
+
 
 APP = textwrap.dedent(
     """
@@ -44,6 +61,7 @@ APP = textwrap.dedent(
         "pid": os.getpid(),
         "child": child,
         "sitecustomize_marker": os.environ.get("CHAINED_SITECUSTOMIZE_RAN"),
+        "otel_auto_instrumentation": "opentelemetry.instrumentation.auto_instrumentation" in sys.modules,
     }))
     """
 )
@@ -131,3 +149,74 @@ def test_run_rejects_bad_configuration_before_starting_the_program(tmp_path):
 def test_run_without_command_is_a_usage_error():
     out = spanprof_run([], [], {})
     assert out.returncode == 2
+
+
+def test_run_with_opentelemetry_instrument_links_spans(tmp_path, receiver):
+    tool = venv_tool("opentelemetry-instrument")
+    app = write_app(tmp_path)
+    env = {
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
+    out = spanprof_run(
+        ["-n", "otel-instrumented", "-s", receiver.url],
+        [tool, "--service_name", "ignored-by-spanprof-option", sys.executable, str(app)],
+        env,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (
+        result["otel_auto_instrumentation"] is True
+    )  # opentelemetry-instrument's bootstrap ran too
+    assert result["attributes"]["pyroscope.profile.id"] == result["span_id"]
+    work = samples_with(receiver.series(), "run_app_work")
+    assert work and all(s.labels.get("span_id") == result["span_id"] for s in work)
+
+
+WSGI_APP = """
+import time
+
+def gunicorn_handler_work(seconds):
+    end = time.thread_time() + seconds
+    x = 0
+    while time.thread_time() < end:
+        x += sum(i * i for i in range(500))
+    return x
+
+def app(environ, start_response):
+    gunicorn_handler_work(0.3)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+"""
+
+
+def test_run_gunicorn_prefork_workers_each_report_their_pid(tmp_path, receiver):
+    gunicorn = venv_tool("gunicorn")
+    (tmp_path / "wsgi_app.py").write_text(WSGI_APP)
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    cmd = [sys.executable, "-m", "spanprof", "run", "-n", "gunicorn-app", "-s", receiver.url, "--report-pid", "--upload-interval", "0.5", "--",
+           gunicorn, "-w", "2", "-b", f"127.0.0.1:{port}", "--chdir", str(tmp_path), "wsgi_app:app"]  # fmt: skip
+    master = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(url, timeout=5).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        with ThreadPoolExecutor(6) as pool:
+            assert (
+                list(pool.map(lambda _: urllib.request.urlopen(url, timeout=30).read(), range(12)))
+                == [b"ok"] * 12
+            )
+    finally:
+        master.send_signal(signal.SIGTERM)
+        _, err = master.communicate(timeout=60)
+    pids = {s.labels.get("pid") for s in samples_with(receiver.series(), "gunicorn_handler_work")}
+    assert str(master.pid) not in pids  # the master serves nothing
+    assert len(pids) == 2, (pids, err[-2000:])
