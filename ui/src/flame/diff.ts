@@ -5,19 +5,22 @@
 import { decodeFlameGraph, nameTable, type DiffJSON, type Flame } from "./model";
 
 interface MergedNode {
-  name: string;
+  name: number;
   tl: number;
   sl: number;
   tr: number;
   sr: number;
-  children: Map<string, MergedNode>;
+  /** Keyed by merged name index. */
+  children: Map<number, MergedNode>;
 }
 
-function newNode(name: string): MergedNode {
+function newNode(name: number): MergedNode {
   return { name, tl: 0, sl: 0, tr: 0, sr: 0, children: new Map() };
 }
 
-function addSide(root: MergedNode, f: Flame, right: boolean): void {
+/** `index` maps a name to its merged index, shared by both sides. */
+function addSide(root: MergedNode, f: Flame, right: boolean, index: (name: string) => number): void {
+  const ids = f.names.map(index);
   // nodes[l][i] = merged node for node i of level l.
   let prev: MergedNode[] = [];
   for (let l = 0; l < f.levels.length; l++) {
@@ -29,7 +32,7 @@ function addSide(root: MergedNode, f: Flame, right: boolean): void {
         node = root;
       } else {
         const parent = prev[lv.parent[i]];
-        const nm = f.names[lv.name[i]];
+        const nm = ids[lv.name[i]];
         let child = parent.children.get(nm);
         if (!child) {
           child = newNode(nm);
@@ -54,11 +57,10 @@ function addSide(root: MergedNode, f: Flame, right: boolean): void {
 export function diffFlameGraphs(left: unknown, right: unknown): DiffJSON {
   const a = decodeFlameGraph(left);
   const b = decodeFlameGraph(right);
-  const root = newNode("total");
-  addSide(root, a, false);
-  addSide(root, b, true);
-
-  const { names, index: idx } = nameTable();
+  const { names, index } = nameTable();
+  const root = newNode(0);
+  addSide(root, a, false, index);
+  addSide(root, b, true, index);
 
   const levels: number[][] = [];
   // Breadth first, keeping each level in left-to-right order; track absolute starts per side.
@@ -69,12 +71,12 @@ export function diffFlameGraphs(left: unknown, right: unknown): DiffJSON {
     let endR = 0;
     const next: { node: MergedNode; xl: number; xr: number }[] = [];
     for (const { node, xl, xr } of frontier) {
-      out.push(xl - endL, node.tl, node.sl, xr - endR, node.tr, node.sr, idx(node.name));
+      out.push(xl - endL, node.tl, node.sl, xr - endR, node.tr, node.sr, node.name);
       endL = xl + node.tl;
       endR = xr + node.tr;
       let cl = xl;
       let cr = xr;
-      const kids = [...node.children.values()].sort((p, q) => (p.name < q.name ? -1 : p.name > q.name ? 1 : 0));
+      const kids = [...node.children.values()].sort((p, q) => (names[p.name] < names[q.name] ? -1 : names[p.name] > names[q.name] ? 1 : 0));
       for (const k of kids) {
         next.push({ node: k, xl: cl, xr: cr });
         cl += k.tl;

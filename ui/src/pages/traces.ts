@@ -1,11 +1,11 @@
 // Traces: search by service, root span name, duration and time range; list sorted by duration or
 // start; each row opens the trace.
-import { api, type TraceSummary } from "../api";
+import { api, clearCache, type TraceSummary } from "../api";
 import { clear, h, option, statusBox } from "../dom";
 import { fmtCount, fmtDuration, fmtTime } from "../format";
 import type { PageView } from "../main";
 import { currentRoute, href, navigate } from "../nav";
-import { rangeOf, resolveRange, withParams, type Route } from "../state";
+import { formatHash, rangeOf, resolveRange, withParams, type Route } from "../state";
 import { rangePicker } from "./widgets";
 
 export class TracesPage implements PageView {
@@ -60,15 +60,17 @@ export class TracesPage implements PageView {
     );
     this.form.onsubmit = (e) => {
       e.preventDefault();
-      navigate(
-        withParams(currentRoute(), {
-          service: service.value,
-          name: name.value.trim(),
-          min_ms: minMs.value,
-          max_ms: maxMs.value,
-          has_profile: onlyProfiled.checked ? "1" : "",
-        }),
-      );
+      const next = withParams(currentRoute(), {
+        service: service.value,
+        name: name.value.trim(),
+        min_ms: minMs.value,
+        max_ms: maxMs.value,
+        has_profile: onlyProfiled.checked ? "1" : "",
+      });
+      // Searching again with the same filters means "refresh": new traces keep arriving.
+      clearCache();
+      if (formatHash(next) === location.hash) void this.load();
+      else navigate(next);
     };
   }
 
