@@ -110,7 +110,7 @@ try {
 
   step = "search highlights matching frames";
   await page.fill(".flame-search", expected);
-  await page.waitForFunction(() => document.querySelector(".flame-search-info")?.textContent?.includes("frames"));
+  await page.waitForFunction(() => document.querySelector(".flame-search-info")?.textContent?.includes("of total"));
   const searchInfo = await page.locator(".flame-search-info").innerText();
   result.steps.push({ step, searchInfo });
 

@@ -9,25 +9,25 @@ const byName = (n: string): Span => trace.spans.find((s) => s.name === n)!;
 
 describe("explainEmpty", () => {
   it("says nothing for a span with samples", () => {
-    expect(explainEmpty(byName("compute_primes"), "self", trace.period_ns, 79)).toBeNull();
+    expect(explainEmpty(byName("compute_primes"), "self", trace.period_ns, 77)).toBeNull();
   });
 
   it("explains a span shorter than the sampling interval in plain words", () => {
-    const r = explainEmpty(byName("cache_lookup"), "children", trace.period_ns, 79)!;
+    const r = explainEmpty(byName("cache_lookup"), "children", trace.period_ns, 77)!;
     expect(r.text).toContain("This span is 4 ms long, shorter than the 10 ms sampling interval");
     expect(r.suggestMerged).toBe(true);
   });
 
   it("points at the children when only they have samples", () => {
     const root = { ...byName("GET /cpu"), self_samples: 0 };
-    const r = explainEmpty(root, "self", trace.period_ns, 79)!;
+    const r = explainEmpty(root, "self", trace.period_ns, 77)!;
     expect(r.suggestChildren).toBe(true);
-    expect(r.text).toContain("all 79 were taken while its child spans ran");
+    expect(r.text).toContain("all 77 were taken while its child spans ran");
   });
 
   it("tells a waiting span from an unprofiled trace", () => {
     const waiting = { ...byName("render_report"), self_samples: 0, total_samples: 0 };
-    expect(explainEmpty(waiting, "children", trace.period_ns, 79)!.text).toContain("lasted 188 ms but used less CPU than one 10 ms sample");
+    expect(explainEmpty(waiting, "children", trace.period_ns, 77)!.text).toContain("lasted 188 ms but used less CPU than one 10 ms sample");
     expect(explainEmpty(waiting, "children", trace.period_ns, 0)!.text).toContain("No span of this trace has profile samples");
   });
 });

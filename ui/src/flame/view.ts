@@ -140,7 +140,7 @@ export class FlameGraphView {
       const r = search(f, q);
       this.matches = r.matches;
       const share = f.kind === "diff" ? `${fmtPct(r.matchedTotal, f.total)} → ${fmtPct(r.matchedTotalR, f.totalR)}` : fmtPct(r.matchedTotal, f.total);
-      this.searchInfo.textContent = r.count === 0 ? "no frame matches" : `${r.count} frames, ${share} of total`;
+      this.searchInfo.textContent = r.count === 0 ? "no frame matches" : `${r.count} ${r.count === 1 ? "frame" : "frames"}, ${share} of total`;
     }
     if (notify) this.opts.onSearch?.(q);
     this.schedule();
