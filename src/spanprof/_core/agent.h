@@ -53,6 +53,8 @@ void sampler_after_fork_child();  // replaces state the fork may have left incon
 bool sampler_forked();            // a fork happened and after_fork_child() has not run yet
 bool sampler_was_running_at_fork();
 void sampler_emergency_stop();  // Py_AtExit: no Python, no GIL
+// Benchmark aid: runs the handler's sampling path `iterations` times on this thread, returns ns.
+uint64_t sampler_probe(int iterations);
 
 // drain.cc
 void drain_start();          // GIL held; starts the drain thread

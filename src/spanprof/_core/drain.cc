@@ -1,4 +1,4 @@
-// The drain: a native thread that every 50 ms consumes the ring, symbolises frames and aggregates
+// The drain: a native thread that every 100 ms consumes the ring, symbolises frames and aggregates
 // (stack, labels) -> count into the current Profile; each round it also rescans the interpreter's
 // thread list (timers for new threads, timer_delete for gone ones), in the same GIL hold.
 //
@@ -33,7 +33,7 @@ namespace {
 
 constexpr size_t kMaxCachedCodes = 16384;
 constexpr size_t kMaxBatchBytes = kRingBytes;
-constexpr int kDrainIntervalMs = 50;
+constexpr int kDrainIntervalMs = 100;
 
 struct CodeInfo {
   PyObject* code;  // strong reference

@@ -390,6 +390,15 @@ PyObject* mod_after_fork_child(PyObject*, PyObject*) {
 
 PyObject* mod_atexit(PyObject*, PyObject*) { return sampler_stop(); }
 
+PyObject* mod_probe(PyObject*, PyObject* arg) {
+  const long n = PyLong_AsLong(arg);
+  if (n < 0 || n > 1000000) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "0..1000000 iterations");
+    return nullptr;
+  }
+  return PyLong_FromUnsignedLongLong(sampler_probe(static_cast<int>(n)));
+}
+
 void c_atexit() { sampler_emergency_stop(); }
 
 PyMethodDef kMethods[] = {
@@ -408,6 +417,9 @@ PyMethodDef kMethods[] = {
     {"after_fork_child", mod_after_fork_child, METH_NOARGS,
      "after_fork_child(): re-arm in a fork child with an empty aggregate"},
     {"_atexit", mod_atexit, METH_NOARGS, nullptr},
+    {"_sample_cost_probe", mod_probe, METH_O,
+     "_sample_cost_probe(n) -> ns: the handler's sampling path run n times on this thread "
+     "(benchmarks only; writes into the ring)"},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef kModule = {PyModuleDef_HEAD_INIT,

@@ -363,6 +363,12 @@ PyObject* sampler_stop() {
   Py_END_ALLOW_THREADS Py_RETURN_NONE;
 }
 
+uint64_t sampler_probe(int iterations) {
+  const int64_t t0 = mono_ns();
+  for (int i = 0; i < iterations; ++i) sample_this_thread();
+  return static_cast<uint64_t>(mono_ns() - t0);
+}
+
 void sampler_emergency_stop() {
   g_active.store(false, std::memory_order_seq_cst);
   if (g_running) {

@@ -118,6 +118,7 @@ bool tags_get(uint64_t id, TagList* out) {
 void tags_collect(const std::unordered_set<uint64_t>& alive_idents, uint64_t generation) {
   std::lock_guard<std::mutex> lock(*g_mu);
   g_sets->generation = generation;
+  if (g_sets->sets.empty() && g_sets->retired.empty()) return;  // nothing tagged: skip the sweep
   for (Slot& s : g_slots) {
     const uint64_t id = s.ident.load(std::memory_order_relaxed);
     const uint64_t set = s.set_id.load(std::memory_order_relaxed);

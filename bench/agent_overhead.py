@@ -1,0 +1,144 @@
+"""Overhead of the agent core's sampler on CPU-bound Python, measured inside one process.
+
+Method (see /work/shared/brief/measuring.md): the same block of work is run alternately with the
+sampler off and on, many short pairs, the order inside each pair alternating; each block is timed
+with process CPU time (it includes the sampler's drain thread and the signal handlers). Reported:
+median of the per-pair ratios on/off, with the 25th-75th percentile spread.
+
+    PYTHONPATH=src python bench/agent_overhead.py [--pairs 60] [--block 0.1] [--rate 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import threading
+import time
+
+from spanprof import _native
+
+
+def fib(n: int) -> int:
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+
+def work_unit() -> int:
+    # Some depth (fib recursion ~20 frames) and plain loops.
+    total = fib(18)
+    for i in range(2000):
+        total += i * i % 7
+    return total
+
+
+def calibrate(seconds: float) -> int:
+    n = 1
+    while True:
+        t = time.process_time()
+        for _ in range(n):
+            work_unit()
+        dt = time.process_time() - t
+        if dt >= seconds / 4:
+            return max(1, int(n * seconds / dt))
+        n *= 2
+
+
+def block_single(units: int) -> None:
+    for _ in range(units):
+        work_unit()
+
+
+def block_threads(units: int, nthreads: int) -> None:
+    per = max(1, units // nthreads)
+    ts = [threading.Thread(target=block_single, args=(per,)) for _ in range(nthreads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+
+
+def timed(fn, *args) -> float:
+    t = time.process_time()
+    fn(*args)
+    return time.process_time() - t
+
+
+def measure(label: str, fn, args, pairs: int, rate: int) -> dict:
+    ratios = []
+    for i in range(pairs):
+        order = (False, True) if i % 2 == 0 else (True, False)
+        res = {}
+        for on in order:
+            if on:
+                _native.start(rate, True, False, False, False)
+            res[on] = timed(fn, *args)
+            if on:
+                _native.stop()
+                _native.collect()
+        ratios.append(res[True] / res[False])
+    q = statistics.quantiles(ratios, n=4)
+    return {
+        "label": label,
+        "median": statistics.median(ratios),
+        "p25": q[0],
+        "p75": q[2],
+        "min": min(ratios),
+        "max": max(ratios),
+        "pairs": pairs,
+    }
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import os
+
+    return (
+        f"{time.strftime('%Y-%m-%d')}, {cpu}, {os.cpu_count()} cores, Linux {platform.release()}, "
+        f"CPython {platform.python_version()}, load avg {os.getloadavg()[0]:.2f}"
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pairs", type=int, default=60)
+    ap.add_argument("--block", type=float, default=0.1, help="CPU seconds per block")
+    ap.add_argument("--rate", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=8)
+    a = ap.parse_args()
+    units = calibrate(a.block)
+    print(machine())
+    before = _native.stats()
+    rows = [
+        measure("1 thread", block_single, (units,), a.pairs, a.rate),
+        measure(f"{a.threads} busy threads", block_threads, (units, a.threads), a.pairs, a.rate),
+    ]
+    after = _native.stats()
+    print(f"rate {a.rate} Hz, {a.pairs} pairs of ~{a.block:.2f} s CPU blocks, process CPU time")
+    print("| workload | median on/off | p25-p75 | min-max |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['label']} | {r['median']:.4f} | {r['p25']:.4f}-{r['p75']:.4f} | {r['min']:.3f}-{r['max']:.3f} |"
+        )
+    taken = after["samples_taken"] - before["samples_taken"]
+    dropped = after["samples_dropped"] - before["samples_dropped"]
+    hns = after["handler_ns_total"] - before["handler_ns_total"]
+    dns = after["drain_ns_total"] - before["drain_ns_total"]
+    print(
+        f"samples taken {taken}, dropped {dropped}, handler {hns / max(taken, 1) / 1000:.2f} us/sample, "
+        f"drain CPU {dns / max(taken, 1) / 1000:.2f} us/sample"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
