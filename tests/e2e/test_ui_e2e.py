@@ -163,7 +163,11 @@ def test_browser_flow(demo: str) -> None:
     steps = {s["step"]: s for s in result["steps"]}
     traces_step = steps["open Traces and search for the CPU-heavy endpoint"]
     assert traces_step["traces"] >= 1 and traces_step["sorted_desc"]
-    assert "compute_report" in steps["open the slowest trace"]["spans"]
+    assert {"compute_report", "fibonacci"} <= set(steps["open the slowest trace"]["spans"])
+    assert not any(
+        "fibonacci_recursive" in f
+        for f in steps["click the CPU-heavy span (this span only)"]["frames"]
+    )
     assert any(
         EXPECTED_FUNCTION in f for f in steps["click the CPU-heavy span (this span only)"]["frames"]
     )

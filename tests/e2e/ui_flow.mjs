@@ -80,6 +80,8 @@ try {
   const selfFrames = await flameFrames();
   result.steps.push({ step, frames: selfFrames.map((f) => f.name) });
   if (!selfFrames.some((f) => f.name.includes(expected))) throw new Error(`${expected} is not among the span's frames: ${selfFrames.map((f) => f.name).join(", ")}`);
+  // fibonacci_recursive runs in the child span "fibonacci": never in compute_report alone.
+  if (selfFrames.some((f) => f.name.includes("fibonacci_recursive"))) throw new Error("a child span's function shows up in 'this span only'");
   await shot("03-span-flamegraph");
 
   step = "hover the expected frame and read its tooltip";

@@ -8,8 +8,8 @@ functions, so their flame graphs are easy to recognise.
 Endpoints (each request is one trace; child spans are named after what they do):
   GET /fast      a cache hit: one short span, too short for a CPU sample
   GET /slow      waits on a fake inventory service (asyncio.sleep): long, but uses no CPU
-  GET /cpu       builds a report in the thread pool: `count_primes_slowly` (trial division) and
-                 `fibonacci_recursive` burn CPU inside the "compute_report" span
+  GET /cpu       builds a report in the thread pool: `count_primes_slowly` (trial division) burns
+                 CPU in the "compute_report" span, `fibonacci_recursive` in its child "fibonacci"
   GET /checkout  a mix: a short "cache_lookup" span, "price_items" (CPU in
                  `apply_discount_rules`), "charge_card" (waiting), "render_receipt" (CPU in
                  `render_receipt_html`)
@@ -115,7 +115,10 @@ def build_app(pool: ThreadPoolExecutor, work_scale: float = 1.0) -> Any:
             limit = scaled(80_000)
             span.set_attribute("demo.prime_limit", limit)
             primes = await in_pool(count_primes_slowly, limit)
-            fib = await in_pool(fibonacci_recursive, 22 if work_scale >= 1 else 18)
+            # A child span: its samples belong to "this span and its children" of compute_report,
+            # never to compute_report alone.
+            with tracer.start_as_current_span("fibonacci"):
+                fib = await in_pool(fibonacci_recursive, 25 if work_scale >= 1 else 20)
         return {"primes": primes, "fib": fib}
 
     @app.get("/checkout")
