@@ -129,7 +129,7 @@ export function labelSelector(service: string, labels: [string, string][]): stri
 /** One side of a comparison. */
 export type Selection =
   | { kind: "span"; trace: string; span: string; mode: "self" | "children" }
-  | { kind: "name"; service: string; name: string; from: string; to: string }
+  | { kind: "name"; service: string; name: string; from: string; to: string; mode: "self" | "children" }
   | { kind: "range"; service: string; type: string; labels: string; from: string; to: string };
 
 export function selectionFromParams(params: Record<string, string>, side: "a" | "b"): Selection | null {
@@ -138,7 +138,9 @@ export function selectionFromParams(params: Record<string, string>, side: "a" | 
     case "span":
       return g("trace") && g("span") ? { kind: "span", trace: g("trace"), span: g("span"), mode: g("mode") === "self" ? "self" : "children" } : null;
     case "name":
-      return g("service") && g("name") ? { kind: "name", service: g("service"), name: g("name"), from: g("from") || DEFAULT_RANGE.from, to: g("to") || DEFAULT_RANGE.to } : null;
+      return g("service") && g("name")
+        ? { kind: "name", service: g("service"), name: g("name"), from: g("from") || DEFAULT_RANGE.from, to: g("to") || DEFAULT_RANGE.to, mode: g("mode") === "self" ? "self" : "children" }
+        : null;
     case "range":
       return g("service") ? { kind: "range", service: g("service"), type: g("type"), labels: g("labels"), from: g("from") || DEFAULT_RANGE.from, to: g("to") || DEFAULT_RANGE.to } : null;
     default:
@@ -165,6 +167,7 @@ export function selectionQuery(sel: Selection, nowMs: number): URLSearchParams {
   q.set("service", sel.service);
   if (sel.kind === "name") {
     q.set("span_name", sel.name);
+    q.set("mode", sel.mode);
   } else {
     if (sel.type) q.set("profile_type", sel.type);
     q.set("selector", labelSelector(sel.service, parseLabels(sel.labels)));
@@ -179,7 +182,7 @@ export function describeSelection(sel: Selection): string {
     case "span":
       return `span ${sel.span} (${sel.mode === "self" ? "this span only" : "span and children"})`;
     case "name":
-      return `all "${sel.name}" spans of ${sel.service}, ${sel.from} → ${sel.to}`;
+      return `all "${sel.name}" spans of ${sel.service} (${sel.mode === "self" ? "spans only" : "with children"}), ${sel.from} → ${sel.to}`;
     case "range":
       return `${sel.service}${sel.labels ? " {" + sel.labels + "}" : ""}, ${sel.from} → ${sel.to}`;
   }

@@ -11,7 +11,7 @@ describe("URL state", () => {
       { page: "traces", id: "", params: { service: "spanprof-demo", min_ms: "100", sort: "duration", from: "now-15m", to: "now" } },
       { page: "trace", id: "4bf92f3577b34da6a3ce929d0e0e4736", params: { span: "b7ad6b7169203331", mode: "children", q: "prime" } },
       { page: "profiles", id: "", params: { service: "svc one", labels: "env=prod,thread_name=Main Thread", zoom: "a\u001fb;c" } },
-      { page: "compare", id: "", params: selectionToParams({ kind: "name", service: "s", name: "GET /x?y=1&z", from: "now-1h", to: "now" }, "a") },
+      { page: "compare", id: "", params: selectionToParams({ kind: "name", service: "s", name: "GET /x?y=1&z", from: "now-1h", to: "now", mode: "self" }, "a") },
     ] as const;
     for (const r of routes) {
       const back = parseHash(formatHash({ ...r, params: { ...r.params } }));
@@ -55,9 +55,9 @@ describe("labels and selections", () => {
   it("turns each kind of selection into a flame graph query", () => {
     const span: Selection = { kind: "span", trace: "t1", span: "s1", mode: "self" };
     expect(selectionQuery(span, NOW_MS).toString()).toBe("trace_id=t1&span_id=s1&mode=self");
-    const name: Selection = { kind: "name", service: "svc", name: "GET /cpu", from: "now-5m", to: "now" };
+    const name: Selection = { kind: "name", service: "svc", name: "GET /cpu", from: "now-5m", to: "now", mode: "children" };
     expect(Object.fromEntries(selectionQuery(name, NOW_MS))).toEqual({
-      service: "svc", span_name: "GET /cpu", from: String(NOW_MS - 300_000), to: String(NOW_MS),
+      service: "svc", span_name: "GET /cpu", mode: "children", from: String(NOW_MS - 300_000), to: String(NOW_MS),
     });
     const range: Selection = { kind: "range", service: "svc", type: "process_cpu:cpu:nanoseconds:cpu:nanoseconds", labels: "env=prod", from: "1794990000000", to: "1794999000000" };
     expect(Object.fromEntries(selectionQuery(range, NOW_MS))).toEqual({

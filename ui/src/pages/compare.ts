@@ -25,9 +25,13 @@ function editor(side: Side, sel: Selection | null): { el: HTMLElement; read: () 
     name: [input("service", "Service"), input("name", "Span name"), input("from", "From", "now-1h"), input("to", "To", "now")],
     range: [input("service", "Service"), input("type", "Profile type", "process_cpu:cpu:nanoseconds:cpu:nanoseconds"), input("labels", "Labels", "env=prod,…"), input("from", "From", "now-1h"), input("to", "To", "now")],
   };
-  const modeId = `${side}-mode`;
-  const mode = h("select", { id: modeId }, option("children", "span and children", v("mode") !== "self"), option("self", "span only", v("mode") === "self"));
-  fields.span.push({ k: "mode", el: mode, wrap: h("div", { class: "field" }, h("label", { for: modeId }, "Profile of"), mode) });
+  const modeField = (kind: "span" | "name") => {
+    const id = `${side}-${kind}-mode`;
+    const el = h("select", { id }, option("children", kind === "span" ? "span and children" : "spans and children", v("mode") !== "self"), option("self", kind === "span" ? "span only" : "spans only", v("mode") === "self"));
+    fields[kind].push({ k: "mode", el, wrap: h("div", { class: "field" }, h("label", { for: id }, "Profile of"), el) });
+  };
+  modeField("span");
+  modeField("name");
   const box = h("div", { class: "sel-fields" });
   const show = () => box.replaceChildren(...fields[kind.value as Selection["kind"]].map((f) => f.wrap));
   kind.addEventListener("change", show);

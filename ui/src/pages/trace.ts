@@ -193,7 +193,9 @@ export class TracePage implements PageView {
     const dur = span.end_unix_nano - span.start_unix_nano;
     const traceSamples = t.spans.reduce((a, s) => a + s.self_samples, 0);
     const range = this.mergedRange(span);
-    const nameSel: Selection = { kind: "name", service: span.service, name: span.name, from: range.from, to: range.to };
+    // The merged view covers the spans and their children; Compare uses the current mode on both sides.
+    const mergedSel: Selection = { kind: "name", service: span.service, name: span.name, from: range.from, to: range.to, mode: "children" };
+    const nameSel: Selection = { ...mergedSel, mode };
     const spanSel: Selection = { kind: "span", trace: t.trace_id, span: span.span_id, mode };
 
     const radio = (value: "self" | "children", label: string) =>
@@ -251,7 +253,7 @@ export class TracePage implements PageView {
     );
 
     if (merged) {
-      void this.panel.show(async () => ({ kind: "single", json: await api.flamegraph(selectionQuery(nameSel, Date.now()), this.abort.signal) }), {
+      void this.panel.show(async () => ({ kind: "single", json: await api.flamegraph(selectionQuery(mergedSel, Date.now()), this.abort.signal) }), {
         zoom: p.zoom,
         q: p.q,
         emptyMessage: `No samples for any “${span.name}” span of ${span.service} between ${range.from} and ${range.to}. Spans that only wait (sleep, I/O) use no CPU.`,
