@@ -185,3 +185,21 @@ def test_leaf_is_the_burning_function(native):
     native.stop()
     counts = leaf_counts(native.collect())
     assert counts.get("burn_cpu", 0) >= 0.8 * sum(counts.values())
+
+
+def test_line_no_modes(native):
+    lines = {}
+    for mode in (0, 1, 2):
+        native.start(100, True, False, False, False, line_no=mode)
+        burn_cpu(0.2)
+        native.stop()
+        lines[mode] = {
+            f[2]
+            for frames, _l, _c in native.collect().samples()
+            for f in frames
+            if f[0] == "burn_cpu"
+        }
+    first = burn_cpu.__code__.co_firstlineno
+    assert lines[1] == {first}
+    assert lines[2] == {0}
+    assert lines[0] and first not in lines[0]

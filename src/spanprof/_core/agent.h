@@ -21,6 +21,7 @@ struct Config {
   bool report_pid = false;
   bool report_thread_id = false;
   bool report_thread_name = false;
+  int line_no = 0;  // pyroscope-io LineNo: 0 current line, 1 function's first line, 2 no line
 };
 
 // One ring record: this header followed by `nframes` py::RawFrame, leaf first.

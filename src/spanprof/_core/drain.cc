@@ -79,6 +79,7 @@ struct DrainState {
 std::mutex* g_mu = new std::mutex;
 DrainState* g_state = new DrainState;
 std::atomic<uint64_t> g_code_cache_size{0};  // readable without g_mu (stats() holds the GIL)
+std::atomic<bool> g_restarted{false};  // start() happened: labels/lines config may have changed
 
 // Drain thread control. g_ctl_mu guards g_stop_requested; never held with the GIL.
 std::mutex* g_ctl_mu = new std::mutex;
@@ -295,6 +296,11 @@ void drain_once(PyThreadState* ts, bool scan) {
   const int64_t t0 = thread_cpu_ns();  // CPU spent, not time spent waiting for the GIL
   DrainState& st = *g_state;
   Stats& stats_ = stats();
+  if (g_restarted.exchange(false, std::memory_order_acq_rel)) {
+    st.loc_cache.clear();
+    st.label_cache.clear();
+    if (st.profile->start_ns == 0) st.profile->start_ns = wall_ns();
+  }
 
   // 1. Copy committed records out of the ring (frees ring space immediately).
   st.batch.clear();
@@ -378,9 +384,11 @@ void drain_once(PyThreadState* ts, bool scan) {
         loc = lc->second;
       } else {
         auto line = info->lines.find(f[i].lasti);
-        loc = p.location(Location{p.intern(info->name), p.intern(info->file),
-                                  line != info->lines.end() ? line->second : info->firstlineno,
-                                  info->firstlineno});
+        int32_t lineno = line != info->lines.end() ? line->second : info->firstlineno;
+        if (config().line_no == 1) lineno = info->firstlineno;
+        if (config().line_no == 2) lineno = 0;
+        loc = p.location(
+            Location{p.intern(info->name), p.intern(info->file), lineno, info->firstlineno});
         st.loc_cache.emplace(ck, loc);
       }
       key.locations.push_back(loc);
@@ -436,10 +444,8 @@ void* drain_main(void*) {
 }  // namespace
 
 void drain_start() {
-  {
-    std::lock_guard<std::mutex> lock(*g_mu);
-    if (g_state->profile->start_ns == 0) g_state->profile->start_ns = wall_ns();
-  }
+  // GIL held here, so g_mu may not be taken: the next drain_once() applies the new configuration.
+  g_restarted.store(true, std::memory_order_release);
   g_stop_requested = false;
   if (pthread_create(&g_thread, nullptr, drain_main, nullptr) == 0) g_thread_started = true;
 }

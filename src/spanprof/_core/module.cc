@@ -272,12 +272,18 @@ PyType_Spec kProfileSpec = {"spanprof._native.Profile", sizeof(ProfileObject), 0
 // ---- module functions ----------------------------------------------------------------------
 
 PyObject* mod_start(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"rate_hz",          "gil_only",           "report_pid",
-                                 "report_thread_id", "report_thread_name", nullptr};
+  static const char* kwlist[] = {
+      "rate_hz", "gil_only", "report_pid", "report_thread_id", "report_thread_name",
+      "line_no", nullptr};
   Config cfg;
   int gil_only = 1, pid = 0, tid = 0, tname = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|ipppp:start", const_cast<char**>(kwlist),
-                                   &cfg.rate_hz, &gil_only, &pid, &tid, &tname)) {
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|ippppi:start", const_cast<char**>(kwlist),
+                                   &cfg.rate_hz, &gil_only, &pid, &tid, &tname, &cfg.line_no)) {
+    return nullptr;
+  }
+  if (cfg.line_no < 0 || cfg.line_no > 2) {
+    PyErr_SetString(PyExc_ValueError,
+                    "line_no must be 0 (current line), 1 (first line) or 2 (no line)");
     return nullptr;
   }
   cfg.gil_only = gil_only;
@@ -405,7 +411,7 @@ PyMethodDef kMethods[] = {
     {"start", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(mod_start)),
      METH_VARARGS | METH_KEYWORDS,
      "start(rate_hz=100, gil_only=True, report_pid=False, report_thread_id=False, "
-     "report_thread_name=False)"},
+     "report_thread_name=False, line_no=0)"},
     {"stop", mod_stop, METH_NOARGS, "stop(): disarm, drain; the aggregate is kept for collect()"},
     {"is_running", mod_is_running, METH_NOARGS, "is_running() -> bool"},
     {"collect", mod_collect, METH_NOARGS, "collect() -> Profile since the last collect()"},
