@@ -56,7 +56,7 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float, what: str) -> No
     last = ""
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {proc.returncode} before answering {url}")
+            raise RuntimeError(f"{what} {_exit_text(proc.returncode)} before answering {url}")
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
                 r.read()
@@ -77,6 +77,13 @@ def _stop(proc: Optional[subprocess.Popen], sig: int, timeout: float) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"
 
 
 def _tail(path: str, n: int = 20) -> str:
@@ -194,7 +201,7 @@ def main(args: argparse.Namespace) -> int:
             for name, proc in (("server", server), ("demo service", service)):
                 if proc.poll() is not None:
                     print(
-                        f"spanprof demo: the {name} exited with code {proc.returncode}",
+                        f"spanprof demo: the {name} {_exit_text(proc.returncode)}",
                         file=sys.stderr,
                     )
                     if proc is server:
