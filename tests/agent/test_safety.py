@@ -208,3 +208,26 @@ def test_stop_start_cycles_and_collect_while_running(native):
         native.stop()
     assert not native.is_running()
     assert native.stats()["timers_active"] == 0
+
+
+def test_handler_replaced_while_running_disarms_our_timers():
+    r = run_python(
+        """
+        import signal, time
+        from spanprof import _native
+        _native.start(100, True, False, False, False)
+        sig = _native.stats()["signal"]
+        calls = []
+        signal.signal(sig, lambda s, f: calls.append(s))  # another library takes the signal over
+        time.sleep(0.3)  # a few drain scans
+        t = time.thread_time()
+        while time.thread_time() - t < 0.3: sum(range(200))
+        s = _native.stats()
+        print(len(calls), s["signal_lost"], s["timers_active"])
+        _native.stop()
+        """
+    )
+    assert r.returncode == 0, r.stderr
+    calls, lost, active = map(int, r.stdout.split())
+    assert lost == 1 and active == 0
+    assert calls <= 15  # at most what was in flight before the next scan noticed

@@ -49,6 +49,7 @@ PyObject* sampler_start(const Config& cfg);
 PyObject* sampler_stop();
 void sampler_scan_threads(PyThreadState* exclude);  // creates/deletes per-thread timers
 int sampler_signal();
+bool sampler_signal_lost();  // our handler was replaced while running: timers disarmed
 uint64_t sampler_timers_active();
 void sampler_after_fork_child();  // replaces state the fork may have left inconsistent
 bool sampler_forked();            // a fork happened and after_fork_child() has not run yet

@@ -324,6 +324,7 @@ PyObject* mod_stats(PyObject*, PyObject*) {
                            s.samples_dropped_no_frames.load();
   ok = ok && put("samples_dropped", dropped);
   ok = ok && put("signal", static_cast<uint64_t>(sampler_signal()));
+  ok = ok && put("signal_lost", sampler_signal_lost() ? 1 : 0);
   ok = ok && put("timers_active", sampler_timers_active());
   ok = ok && put("code_cache_size", drain_code_cache_size());
   ok = ok && put("ring_bytes", ring().capacity());

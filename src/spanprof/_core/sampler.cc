@@ -28,6 +28,7 @@ std::atomic<int> g_in_flight{0};    // handlers currently past their entry
 std::atomic<bool> g_gil_only{true};
 bool g_running = false;  // GIL
 bool g_forked = false;
+bool g_signal_lost = false;  // GIL; our handler was replaced by someone else while running
 bool g_was_running_at_fork = false;
 pthread_key_t g_tss_key;
 int g_signo = 0;
@@ -219,6 +220,7 @@ Ring& ring() { return g_ring; }
 const Config& config() { return g_config; }
 bool sampler_running() { return g_running; }
 int sampler_signal() { return g_signo; }
+bool sampler_signal_lost() { return g_signal_lost; }
 uint64_t sampler_timers_active() { return g_timers->size(); }
 bool sampler_forked() { return g_forked; }
 bool sampler_was_running_at_fork() { return g_was_running_at_fork; }
@@ -243,7 +245,9 @@ std::unordered_map<uint64_t, pid_t> native_ids_from_threading() {
   const auto self = static_cast<uint64_t>(pthread_self());
   const auto self_tid = static_cast<pid_t>(syscall(SYS_gettid));
   ids[self] = self_tid;
-  PyObject* mod = PyImport_GetModule(PyUnicode_FromString("threading"));
+  PyObject* name = PyUnicode_FromString("threading");
+  PyObject* mod = name != nullptr ? PyImport_GetModule(name) : nullptr;
+  Py_XDECREF(name);
   PyErr_Clear();
   if (mod == nullptr) return ids;
   PyObject* active = PyObject_GetAttrString(mod, "_active");
@@ -273,6 +277,16 @@ std::unordered_map<uint64_t, pid_t> native_ids_from_threading() {
 
 void sampler_scan_threads(PyThreadState* exclude) {
   if (!g_running) return;
+  struct sigaction current {};
+  if (sigaction(g_signo, nullptr, &current) == 0 && !is_ours(current)) {
+    // Someone replaced our handler after start(): our timers would now call theirs. Disarm and
+    // stop arming; the new owner keeps the signal (counted, visible in stats()).
+    if (!g_signal_lost) {
+      g_signal_lost = true;
+      delete_all_timers();
+    }
+    return;
+  }
   std::unordered_set<uint64_t> seen;
   std::unordered_set<uint64_t> idents;
 #if PY_VERSION_HEX < 0x030B0000
@@ -342,6 +356,7 @@ PyObject* sampler_start(const Config& cfg) {
     return nullptr;
   }
   g_config = cfg;
+  g_signal_lost = false;
   g_rng ^= static_cast<uint64_t>(mono_ns()) * 0x9E3779B97F4A7C15ull;
   g_gil_only.store(cfg.gil_only, std::memory_order_relaxed);
   g_running = true;
