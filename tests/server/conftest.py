@@ -142,9 +142,14 @@ def server(make_server) -> Server:
 @pytest.fixture(scope="session")
 def pb():
     """Dynamic message classes for our .proto files (no generated Python kept in the repo)."""
-    protoc = shutil.which("protoc")
-    if not protoc:
+    if not shutil.which("protoc"):
         pytest.skip("protoc not installed")
+    return load_protos()
+
+
+def load_protos():
+    """Compiles server/proto with protoc into a descriptor set; returns a name → class lookup."""
+    protoc = shutil.which("protoc") or "protoc"
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     with tempfile.TemporaryDirectory() as d:

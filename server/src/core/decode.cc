@@ -212,13 +212,15 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
     rp.time_ns = time_ns;
     rp.duration_ns = p.duration_nanos();
     rp.period = p.period();
-    rp.frames = b.frames;
-    rp.label_sets = b.label_sets;
+    bool last = vi + 1 == p.sample_type_size();  // the last type may take the buffers
+    rp.frames = last ? std::move(b.frames) : b.frames;
+    rp.label_sets = last ? std::move(b.label_sets) : b.label_sets;
+    rp.samples.reserve(samples.size());
     for (size_t i = 0; i < samples.size(); ++i) {
       int64_t v = p.sample(int(i)).value(vi);
       if (v == 0) continue;
       RawSample rs;
-      rs.frames = samples[i].frames;
+      rs.frames = last ? std::move(samples[i].frames) : samples[i].frames;
       rs.value = v;
       rs.ids = samples[i].ids;
       rs.label_set = samples[i].label_set;

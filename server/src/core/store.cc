@@ -102,6 +102,11 @@ std::vector<uint32_t> get_varints(const std::string& b) {
   return out;
 }
 
+// Location dedup key: lines beyond 32 bits (never seen in practice) share a key space slot.
+uint64_t loc_key(uint32_t fid, int64_t line) {
+  return uint64_t(fid) << 32 | uint32_t(std::clamp<int64_t>(line, 0, INT32_MAX));
+}
+
 std::string labels_key(uint32_t tenant, const Labels& l) {
   std::string k = std::to_string(tenant);
   for (auto& [n, v] : l) {
@@ -139,6 +144,18 @@ CREATE INDEX IF NOT EXISTS spans_by_start ON spans(start_ns);
 
 }  // namespace
 
+struct Store::WriterStmts {
+  explicit WriterStmts(sqlite3* db)
+      : stack(db, "INSERT INTO stacks(id, locs) VALUES(?, ?)"),
+        prof(db,
+             "INSERT INTO profiles(id, series, time_ms, duration_ns, period, scale, total) "
+             "VALUES(?,?,?,?,?,?,?)"),
+        sample(db,
+               "INSERT INTO samples(rowid, stack, value, span_id, active_span_id, trace_hi, "
+               "trace_lo) VALUES(?,?,?,?,?,?,?)") {}
+  Stmt stack, prof, sample;
+};
+
 Result<std::unique_ptr<Store>> Store::open(const StoreOptions& o) {
   std::error_code ec;
   std::filesystem::create_directories(o.dir, ec);
@@ -158,6 +175,10 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& o) {
       exec(s->wdb_, "PRAGMA cache_size=-65536") != SQLITE_OK || exec(s->wdb_, kSchema) != SQLITE_OK)
     return internal_error("cannot initialise schema in " + s->path_);
   if (auto e = s->load()) return *e;
+  // Checkpoints run on their own connection and thread, not inside the writer's commits.
+  exec(s->wdb_, "PRAGMA wal_autocheckpoint=0");
+  s->ws_ = std::make_unique<WriterStmts>(s->wdb_);
+  s->checkpoint_thread_ = std::thread([p = s.get()] { p->checkpoint_loop(); });
   s->writer_ = std::thread([p = s.get()] { p->writer_loop(); });
   s->retention_thread_ = std::thread([p = s.get()] { p->retention_loop(); });
   return s;
@@ -175,7 +196,9 @@ Store::~Store() {
   }
   ret_cv_.notify_all();
   if (retention_thread_.joinable()) retention_thread_.join();
+  if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
   if (writer_.joinable()) writer_.join();
+  ws_.reset();
   for (auto* r : readers_) sqlite3_close(r);
   if (wdb_) {
     exec(wdb_, "PRAGMA wal_checkpoint(TRUNCATE)");
@@ -206,7 +229,7 @@ Status Store::load() {
     while (q.step()) {
       locations_.resize(size_t(q.i(0)) + 1);
       locations_[size_t(q.i(0))] = {uint32_t(q.i(1)), q.i(2)};
-      location_ids_[std::to_string(q.i(1)) + ":" + std::to_string(q.i(2))] = uint32_t(q.i(0));
+      location_ids_[loc_key(uint32_t(q.i(1)), q.i(2))] = uint32_t(q.i(0));
     }
   }
   {
@@ -303,8 +326,7 @@ void Store::rollback_memory() {
     function_ids_.erase(uint64_t(functions_[i].first) << 32 | functions_[i].second);
   functions_.resize(mark_.functions);
   for (size_t i = mark_.locations; i < locations_.size(); ++i)
-    location_ids_.erase(std::to_string(locations_[i].function) + ":" +
-                        std::to_string(locations_[i].line));
+    location_ids_.erase(loc_key(locations_[i].function, locations_[i].line));
   locations_.resize(mark_.locations);
   for (size_t i = mark_.stacks; i < stacks_.size(); ++i) {
     std::string b;
@@ -459,7 +481,7 @@ Status Store::apply_profile(RawProfile& p) {
         functions_.push_back({n, f});
         function_ids_[fk] = fid;
       }
-      std::string lk = std::to_string(fid) + ":" + std::to_string(p.frames[i].line);
+      uint64_t lk = loc_key(fid, p.frames[i].line);
       auto lt = location_ids_.find(lk);
       if (lt != location_ids_.end()) {
         loc_of_frame[i] = lt->second;
@@ -475,7 +497,7 @@ Status Store::apply_profile(RawProfile& p) {
         loc_of_frame[i] = lid;
       }
     }
-    Stmt ins_stack(wdb_, "INSERT INTO stacks(id, locs) VALUES(?, ?)");
+    Stmt& ins_stack = ws_->stack;
     std::string blob;
     for (size_t i = 0; i < p.samples.size(); ++i) {
       blob.clear();
@@ -546,12 +568,8 @@ Status Store::apply_profile(RawProfile& p) {
   for (size_t i = 0; i < p.samples.size(); ++i)
     by_series[series_of_set[p.samples[i].label_set]][{stack_of_sample[i], p.samples[i].ids}] +=
         p.samples[i].value;
-  Stmt ins_prof(wdb_,
-                "INSERT INTO profiles(id, series, time_ms, duration_ns, period, scale, total) "
-                "VALUES(?,?,?,?,?,?,?)");
-  Stmt ins_sample(wdb_,
-                  "INSERT INTO samples(rowid, stack, value, span_id, active_span_id, trace_hi, "
-                  "trace_lo) VALUES(?,?,?,?,?,?,?)");
+  Stmt& ins_prof = ws_->prof;
+  Stmt& ins_sample = ws_->sample;
   for (auto& [sid, rows] : by_series) {
     int64_t pid = next_profile_id_++;
     int64_t total = 0;
@@ -640,6 +658,25 @@ Status Store::apply_retention() {
   exec(wdb_, "PRAGMA incremental_vacuum");
   if (removed) log_info("retention: removed %lld profiles", static_cast<long long>(removed));
   return std::nullopt;
+}
+
+void Store::checkpoint_loop() {
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  sqlite3_busy_timeout(db, 1000);
+  exec(db, "PRAGMA synchronous=FULL");
+  for (;;) {
+    {
+      std::unique_lock g(ret_mu_);
+      if (ret_cv_.wait_for(g, std::chrono::milliseconds(500), [&] { return ret_stop_; })) break;
+    }
+    struct stat st;
+    if (::stat((path_ + "-wal").c_str(), &st) == 0 && st.st_size > (4 << 20)) {
+      int log = 0, done = 0;
+      sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    }
+  }
+  sqlite3_close(db);
 }
 
 void Store::retention_loop() {

@@ -149,7 +149,7 @@ class Store {
   std::vector<std::pair<uint32_t, uint32_t>> functions_{{0, 0}};
   std::unordered_map<uint64_t, uint32_t> function_ids_;
   std::vector<Loc> locations_{{0, 0}};
-  std::unordered_map<std::string, uint32_t> location_ids_;
+  std::unordered_map<uint64_t, uint32_t> location_ids_;  // loc_key(function, line)
   std::vector<std::vector<uint32_t>> stacks_{{}};
   std::unordered_map<std::string, uint32_t> stack_ids_;
   std::vector<std::string> tenants_{""};
@@ -167,7 +167,10 @@ class Store {
   std::condition_variable q_cv_;
   std::deque<std::unique_ptr<Job>> queue_;
   bool stopping_ = false;
-  std::thread writer_, retention_thread_;
+  std::thread writer_, retention_thread_, checkpoint_thread_;
+  struct WriterStmts;
+  std::unique_ptr<WriterStmts> ws_;  // statements prepared once on the writer connection
+  void checkpoint_loop();
   std::mutex ret_mu_;
   std::condition_variable ret_cv_;
   bool ret_stop_ = false;  // guarded by ret_mu_

@@ -190,6 +190,7 @@ class Routes {
 
   void install(httplib::Server& s) {
     s.set_payload_max_length(cfg_.limits.max_body_bytes);
+    s.set_tcp_nodelay(true);  // headers and body go out separately: avoid Nagle + delayed ACK
     s.set_read_timeout(30, 0);
     s.set_write_timeout(30, 0);
     s.set_pre_routing_handler([this](const Request& req, Response& res) {
@@ -266,8 +267,12 @@ class Routes {
              return Error{415, "invalid_argument", "streaming Connect is not supported"};
            bool js = is_json_ct(req);
            std::vector<RawProfile> profiles;
+           int64_t t0 = now_ns();
            if (auto e = decode_push(b.data, js, tenant, cfg_.limits, profiles)) return e;
+           int64_t t1 = now_ns();
            if (auto e = store_.write_profiles(std::move(profiles))) return e;
+           log_debug("push: decode %.2f ms, durable write %.2f ms", double(t1 - t0) / 1e6,
+                     double(now_ns() - t1) / 1e6);
            send_message(res, push::v1::PushResponse(), js);
            return std::nullopt;
          });
@@ -324,6 +329,12 @@ class Routes {
         if (auto e = decode_folded(text, p.format == "lines", p, tenant, cfg_.limits, profiles))
           return e;
       }
+      // Legacy API: from/until (any unit) are the profile's time range, also for pprof bodies.
+      if (p.from > 0)
+        for (auto& rp : profiles) {
+          rp.time_ns = unix_to_ns(p.from);
+          if (p.until > p.from) rp.duration_ns = unix_to_ns(p.until) - rp.time_ns;
+        }
       if (auto e = store_.write_profiles(std::move(profiles))) return e;
       res.status = 200;
       return std::nullopt;

@@ -14,7 +14,7 @@ struct ServerConfig {
   std::string auth_token;
   Limits limits;
   StoreOptions store;
-  int threads = 8;
+  int threads = 32;  // workers block while their push commits: more of them, bigger group commits
 };
 
 // Runs until SIGTERM/SIGINT; returns the process exit code.

@@ -1,0 +1,385 @@
+"""spanprof server benchmark: ingest throughput, SelectMergeSpanProfile latency over a day of data,
+merging an hour of one service (and the same merge with Google's pprof tool), bytes per sample row.
+
+Realistic pushes: one per service every 10 s of profile time, about 300 sample rows each (50 span
+ids x 6 stacks), 40-frame stacks from a pool of 60 that share prefixes, 10 ms period, span_id /
+active_span_id / trace_id / span_name labels as the spanprof agent sends them.
+
+    .venvs/3.11/bin/python bench/server_bench.py [--hours 24] [--services 10] [--seconds 10]
+
+Prints a Markdown table (and JSON with --json). Needs build/server/spanprof-server; the pprof
+comparison needs build/tools/pprof (scripts/setup installs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import http.client
+import json
+import multiprocessing as mp
+import os
+import platform
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "server"))
+from conftest import load_protos, make_pprof  # noqa: E402
+
+BINARY = Path(os.environ.get("SPANPROF_SERVER_BIN", ROOT / "build" / "server" / "spanprof-server"))
+PPROF = ROOT / "build" / "tools" / "pprof"
+CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+MARK = b"eeeeeeee"  # replaced per push by an 8-hex push id: span/trace ids become unique
+SPANS, STACKS_PER_SPAN, DEPTH, POOL = 50, 6, 40, 60
+PERIOD = 10_000_000
+
+
+def template(pb, service: str) -> bytes:
+    """pprof with marker ids; length-preserving replacement of MARK gives each push new ids."""
+    rnd = random.Random(service)
+    pool = []
+    for k in range(POOL):
+        base = k % 6  # six families share their first 30 frames
+        frames = [f"pkg{base}.module.func_{d}" for d in range(30)]
+        frames += [f"pkg{base}.leaf{k}.fn_{d}" for d in range(DEPTH - 30)]
+        pool.append(frames)
+    stacks = []
+    for j in range(SPANS):
+        labels = {
+            "span_id": MARK.decode() + f"{j:08x}",
+            "active_span_id": MARK.decode() + f"{j + 0x10000:08x}",
+            "trace_id": MARK.decode() + f"{j:024x}",
+            "span_name": f"GET /route{j % 8}",
+        }
+        for _ in range(STACKS_PER_SPAN):
+            stacks.append((pool[rnd.randrange(POOL)], rnd.randint(1, 20), labels))
+    return make_pprof(pb, stacks, period=PERIOD, time_ns=0)
+
+
+def push_body(pb, raw: bytes, service: str) -> bytes:
+    req = pb.get("push.v1.PushRequest")()
+    s = req.series.add()
+    for k, v in (("__name__", "process_cpu"), ("service_name", service)):
+        lp = s.labels.add()
+        lp.name, lp.value = k, v
+    s.samples.add().raw_profile = raw  # plain: the markers must stay visible; the body is gzipped
+    return req.SerializeToString()
+
+
+def push_id(service_idx: int, n: int) -> bytes:
+    return f"{service_idx:02x}{n:06x}".encode()
+
+
+class Server:
+    def __init__(self, data: str, *args: str):
+        self.log = open(os.path.join(data, "server.log"), "wb")
+        self.proc = subprocess.Popen(
+            [
+                str(BINARY),
+                "--data-dir",
+                data,
+                "--listen",
+                "127.0.0.1:0",
+                "--retention",
+                "0",
+                "--log-level",
+                "warn",
+                *args,
+            ],
+            stdout=self.log,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        line = ""
+        while "LISTENING api" not in line:
+            line = self.proc.stderr.readline()
+            if not line and self.proc.poll() is not None:
+                raise RuntimeError("server failed to start")
+        self.host, port = line.split()[-1].rsplit(":", 1)
+        self.port = int(port)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=120)
+
+
+def conn(port: int) -> http.client.HTTPConnection:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c.connect()
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle + delayed-ACK stalls
+    return c
+
+
+def post(c: http.client.HTTPConnection, path: str, body: bytes, headers: dict) -> tuple[int, bytes]:
+    c.request("POST", path, body, headers)
+    r = c.getresponse()
+    return r.status, r.read()
+
+
+# ---------------- ingest throughput ----------------
+def _ingest_worker(port: int, widx: int, seconds: float, out: mp.Queue) -> None:
+    pb = load_protos()
+    body_t = push_body(pb, template(pb, f"ingest-{widx}"), f"ingest-{widx}")
+    c = conn(port)
+    n = ok = 0
+    end = time.time() + seconds
+    while time.time() < end:
+        body = gzip.compress(body_t.replace(MARK, push_id(widx, n)), 1)
+        status, _ = post(
+            c,
+            "/push.v1.PusherService/Push",
+            body,
+            {"Content-Type": "application/proto", "Content-Encoding": "gzip"},
+        )
+        ok += status == 200
+        n += 1
+    out.put(ok)
+
+
+def bench_ingest(seconds: float, clients: int) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        s = Server(d)
+        q: mp.Queue = mp.Queue()
+        ps = [
+            mp.Process(target=_ingest_worker, args=(s.port, i, seconds, q)) for i in range(clients)
+        ]
+        for p in ps:
+            p.start()
+        total = sum(q.get() for _ in ps)
+        for p in ps:
+            p.join()
+        s.stop()
+    return {
+        "clients": clients,
+        "seconds": seconds,
+        "pushes": total,
+        "pushes_per_s": total / seconds,
+        "rows_per_push": SPANS * STACKS_PER_SPAN,
+    }
+
+
+# ---------------- a day of data ----------------
+def _load_worker(port: int, jobs: list, t0: int, out: mp.Queue) -> None:
+    pb = load_protos()
+    temps: dict[int, bytes] = {}
+    c = conn(port)
+    bad = 0
+    for svc, n in jobs:
+        if svc not in temps:
+            temps[svc] = template(pb, f"svc-{svc}")
+        raw = gzip.compress(temps[svc].replace(MARK, push_id(svc, n)), 1)
+        ts = t0 + n * 10
+        status, _ = post(
+            c, f"/ingest?name=svc-{svc}.cpu&format=pprof&from={ts}&until={ts + 10}", raw, {}
+        )
+        bad += status != 200
+    out.put(bad)
+
+
+def load_day(port: int, services: int, hours: float, t0: int, workers: int) -> float:
+    pushes = int(hours * 360)
+    jobs = [(s, n) for n in range(pushes) for s in range(services)]
+    chunks = [jobs[i::workers] for i in range(workers)]
+    q: mp.Queue = mp.Queue()
+    start = time.time()
+    ps = [mp.Process(target=_load_worker, args=(port, ch, t0, q)) for ch in chunks]
+    for p in ps:
+        p.start()
+    bad = sum(q.get() for _ in ps)
+    for p in ps:
+        p.join()
+    if bad:
+        raise RuntimeError(f"{bad} pushes failed during load")
+    return time.time() - start
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hours", type=float, default=24)
+    ap.add_argument("--services", type=int, default=10)
+    ap.add_argument("--seconds", type=float, default=10, help="ingest throughput run length")
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    if not BINARY.exists():
+        print(f"{BINARY} not built", file=sys.stderr)
+        return 1
+    pb = load_protos()
+    res: dict = {"date": time.strftime("%Y-%m-%d"), "machine": machine()}
+    res["ingest"] = bench_ingest(a.seconds, a.clients)
+    print(f"ingest: {res['ingest']['pushes_per_s']:.0f} pushes/s", file=sys.stderr)
+
+    data = tempfile.mkdtemp(prefix="spanprof-bench-")
+    try:
+        s = Server(data)
+        t0 = int(time.time()) - int(a.hours * 3600) - 600
+        res["load_s"] = load_day(s.port, a.services, a.hours, t0, workers=3)
+        pushes = int(a.hours * 360)
+        print(f"loaded {pushes * a.services} pushes in {res['load_s']:.0f} s", file=sys.stderr)
+        c = conn(s.port)
+        c.request("GET", "/api/v1/stats")
+        res["stats"] = json.loads(c.getresponse().read())
+
+        # SelectMergeSpanProfile for random spans of random services (Grafana's call: the span's
+        # time range widened by a minute each side, label selector from the service).
+        Req = pb.get("querier.v1.SelectMergeSpanProfileRequest")
+        lat = []
+        rnd = random.Random(1)
+        for _ in range(a.queries):
+            svc, n, j = rnd.randrange(a.services), rnd.randrange(pushes), rnd.randrange(SPANS)
+            ts_ms = (t0 + n * 10) * 1000
+            r = Req(
+                profile_typeID=CPU,
+                label_selector=f'{{service_name="svc-{svc}"}}',
+                span_selector=[push_id(svc, n).decode() + f"{j:08x}"],
+                start=ts_ms - 60_000,
+                end=ts_ms + 70_000,
+            )
+            t = time.perf_counter()
+            status, body = post(
+                c,
+                "/querier.v1.QuerierService/SelectMergeSpanProfile",
+                r.SerializeToString(),
+                {"Content-Type": "application/proto"},
+            )
+            lat.append((time.perf_counter() - t) * 1000)
+            assert status == 200, body
+        fg = pb.get("querier.v1.SelectMergeSpanProfileResponse").FromString(body).flamegraph
+        assert fg.total > 0
+        res["span_profile_ms"] = {"p50": pct(lat, 50), "p99": pct(lat, 99), "n": len(lat)}
+
+        # Merge one hour of one service: flame graph and pprof out.
+        mid = t0 + int(a.hours * 3600 / 2)
+        mid -= mid % 10
+        h_from, h_to = mid * 1000, (mid + 3600) * 1000 - 1
+        MS = pb.get("querier.v1.SelectMergeStacktracesRequest")
+        MP = pb.get("querier.v1.SelectMergeProfileRequest")
+        times_fg, times_pprof = [], []
+        for _ in range(7):
+            t = time.perf_counter()
+            status, body = post(
+                c,
+                "/querier.v1.QuerierService/SelectMergeStacktraces",
+                MS(
+                    profile_typeID=CPU,
+                    label_selector='{service_name="svc-0"}',
+                    start=h_from,
+                    end=h_to,
+                ).SerializeToString(),
+                {"Content-Type": "application/proto"},
+            )
+            times_fg.append((time.perf_counter() - t) * 1000)
+            assert status == 200
+            t = time.perf_counter()
+            status, _merged = post(
+                c,
+                "/querier.v1.QuerierService/SelectMergeProfile",
+                MP(
+                    profile_typeID=CPU,
+                    label_selector='{service_name="svc-0"}',
+                    start=h_from,
+                    end=h_to,
+                ).SerializeToString(),
+                {"Content-Type": "application/proto"},
+            )
+            times_pprof.append((time.perf_counter() - t) * 1000)
+            assert status == 200
+        hour_total = (
+            pb.get("querier.v1.SelectMergeStacktracesResponse").FromString(body).flamegraph.total
+        )
+        res["merge_hour_ms"] = {
+            "flamegraph_p50": statistics.median(times_fg),
+            "pprof_p50": statistics.median(times_pprof),
+            "total_ns": hour_total,
+        }
+
+        # The same hour with Google's pprof tool over the same profiles (written as files).
+        if PPROF.exists():
+            tmpl = template(pb, "svc-0")
+            files = []
+            with tempfile.TemporaryDirectory() as pd:
+                first = (mid - t0) // 10
+                for n in range(first, first + 360):
+                    f = os.path.join(pd, f"p{n}.pb.gz")
+                    Path(f).write_bytes(gzip.compress(tmpl.replace(MARK, push_id(0, n)), 1))
+                    files.append(f)
+                runs = []
+                for _ in range(3):
+                    t = time.perf_counter()
+                    subprocess.run(
+                        [str(PPROF), "-proto", "-output", os.path.join(pd, "merged.pb.gz"), *files],
+                        check=True,
+                        capture_output=True,
+                    )
+                    runs.append((time.perf_counter() - t) * 1000)
+            res["pprof_tool_ms"] = statistics.median(runs)
+            res["pprof_ratio"] = res["pprof_tool_ms"] / res["merge_hour_ms"]["pprof_p50"]
+        s.stop()
+        st = res["stats"]
+        res["bytes_per_row"] = os.path.getsize(os.path.join(data, "spanprof.db")) / max(
+            1, st["sample_rows"]
+        )
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+    report(res, a)
+    if a.json:
+        print(json.dumps(res, indent=2))
+    return 0
+
+
+def machine() -> str:
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}"
+
+
+def report(r: dict, a) -> None:
+    st = r["stats"]
+    print(
+        f"`bench/server_bench.py --hours {a.hours:g} --services {a.services} --seconds {a.seconds:g} --clients {a.clients}` ({r['date']}, {r['machine']}):\n"
+    )
+    print("| measure | value | target |")
+    print("|---|---:|---:|")
+    i = r["ingest"]
+    print(
+        f"| ingest, durable (push.v1, gzip, {i['rows_per_push']} rows, {i['clients']} clients) | {i['pushes_per_s']:.0f} pushes/s ({i['pushes_per_s'] * i['rows_per_push']:.0f} rows/s) | >= 2,000 pushes/s |"
+    )
+    print(
+        f"| stored: {a.services} services x {a.hours:g} h | {st['profiles']} profiles, {st['sample_rows']} sample rows, loaded in {r['load_s']:.0f} s | |"
+    )
+    sp = r["span_profile_ms"]
+    print(
+        f"| SelectMergeSpanProfile ({sp['n']} random spans) | p50 {sp['p50']:.1f} ms, p99 {sp['p99']:.1f} ms | p99 <= 50 ms |"
+    )
+    m = r["merge_hour_ms"]
+    print(
+        f"| merge 1 h of one service -> flame graph (median of 7) | {m['flamegraph_p50']:.0f} ms | <= 100 ms |"
+    )
+    print(f"| merge 1 h of one service -> pprof (SelectMergeProfile) | {m['pprof_p50']:.0f} ms | |")
+    if "pprof_tool_ms" in r:
+        print(
+            f"| same hour, `pprof -proto` over the 360 profiles (median of 3) | {r['pprof_tool_ms']:.0f} ms ({r['pprof_ratio']:.1f}x ours) | |"
+        )
+    print(f"| disk per sample row (database file / rows) | {r['bytes_per_row']:.1f} bytes | |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
