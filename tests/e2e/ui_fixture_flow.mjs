@@ -97,6 +97,20 @@ try {
   await page.click("[data-testid=top-table] button.link >> text=fib");
   check("clicking a function searches for it", (await page.inputValue(".flame-search")) === "fib", "search");
 
+  step = "dragging across the timeline narrows the flame graph to that range";
+  const over = await page.locator("[data-testid=timeline] .u-over").boundingBox();
+  await page.mouse.move(over.x + over.width * 0.6, over.y + over.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(over.x + over.width * 0.75, over.y + over.height / 2, { steps: 5 });
+  await page.mouse.up();
+  await page.waitForFunction(() => location.hash.includes("sel_from=") && location.hash.includes("sel_to="));
+  const sel = await page.evaluate(() => Object.fromEntries(new URLSearchParams(location.hash.split("?")[1])));
+  const from = NOW_MS - 15 * 60_000;
+  const expectFrom = from + 0.6 * 15 * 60_000;
+  check(step, Math.abs(Number(sel.sel_from) - expectFrom) < 30_000 && Number(sel.sel_to) > Number(sel.sel_from), sel);
+  check("the flame graph reloads for the selection", (await panelState()) === "ready" && (await page.locator("text=Clear selection").isVisible()), "state");
+  await page.screenshot({ path: join(shots, "fixture-profiles-selection.png"), fullPage: true });
+
   step = "an API error is shown, not swallowed";
   await page.route("**/api/v1/flamegraph**", (r) => r.fulfill({ status: 500, contentType: "application/json", body: '{"code":13,"message":"store is closed"}' }));
   // A fresh document: the UI keeps recent answers for a few seconds.

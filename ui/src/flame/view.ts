@@ -53,7 +53,9 @@ export class FlameGraphView {
     this.canvas = h("canvas", {
       class: "flame-canvas",
       tabindex: "0",
-      role: "img",
+      // "application": screen readers pass the arrow keys through to the frame navigation.
+      role: "application",
+      "aria-roledescription": "flame graph",
       "aria-label": "Flame graph. Arrow keys move between frames, Enter zooms, Escape resets the zoom.",
       "data-testid": "flame-canvas",
     });

@@ -38,6 +38,15 @@ export class TimelineChart {
       cursor: { drag: { x: true, y: false, setScale: false } },
       legend: { show: true },
       hooks: {
+        // The selection from the URL, drawn once the plot has its size (valToPos needs it).
+        ready: [
+          (u) => {
+            if (!selection) return;
+            const l = u.valToPos(selection.fromMs / 1000, "x");
+            const r = u.valToPos(selection.toMs / 1000, "x");
+            u.setSelect({ left: l, width: Math.max(2, r - l), top: 0, height: u.over.clientHeight }, false);
+          },
+        ],
         setSelect: [
           (u) => {
             if (u.select.width < 2) return;
@@ -50,11 +59,6 @@ export class TimelineChart {
     };
     requestAnimationFrame(() => {
       this.plot = new uPlot(opts, [xs, ys], holder);
-      if (selection) {
-        const l = this.plot.valToPos(selection.fromMs / 1000, "x");
-        const r = this.plot.valToPos(selection.toMs / 1000, "x");
-        this.plot.setSelect({ left: l, width: Math.max(2, r - l), top: 0, height: this.plot.bbox.height / devicePixelRatio }, false);
-      }
       if (typeof ResizeObserver !== "undefined") {
         this.resize = new ResizeObserver(() => this.plot?.setSize({ width: width(), height: 170 }));
         this.resize.observe(holder);
