@@ -136,7 +136,12 @@ export class TracePage implements PageView {
       h(
         "p",
         { class: "muted" },
-        `Trace ${t.trace_id} · started ${fmtTime(t0 / 1e6)} · ${fmtDuration(total)} · ${t.spans.length} spans · ${fmtCount(traceSamples)} CPU samples (one per ${fmtDuration(t.period_ns || 10_000_000)} of CPU) · samples column: this span only / with children`,
+        `Trace ${t.trace_id} · started ${fmtTime(t0 / 1e6)} · ${fmtDuration(total)} · ${t.spans.length} spans · ${fmtCount(traceSamples)} CPU samples (one per ${fmtDuration(t.period_ns || 10_000_000)} of CPU) · samples column: this span only / with children · `,
+        h(
+          "a",
+          { href: href({ page: "profiles", id: "", params: { service: root.service, from: String(Math.floor(t0 / 1e6) - 300_000), to: String(Math.ceil(t1 / 1e6) + 300_000) } }) },
+          `${root.service}'s profile around this trace`,
+        ),
       ),
       this.waterfall,
       this.detail,
