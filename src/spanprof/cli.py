@@ -9,7 +9,10 @@ from typing import Optional, Sequence
 
 # name -> (module, one-line help). Each module defines add_arguments(parser) and main(args) -> int.
 SUBCOMMANDS = {
-    "run": ("spanprof._cli_run", "run a program with profiling and span linking, configured from the environment"),
+    "run": (
+        "spanprof._cli_run",
+        "run a program with profiling and span linking, configured from the environment",
+    ),
     "record": ("spanprof._cli_record", "profile a program and write the profile to a file"),
     "serve": ("spanprof._cli_serve", "start the spanprof server (ingest, storage, query, web UI)"),
     "demo": ("spanprof._cli_demo", "start the server and an instrumented demo service under load"),
