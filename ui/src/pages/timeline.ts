@@ -6,6 +6,16 @@ import { h } from "../dom";
 import type { Timeline } from "../api";
 import { toCores } from "../timeseries";
 
+/** Axis label for a tick (seconds): "14:05", "14:05:30" for sub-minute ticks, "Nov 23" for days. */
+function timeTick(sec: number, incrSec: number, spanMs: number): string {
+  const d = new Date(sec * 1000);
+  const p = (n: number) => String(n).padStart(2, "0");
+  if (incrSec >= 86_400) return d.toLocaleDateString("en-US", { month: "short", day: "numeric" });
+  const hm = `${p(d.getHours())}:${p(d.getMinutes())}`;
+  const t = incrSec < 60 ? `${hm}:${p(d.getSeconds())}` : hm;
+  return spanMs > 86_400_000 && d.getHours() === 0 && d.getMinutes() === 0 ? `${d.getMonth() + 1}/${d.getDate()} ${t}` : t;
+}
+
 export class TimelineChart {
   readonly el: HTMLElement;
   private plot: uPlot | null = null;
@@ -33,7 +43,7 @@ export class TimelineChart {
       width: width(),
       height: 170,
       scales: { x: { time: true, min: range.fromMs / 1000, max: range.toMs / 1000 }, y: { range: (_u, _min, max) => [0, Math.max(max * 1.1, 0.01)] } },
-      axes: [{}, { label: isNs ? "CPU cores" : data.unit, size: 60, values: (_u, vals) => vals.map((v) => (isNs ? v.toFixed(v < 1 ? 2 : 1) : String(v))) }],
+      axes: [{ values: (_u, vals, _ax, _space, incr) => vals.map((v) => timeTick(v, incr, range.toMs - range.fromMs)) }, { label: isNs ? "CPU cores" : data.unit, size: 60, values: (_u, vals) => vals.map((v) => (isNs ? v.toFixed(v < 1 ? 2 : 1) : String(v))) }],
       series: [{}, { label: "CPU", stroke: "#d9480f", fill: "rgba(217,72,15,0.18)", width: 1.5, points: { show: xs.length < 40, size: 5 }, value: (_u, v) => (v == null ? "–" : isNs ? `${v.toFixed(3)} cores` : String(v)) }],
       cursor: { drag: { x: true, y: false, setScale: false } },
       legend: { show: true },
