@@ -135,6 +135,7 @@ def test_browser_flow(demo: str) -> None:
     # GIVEN the demo running and at least one GET /cpu trace whose CPU-heavy span has samples
     wait_for_profiled_cpu_trace(demo)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "failure.png").unlink(missing_ok=True)  # only this run's failure, if any
     node = shutil.which("node")
     assert node, "node is not installed (scripts/setup installs it)"
     assert (ROOT / "ui" / "node_modules" / "playwright-core").is_dir(), (

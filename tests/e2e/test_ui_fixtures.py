@@ -75,6 +75,7 @@ def preview() -> Iterator[str]:
 
 def test_fixture_flows(preview: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "fixture-failure.png").unlink(missing_ok=True)  # only this run's failure, if any
     node = shutil.which("node")
     assert node, "node is not installed (scripts/setup installs it)"
     r = subprocess.run(
