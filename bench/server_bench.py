@@ -153,7 +153,9 @@ def bench_ingest(seconds: float, clients: int) -> dict:
         ]
         for p in ps:
             p.start()
+        cpu0 = cpu_seconds(s.proc.pid)
         total = sum(q.get() for _ in ps)
+        cpu1 = cpu_seconds(s.proc.pid)
         for p in ps:
             p.join()
         s.stop()
@@ -163,7 +165,17 @@ def bench_ingest(seconds: float, clients: int) -> dict:
         "pushes": total,
         "pushes_per_s": total / seconds,
         "rows_per_push": SPANS * STACKS_PER_SPAN,
+        # The clients share the 2 cores with the server: server CPU per push says what one
+        # server core sustains independent of how fast Python can produce pushes.
+        "server_cpu_ms_per_push": (cpu1 - cpu0) * 1000 / max(1, total),
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process from /proc (clock ticks -> seconds)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # ---------------- a day of data ----------------
@@ -361,6 +373,10 @@ def report(r: dict, a) -> None:
     i = r["ingest"]
     print(
         f"| ingest, durable (push.v1, gzip, {i['rows_per_push']} rows, {i['clients']} clients) | {i['pushes_per_s']:.0f} pushes/s ({i['pushes_per_s'] * i['rows_per_push']:.0f} rows/s) | >= 2,000 pushes/s |"
+    )
+    print(
+        f"| server CPU per push during that run | {i['server_cpu_ms_per_push']:.2f} ms"
+        f" ({1000 / max(0.001, i['server_cpu_ms_per_push']):.0f} pushes/s per core) | |"
     )
     print(
         f"| stored: {a.services} services x {a.hours:g} h | {st['profiles']} profiles, {st['sample_rows']} sample rows, loaded in {r['load_s']:.0f} s | |"

@@ -177,6 +177,7 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& o) {
   if (auto e = s->load()) return *e;
   // Checkpoints run on their own connection and thread, not inside the writer's commits.
   exec(s->wdb_, "PRAGMA wal_autocheckpoint=0");
+  exec(s->wdb_, "PRAGMA journal_size_limit=67108864");
   s->ws_ = std::make_unique<WriterStmts>(s->wdb_);
   s->checkpoint_thread_ = std::thread([p = s.get()] { p->checkpoint_loop(); });
   s->writer_ = std::thread([p = s.get()] { p->writer_loop(); });
@@ -663,7 +664,7 @@ Status Store::apply_retention() {
 void Store::checkpoint_loop() {
   sqlite3* db = nullptr;
   sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
-  sqlite3_busy_timeout(db, 1000);
+  sqlite3_busy_timeout(db, 5000);
   exec(db, "PRAGMA synchronous=FULL");
   for (;;) {
     {
@@ -672,8 +673,12 @@ void Store::checkpoint_loop() {
     }
     struct stat st;
     if (::stat((path_ + "-wal").c_str(), &st) == 0 && st.st_size > (4 << 20)) {
+      // PASSIVE never blocks the writer but cannot reset a WAL that is written continuously;
+      // past 64 MB, RESTART waits for the current commit and makes the next one start the WAL
+      // from its beginning (journal_size_limit then trims the file).
+      int mode = st.st_size > (64 << 20) ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE;
       int log = 0, done = 0;
-      sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+      sqlite3_wal_checkpoint_v2(db, nullptr, mode, &log, &done);
     }
   }
   sqlite3_close(db);
