@@ -11,6 +11,7 @@ median of the per-pair ratios on/off, with the 25th-75th percentile spread.
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
 import sys
@@ -113,6 +114,7 @@ def main() -> int:
     ap.add_argument("--block", type=float, default=0.1, help="CPU seconds per block")
     ap.add_argument("--rate", type=int, default=100)
     ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     a = ap.parse_args()
     units = calibrate(a.block)
     print(machine())
@@ -137,6 +139,23 @@ def main() -> int:
         f"samples taken {taken}, dropped {dropped}, handler {hns / max(taken, 1) / 1000:.2f} us/sample, "
         f"drain CPU {dns / max(taken, 1) / 1000:.2f} us/sample"
     )
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(
+                {
+                    "machine": machine(),
+                    "rate": a.rate,
+                    "pairs": a.pairs,
+                    "block_s": a.block,
+                    "rows": rows,
+                    "samples_taken": taken,
+                    "samples_dropped": dropped,
+                    "handler_ns_per_sample": hns / max(taken, 1),
+                    "drain_ns_per_sample": dns / max(taken, 1),
+                },
+                f,
+                indent=1,
+            )
     return 0
 
 

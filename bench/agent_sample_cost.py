@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextvars
+import json
 import platform
 import sys
 import time
@@ -47,7 +48,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--rate", type=int, default=100)
+    ap.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     a = ap.parse_args()
+    rows = []
     sys.setrecursionlimit(5000)
     _native.set_span_var(SPAN)
     SPAN.set(_native.SpanRef(b"\1" * 16, b"\2" * 8, b"\3" * 8, "bench"))
@@ -68,6 +71,19 @@ def main() -> int:
         print(
             f"| {depth} ({deepest} frames) | {n} | {mean:.2f} | {after['handler_ns_max'] / 1000:.1f} | {warm:.2f} |"
         )
+        rows.append(
+            {
+                "depth": depth,
+                "frames": deepest,
+                "samples": n,
+                "in_signal_mean_us": mean,
+                "in_signal_max_us": after["handler_ns_max"] / 1000,
+                "warm_us": warm,
+            }
+        )
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"rate": a.rate, "seconds": a.seconds, "rows": rows}, f, indent=1)
     return 0
 
 
