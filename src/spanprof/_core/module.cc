@@ -83,28 +83,24 @@ bool parse_drop(PyObject* obj, DropSet* out) {
   return !PyErr_Occurred();
 }
 
-PyObject* profile_to_pprof(PyObject* self, PyObject* args, PyObject* kwargs) {
+// Parses the single optional `drop_labels` argument shared by to_pprof() and to_collapsed().
+bool parse_drop_only(PyObject* args, PyObject* kwargs, const char* format, DropSet* drop) {
   static const char* kwlist[] = {"drop_labels", nullptr};
   PyObject* drop_obj = nullptr;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:to_pprof", const_cast<char**>(kwlist),
-                                   &drop_obj)) {
-    return nullptr;
-  }
+  return PyArg_ParseTupleAndKeywords(args, kwargs, format, const_cast<char**>(kwlist), &drop_obj) &&
+         parse_drop(drop_obj, drop);
+}
+
+PyObject* profile_to_pprof(PyObject* self, PyObject* args, PyObject* kwargs) {
   DropSet drop;
-  if (!parse_drop(drop_obj, &drop)) return nullptr;
+  if (!parse_drop_only(args, kwargs, "|O:to_pprof", &drop)) return nullptr;
   const std::string out = encode_pprof(prof(self), drop);
   return PyBytes_FromStringAndSize(out.data(), static_cast<Py_ssize_t>(out.size()));
 }
 
 PyObject* profile_to_collapsed(PyObject* self, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"drop_labels", nullptr};
-  PyObject* drop_obj = nullptr;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:to_collapsed", const_cast<char**>(kwlist),
-                                   &drop_obj)) {
-    return nullptr;
-  }
   DropSet drop;
-  if (!parse_drop(drop_obj, &drop)) return nullptr;
+  if (!parse_drop_only(args, kwargs, "|O:to_collapsed", &drop)) return nullptr;
   const std::string out = encode_collapsed(prof(self), drop);
   return PyUnicode_DecodeUTF8(out.data(), static_cast<Py_ssize_t>(out.size()), "replace");
 }
