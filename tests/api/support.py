@@ -120,7 +120,7 @@ class Receiver:
     behaviour: Behaviour = ok
     spanprof: bool = False  # answer GET /api/v1/info like a spanprof server
     requests: List[Request] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.RLock = field(default_factory=threading.RLock)  # wait_for's predicate re-enters it
     changed: threading.Condition = field(default=None)  # type: ignore[assignment]
     release: threading.Event = field(default_factory=threading.Event)
     url: str = ""
