@@ -275,7 +275,8 @@ def _start_sampler(cfg: Config) -> None:
 
 # ---- process-wide state --------------------------------------------------------------------
 
-_lock = threading.RLock()
+_lock = threading.RLock()  # configure/shutdown; held while an old agent flushes
+_tags_lock = threading.RLock()  # thread tags only: application threads never wait for a flush
 _agent: Optional[Agent] = None
 _last_agent: Optional[Agent] = None  # stats() after shutdown() still tells how the last flush went
 _thread_tags: Dict[int, Dict[str, str]] = {}
@@ -292,7 +293,8 @@ def configure(cfg: Config) -> None:
         agent = Agent(cfg)
         agent.start()
         _agent = agent
-        _push_all_thread_tags()
+        with _tags_lock:
+            _push_all_thread_tags()
         _install_exit_hook()
 
 
@@ -328,8 +330,29 @@ def stats() -> Dict[str, Any]:
 
 
 # Thread tags: kept here (not only in the sampler) so they survive configure()/shutdown().
+class _TagsOwner:
+    """Lives in a thread-local of a thread that has tags; when the thread ends, its tags go too
+    (a later thread can get the same ident and must not inherit them)."""
+
+    def __init__(self, ident: int) -> None:
+        self.ident = ident
+
+    def __del__(self) -> None:
+        try:
+            with _tags_lock:
+                if _thread_tags.pop(self.ident, None) is not None:
+                    _push_thread_tags(self.ident, None)
+        except Exception:  # interpreter shutdown: nothing left to label
+            pass
+
+
+_thread_local = threading.local()
+
+
 def set_thread_tag(ident: int, key: str, value: str) -> None:
-    with _lock:
+    if ident == threading.get_ident() and getattr(_thread_local, "owner", None) is None:
+        _thread_local.owner = _TagsOwner(ident)
+    with _tags_lock:
         tags = dict(_thread_tags.get(ident, {}))
         tags[key] = value
         _thread_tags[ident] = tags
@@ -337,7 +360,7 @@ def set_thread_tag(ident: int, key: str, value: str) -> None:
 
 
 def remove_thread_tag(ident: int, key: str, value: str) -> None:
-    with _lock:
+    with _tags_lock:
         tags = dict(_thread_tags.get(ident, {}))
         if tags.get(key) != value:
             return
@@ -380,9 +403,10 @@ def _install_exit_hook() -> None:
 
 
 def _after_fork_child() -> None:
-    global _lock
-    # Another parent thread may have held the lock at fork(): it does not exist here.
+    global _lock, _tags_lock
+    # Another parent thread may have held a lock at fork(): it does not exist here.
     _lock = threading.RLock()
+    _tags_lock = threading.RLock()
     me = threading.get_ident()
     for ident in [i for i in _thread_tags if i != me]:
         del _thread_tags[ident]

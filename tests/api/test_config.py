@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import time
 import warnings
 
 import pytest
@@ -196,3 +197,19 @@ def test_configure_signature_documents_the_keywords():
     doc = inspect.getdoc(spanprof.configure) or ""
     for key in PYROSCOPE_IO_1X_DEFAULTS:
         assert key in doc
+
+
+def test_tags_of_a_finished_thread_are_released():
+    idents = []
+
+    def worker():
+        idents.append(threading.get_ident())
+        spanprof.add_thread_tag("job", "42")  # never removed
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    deadline = time.monotonic() + 5
+    while _agent.thread_tags(idents[0]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _agent.thread_tags(idents[0]) == {}
