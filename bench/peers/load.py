@@ -23,33 +23,44 @@ async def client(
     path: str,
     todo: List[int],
     lat: List[float],
-    errors: List[int],
+    errors: List[str],
     deadline: float,
 ) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
+    """One connection's loop; a failed request is counted (with its reason) and the connection
+    is opened again, so one reset does not end the run."""
     req = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: keep-alive\r\n\r\n".encode()
+    writer = None
     try:
         while todo and time.monotonic() < deadline:
             todo.pop()
-            t0 = time.perf_counter()
-            writer.write(req)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            await reader.readexactly(length)
-            lat.append(time.perf_counter() - t0)
-            if not head.startswith(b"HTTP/1.1 200"):
-                errors.append(1)
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection(host, port)
+                t0 = time.perf_counter()
+                writer.write(req)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await reader.readexactly(length)
+                lat.append(time.perf_counter() - t0)
+                if not head.startswith(b"HTTP/1.1 200"):
+                    errors.append(head.split(b"\r\n", 1)[0].decode(errors="replace"))
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as e:
+                errors.append(f"{type(e).__name__}: {e}")
+                if writer is not None:
+                    writer.close()
+                writer = None
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
 
 
 async def run(args: argparse.Namespace) -> dict:
     todo = list(range(args.requests))
     lat: List[float] = []
-    errors: List[int] = []
+    errors: List[str] = []
     t0 = time.perf_counter()
     deadline = time.monotonic() + args.timeout
     await asyncio.gather(
@@ -64,6 +75,7 @@ async def run(args: argparse.Namespace) -> dict:
     return {
         "requests": len(lat),
         "errors": len(errors),
+        "error_kinds": sorted(set(errors))[:5],
         "elapsed_s": elapsed,
         "throughput_rps": len(lat) / elapsed if elapsed else 0.0,
         "p50_ms": pick(0.50),

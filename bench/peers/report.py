@@ -56,7 +56,9 @@ def raw_block(title: str, obj: Any) -> str:
 # ---- 1. overhead -------------------------------------------------------------------------------
 
 
-def overhead_verdicts(summary: Dict[str, Any], key: str) -> Tuple[str, str, str]:
+def overhead_verdicts(
+    summary: Dict[str, Any], key: str, in_process: bool = False
+) -> Tuple[str, str, str]:
     """(quarter-of-pyroscope verdict, <=1% verdict, resolution note) from one table's summary."""
     sp = summary["spanprof"][key] - 1
     py = summary["pyroscope-gil"][key] - 1
@@ -71,7 +73,9 @@ def overhead_verdicts(summary: Dict[str, Any], key: str) -> Tuple[str, str, str]
     one = None if sp != sp else sp <= 0.01
     note = f"spanprof's ratios spread ±{half:.1f}% (half the interquartile range)"
     if half > 1:
-        note += ", wider than the 1% target: the process-level figure cannot resolve it; see the in-process figure"
+        note += ", wider than the 1% target: this figure cannot resolve it"
+        if not in_process:
+            note += "; see the in-process figures (d)"
     q_txt = (
         f"spanprof {ov(sp + 1)} vs pyroscope-io (gil_only=True) {ov(py + 1)}: a quarter of it "
         + (
@@ -263,6 +267,12 @@ def render_markdown(d: Dict[str, Any]) -> str:
             "above 1): whole-process timings are noisy; read the spread columns, and the in-process figures "
             "for anything near 1%."
         )
+    fails = d.get("failures") or []
+    if fails:
+        L.append(
+            f"- {len(fails)} run(s) failed and were run once more (a second failure would have failed "
+            "the table): " + "; ".join(f"`{x[:300]}`" for x in fails)
+        )
     sec = d.get("overhead_cpu")
     if isinstance(sec, dict) and "runs" in sec:
         xs = [r["cpu_s"] for r in sec["runs"]["none"]]
@@ -315,7 +325,9 @@ def render_markdown(d: Dict[str, Any]) -> str:
         "",
     ]
     L += web_table(d.get("overhead_web", {}))
-    L += ["### In-process figure (bench/agent_overhead.py)", ""]
+    L += ["### (d) In-process, spanprof and pyroscope-io measured the same way", ""]
+    L += inproc_table(d.get("overhead_inproc", {}))
+    L += ["### In-process figure of the agent core (bench/agent_overhead.py)", ""]
     L += agent_overhead_table(ext)
 
     # 2. stack depth
@@ -587,3 +599,45 @@ def sample_cost_table(ext: Dict[str, Any]) -> List[str]:
             f"{r['in_signal_max_us']:.1f} | {r['warm_us']:.2f} |"
         )
     return [*out, ""]
+
+
+def inproc_table(sec: Dict[str, Any]) -> List[str]:
+    err = error_block("overhead_inproc", sec)
+    if err or not sec:
+        return [err or "Not measured.\n"]
+    groups = len(next(iter(sec.values()))["times"]["none"])
+    out = [
+        "Both in-process profilers can be started and stopped inside one process "
+        "(`bench/peers/inproc.py`, pinned to core 1): each group runs the same ~0.2 s block of work "
+        "once per profiler and once without, in an order rotating from group to group; start, a 50 ms "
+        "settle and stop stay outside the timed region; process CPU time (profiler threads included). "
+        f"Median over {groups} groups of the ratio to the same group's no-profiler block. py-spy "
+        "cannot be run this way (it attaches from outside).",
+        "",
+        "| workload | profiler | ratio (median) | overhead | interquartile range | min-max |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    verdicts = []
+    for kind, name in (("cpu", "CPU-bound, 1 thread"), ("mixed", "8 threads CPU + sleep")):
+        if kind not in sec:
+            continue
+        summ = sec[kind]["summary"]
+        for prof in ("spanprof", "pyroscope-gil", "pyroscope-all"):
+            r = summ[prof]
+            out.append(
+                f"| {name} | {LABEL[prof]} | {r['ratio']:.3f} | {ov(r['ratio'])} | "
+                f"{r['q'][0]:.3f}-{r['q'][1]:.3f} | {r['minmax'][0]:.3f}-{r['minmax'][1]:.3f} |"
+            )
+        q, one, note = overhead_verdicts(
+            {p: {"cpu_ratio": v["ratio"], "cpu_q": v["q"]} for p, v in summ.items()},
+            "cpu_ratio",
+            in_process=True,
+        )
+        verdicts += [f"- {name}: {q}; {one}; {note}."]
+    out += [
+        "",
+        *verdicts,
+        "",
+        raw_block("in-process block times (s) per group", {k: v["times"] for k, v in sec.items()}),
+    ]
+    return out

@@ -32,6 +32,7 @@ def test_smoke_run_writes_every_table(tmp_path: Path) -> None:
         "### (a) CPU-bound, one thread",
         "### (b) 8 threads mixing CPU and blocking I/O",
         "### (c) asyncio web service under a fixed request load",
+        "### (d) In-process, spanprof and pyroscope-io measured the same way",
         "## 2. Stack depth",
         "## 3. CPU attribution",
         "## 4. Span attribution",
@@ -59,4 +60,6 @@ def test_smoke_run_writes_every_table(tmp_path: Path) -> None:
         for rs in data["overhead_web"]["runs"].values()
         for r in rs
     )
+    for kind in ("cpu", "mixed"):
+        assert all(t > 0 for ts in data["overhead_inproc"][kind]["times"].values() for t in ts)
     assert data["footprint"]["runs"]["spanprof"][0]["stats"]["samples_taken"] > 0
