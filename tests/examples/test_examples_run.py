@@ -18,6 +18,7 @@ from harness import (
     example_env,
     free_port,
     get,
+    serve_receiver,
     wait_http,
 )
 
@@ -117,15 +118,35 @@ def test_migration_pair_differs_only_in_the_imports():
     ]
 
 
-def test_migrated_service(receiver, start_example):
+def _checkout_service(receiver, start_example, script, concurrency):
     port = free_port()
-    env = example_env(receiver, PORT=str(port))
-    ex = start_example([PYTHON, str(MIGRATION / "app_spanprof.py")], env)
-    wait_http(f"http://127.0.0.1:{port}/orders/status", ex)
-    _hit(f"http://127.0.0.1:{port}/orders/checkout?items=80", times=6)
+    ex = start_example([PYTHON, str(MIGRATION / script)], example_env(receiver, PORT=str(port)))
+    wait_http(f"http://127.0.0.1:{port}/orders/status", ex, timeout=60)
+    _hit(f"http://127.0.0.1:{port}/orders/checkout?items=80", times=6, concurrency=concurrency)
     ex.stop(signal.SIGINT)
-
     samples = check_span_linked(receiver, "checkout-service", "price_items")
     assert {s.labels["span_name"] for s in samples} == {"GET /orders/checkout"}
     # tag_wrapper's dynamic tag travels on the samples taken inside it.
     assert {s.labels.get("endpoint") for s in samples} == {"checkout"}
+    with receiver.lock:
+        return {key for u in receiver.uploads for key in u.series}
+
+
+def test_migrated_service(receiver, start_example):
+    _checkout_service(receiver, start_example, "app_spanprof.py", concurrency=4)
+
+
+def test_original_service_on_pyroscope_io(start_example):
+    """The "before" side is real, working pyroscope-io code: run it (one request at a time, since
+    pyroscope-otel tags threads, not asyncio tasks), and both sides push the same series labels."""
+    labels = {}
+    for script, concurrency in (("app_pyroscope.py", 1), ("app_spanprof.py", 1)):
+        server, rec = serve_receiver()
+        try:
+            labels[script] = _checkout_service(rec, start_example, script, concurrency)
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert not rec.errors, rec.errors
+    assert labels["app_pyroscope.py"] == labels["app_spanprof.py"]
+    assert {"__name__", "service_name", "region", "otel.scope.name"} <= labels["app_spanprof.py"]
