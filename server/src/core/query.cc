@@ -79,9 +79,17 @@ Result<std::vector<SeriesInfo>> QueryEngine::match(const std::string& tenant,
   return out;
 }
 
-Result<std::vector<SeriesInfo>> QueryEngine::match_any(
-    const std::string& tenant, const std::vector<std::string>& matchers) const {
-  if (matchers.empty()) return s_.series_of(tenant);
+Result<std::vector<SeriesInfo>> QueryEngine::match_any(const std::string& tenant,
+                                                       const std::vector<std::string>& matchers,
+                                                       int64_t from_ms, int64_t to_ms) const {
+  auto in_range = [&](std::vector<SeriesInfo> v) {
+    if (from_ms <= 0 || to_ms <= 0) return v;
+    std::vector<SeriesInfo> out;
+    for (auto& si : v)
+      if (s_.series_active(si.id, from_ms, to_ms)) out.push_back(std::move(si));
+    return out;
+  };
+  if (matchers.empty()) return in_range(s_.series_of(tenant));
   std::vector<Selector> sels;
   for (auto& m : matchers) {
     auto s = parse_selector(m);
@@ -95,7 +103,7 @@ Result<std::vector<SeriesInfo>> QueryEngine::match_any(
         out.push_back(si);
         break;
       }
-  return out;
+  return in_range(std::move(out));
 }
 
 static void set_types(StackSet& st, const SeriesInfo& si) {

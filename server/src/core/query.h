@@ -52,8 +52,11 @@ class QueryEngine {
                                                   int64_t to_ms, double step_s,
                                                   const std::vector<std::string>& group_by,
                                                   bool average) const;
+  // Series matching any of the matchers (all when empty); with from_ms/to_ms both > 0 only
+  // series with a profile in that range (Grafana's label pickers and health check).
   Result<std::vector<SeriesInfo>> match_any(const std::string& tenant,
-                                            const std::vector<std::string>& matchers) const;
+                                            const std::vector<std::string>& matchers,
+                                            int64_t from_ms = 0, int64_t to_ms = 0) const;
 
   // /api/v1 documents (ARCHITECTURE.md). Errors as values.
   nlohmann::json services(const std::string& tenant) const;

@@ -765,6 +765,13 @@ std::vector<ProfileMeta> Store::profiles_of(const std::vector<int64_t>& series, 
   return out;
 }
 
+bool Store::series_active(int64_t series, int64_t from_ms, int64_t to_ms) const {
+  READER();
+  Stmt q(db, "SELECT 1 FROM profiles WHERE series = ? AND time_ms >= ? AND time_ms <= ? LIMIT 1");
+  q.bind(1, series).bind(2, from_ms).bind(3, to_ms);
+  return q.step();
+}
+
 void Store::scan_profile(const ProfileMeta& p,
                          const std::function<void(const SampleRow&)>& f) const {
   READER();

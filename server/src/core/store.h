@@ -87,6 +87,8 @@ class Store {
   std::vector<SeriesInfo> series_of(const std::string& tenant) const;
   std::vector<ProfileMeta> profiles_of(const std::vector<int64_t>& series, int64_t from_ms,
                                        int64_t to_ms) const;
+  // Whether the series has a profile in [from_ms, to_ms] (one index probe).
+  bool series_active(int64_t series, int64_t from_ms, int64_t to_ms) const;
   void scan_profile(const ProfileMeta& p, const std::function<void(const SampleRow&)>& f) const;
   // Samples whose span_id (local root) is one of `span_ids`, restricted to the tenant's series
   // and [from_ms, to_ms]. Calls f(profile, sample).

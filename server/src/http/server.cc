@@ -386,34 +386,36 @@ class Routes {
 
   void querier_routes(httplib::Server& s) {
     using namespace querier::v1;
-    connect<ProfileTypesRequest>(
-        s, "ProfileTypes",
-        [this](const std::string& t, const ProfileTypesRequest&, Response& res, bool js) -> Status {
-          ProfileTypesResponse out;
-          std::map<std::string, const SeriesInfo*> seen;
-          auto all = store_.series_of(t);
-          for (auto& si : all) seen.emplace(si.profile_type, &si);
-          for (auto& [id, si] : seen) {
-            auto* pt = out.add_profile_types();
-            pt->set_id(id);
-            auto lab = [&](const char* k) {
-              auto* v = find_label(si->labels, k);
-              return v ? *v : std::string();
-            };
-            pt->set_name(lab("__name__"));
-            pt->set_sample_type(lab("__type__"));
-            pt->set_sample_unit(lab("__unit__"));
-            pt->set_period_type(lab("__period_type__"));
-            pt->set_period_unit(lab("__period_unit__"));
-          }
-          send_message(res, out, js);
-          return std::nullopt;
-        });
+    connect<ProfileTypesRequest>(s, "ProfileTypes",
+                                 [this](const std::string& t, const ProfileTypesRequest& r,
+                                        Response& res, bool js) -> Status {
+                                   ProfileTypesResponse out;
+                                   std::map<std::string, const SeriesInfo*> seen;
+                                   auto found = q_.match_any(t, {}, r.start(), r.end());
+                                   if (!found) return found.error;
+                                   auto& all = *found;
+                                   for (auto& si : all) seen.emplace(si.profile_type, &si);
+                                   for (auto& [id, si] : seen) {
+                                     auto* pt = out.add_profile_types();
+                                     pt->set_id(id);
+                                     auto lab = [&](const char* k) {
+                                       auto* v = find_label(si->labels, k);
+                                       return v ? *v : std::string();
+                                     };
+                                     pt->set_name(lab("__name__"));
+                                     pt->set_sample_type(lab("__type__"));
+                                     pt->set_sample_unit(lab("__unit__"));
+                                     pt->set_period_type(lab("__period_type__"));
+                                     pt->set_period_unit(lab("__period_unit__"));
+                                   }
+                                   send_message(res, out, js);
+                                   return std::nullopt;
+                                 });
     connect<types::v1::LabelNamesRequest>(
         s, "LabelNames",
         [this](const std::string& t, const types::v1::LabelNamesRequest& r, Response& res,
                bool js) -> Status {
-          auto ss = q_.match_any(t, {r.matchers().begin(), r.matchers().end()});
+          auto ss = q_.match_any(t, {r.matchers().begin(), r.matchers().end()}, r.start(), r.end());
           if (!ss) return ss.error;
           std::set<std::string> names;
           for (auto& si : *ss)
@@ -427,7 +429,7 @@ class Routes {
         s, "LabelValues",
         [this](const std::string& t, const types::v1::LabelValuesRequest& r, Response& res,
                bool js) -> Status {
-          auto ss = q_.match_any(t, {r.matchers().begin(), r.matchers().end()});
+          auto ss = q_.match_any(t, {r.matchers().begin(), r.matchers().end()}, r.start(), r.end());
           if (!ss) return ss.error;
           std::set<std::string> vals;
           for (auto& si : *ss)
@@ -440,7 +442,7 @@ class Routes {
     connect<SeriesRequest>(
         s, "Series",
         [this](const std::string& t, const SeriesRequest& r, Response& res, bool js) -> Status {
-          auto ss = q_.match_any(t, {r.matchers().begin(), r.matchers().end()});
+          auto ss = q_.match_any(t, {r.matchers().begin(), r.matchers().end()}, r.start(), r.end());
           if (!ss) return ss.error;
           std::set<Labels> uniq;
           for (auto& si : *ss) {
