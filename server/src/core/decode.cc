@@ -1,5 +1,6 @@
 #include "core/decode.h"
 
+#include <google/protobuf/arena.h>
 #include <google/protobuf/util/json_util.h>
 
 #include <map>
@@ -113,7 +114,10 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
     inflated = std::move(*r);
     data = inflated;
   }
-  perftools::profiles::Profile p;
+  // An arena: a push holds thousands of small messages (labels, samples); freeing them one by
+  // one was a large share of ingest CPU.
+  google::protobuf::Arena arena;
+  auto& p = *google::protobuf::Arena::CreateMessage<perftools::profiles::Profile>(&arena);
   if (!p.ParseFromArray(data.data(), int(data.size())))
     return bad_request("raw_profile is not a valid pprof protobuf");
   const auto& st = p.string_table();
@@ -164,6 +168,8 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
   if (size_t(p.sample_size()) > lim.max_samples_per_profile)
     return too_large("pprof has more than " + std::to_string(lim.max_samples_per_profile) +
                      " samples");
+  std::vector<std::pair<int64_t, int64_t>> label_key;
+  std::map<std::vector<std::pair<int64_t, int64_t>>, uint32_t> label_cache;
   for (auto& s : p.sample()) {
     S x;
     for (int i = s.location_id_size() - 1; i >= 0; --i) {
@@ -174,16 +180,25 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
     if (x.frames.size() > lim.max_stack_depth)
       return bad_request("stack depth " + std::to_string(x.frames.size()) + " exceeds limit " +
                          std::to_string(lim.max_stack_depth));
-    Labels l;
+    // Label sets are looked up by their string-table indices; strings only on a miss.
+    label_key.clear();
     for (auto& lab : s.label()) {
       if (lab.str() == 0) continue;  // numeric labels are not series labels
       const std::string& k = str(lab.key(), ok);
       const std::string& v = str(lab.str(), ok);
       if (!ok) return bad_request("pprof label string index out of range");
       if (take_span_label(k, v, x.ids)) continue;
-      l.emplace_back(k, v);
+      label_key.emplace_back(lab.key(), lab.str());
     }
-    x.label_set = b.labels(std::move(l));
+    auto cached = label_cache.find(label_key);
+    if (cached != label_cache.end()) {
+      x.label_set = cached->second;
+    } else {
+      Labels l;
+      for (auto& [k, v] : label_key) l.emplace_back(st.Get(int(k)), st.Get(int(v)));
+      x.label_set = b.labels(std::move(l));
+      label_cache.emplace(label_key, x.label_set);
+    }
     if (s.value_size() != p.sample_type_size())
       return bad_request("pprof sample has a different number of values than sample types");
     samples.push_back(std::move(x));
@@ -247,7 +262,8 @@ static Status parse_message(std::string_view body, bool is_json, google::protobu
 
 Status decode_push(std::string_view body, bool is_json, const std::string& tenant,
                    const Limits& lim, std::vector<RawProfile>& out) {
-  push::v1::PushRequest req;
+  google::protobuf::Arena arena;
+  auto& req = *google::protobuf::Arena::CreateMessage<push::v1::PushRequest>(&arena);
   if (auto e = parse_message(body, is_json, req, "PushRequest")) return e;
   for (auto& s : req.series()) {
     Labels series;

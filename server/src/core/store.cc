@@ -522,16 +522,17 @@ Status Store::apply_profile(RawProfile& p) {
     for (auto& s : p.samples) used[s.label_set] = true;
     for (size_t ls = 0; ls < p.label_sets.size(); ++ls) {
       if (!used[ls]) continue;
-      Labels l = p.series;
+      // Defaults first: sort_labels keeps the last of equal names, so given labels win over
+      // the defaults and the derived ones win over everything.
+      Labels l{{"service_name", "unknown_service"}, {"__name__", "process_cpu"}};
+      l.insert(l.end(), p.series.begin(), p.series.end());
       l.insert(l.end(), p.label_sets[ls].begin(), p.label_sets[ls].end());
+      l.insert(l.end(), {{"__profile_type__", ptype},
+                         {"__type__", p.sample_type},
+                         {"__unit__", p.sample_unit},
+                         {"__period_type__", p.period_type},
+                         {"__period_unit__", p.period_unit}});
       sort_labels(l);
-      if (!find_label(l, "service_name")) set_label(l, "service_name", "unknown_service");
-      if (!find_label(l, "__name__")) set_label(l, "__name__", "process_cpu");
-      set_label(l, "__profile_type__", ptype);
-      set_label(l, "__type__", p.sample_type);
-      set_label(l, "__unit__", p.sample_unit);
-      set_label(l, "__period_type__", p.period_type);
-      set_label(l, "__period_unit__", p.period_unit);
       std::string key = labels_key(tenant, l);
       auto it = series_ids_.find(key);
       if (it != series_ids_.end()) {
