@@ -698,6 +698,20 @@ def main() -> int:
         raise SystemExit(
             f"py-spy is not installed in {BIN}: run scripts/bench (it installs bench/requirements.txt)"
         )
+    # Run a private copy of the package: others rebuilding src/spanprof/_native*.so in place during
+    # the run would otherwise crash the profiled processes (SIGBUS) or change the code measured.
+    snapshot = Path(tempfile.mkdtemp(prefix="spanprof-bench-src-"))
+    shutil.copytree(
+        ROOT / "src" / "spanprof",
+        snapshot / "spanprof",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    ENV["PYTHONPATH"] = str(snapshot)
+    native = sorted((snapshot / "spanprof").glob("_native.cpython-311*.so"))
+    if native:
+        data["machine"]["agent_built"] = time.strftime(
+            "%Y-%m-%d %H:%M UTC", time.gmtime(native[0].stat().st_mtime)
+        )
     recv = Receiving()
     steps: List[Tuple[str, Callable[[], Any]]] = [
         ("overhead_cpu", lambda: overhead_process("cpu", sizes.rounds_cpu, sizes.cpu_blocks, recv)),
@@ -729,6 +743,7 @@ def main() -> int:
             data.setdefault("step_seconds", {})[name] = round(time.monotonic() - s0, 1)
     finally:
         recv.close()
+        shutil.rmtree(snapshot, ignore_errors=True)
     data["seconds"] = time.monotonic() - t0
     data["failures"] = FAILURES
     data["load_end"] = loadavg()
