@@ -120,7 +120,8 @@ class Receiver:
     behaviour: Behaviour = ok
     spanprof: bool = False  # answer GET /api/v1/info like a spanprof server
     requests: List[Request] = field(default_factory=list)
-    lock: threading.RLock = field(default_factory=threading.RLock)  # wait_for's predicate re-enters it
+    # re-entrant: wait_for's predicate reads the requests under it
+    lock: threading.RLock = field(default_factory=threading.RLock)
     changed: threading.Condition = field(default=None)  # type: ignore[assignment]
     release: threading.Event = field(default_factory=threading.Event)
     url: str = ""

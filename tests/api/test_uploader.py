@@ -4,6 +4,7 @@ that comes back, a full queue. The application never waits for any of it."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from support import Receiver, Server, burn, free_port
@@ -19,6 +20,27 @@ def fast_retries(monkeypatch):
     monkeypatch.setattr(_agent, "BACKOFF_FIRST_S", 0.05)
     monkeypatch.setattr(_agent, "BACKOFF_MAX_S", 0.5)
     monkeypatch.setattr(_http, "TIMEOUT_S", 1.0)
+
+
+def configure_dead_server(name: str, interval: float) -> int:
+    """An agent whose server address has nothing listening; returns the port."""
+    port = free_port()
+    spanprof.configure(
+        application_name=name,
+        server_address=f"http://127.0.0.1:{port}",
+        upload_interval=interval,
+        sample_rate=200,
+    )
+    return port
+
+
+def wait_until(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def app_work(rounds: int) -> int:
@@ -78,13 +100,7 @@ def test_other_4xx_is_not_retried_and_keeps_the_server_message(receiver, fast_re
 
 
 def test_dead_server_never_blocks_and_shutdown_reports_failure(fast_retries):
-    port = free_port()
-    spanprof.configure(
-        application_name="svc.dead",
-        server_address=f"http://127.0.0.1:{port}",
-        upload_interval=0.2,
-        sample_rate=200,
-    )
+    configure_dead_server("svc.dead", 0.2)
     assert app_work(30) == 30
     assert spanprof.shutdown(timeout=1.0) is False
     st = spanprof.stats()
@@ -99,15 +115,9 @@ def test_dead_server_never_blocks_and_shutdown_reports_failure(fast_retries):
 
 def test_a_server_that_comes_back_receives_the_queued_windows(fast_retries):
     # GIVEN an agent whose server is down
-    port = free_port()
-    spanprof.configure(
-        application_name="svc.back",
-        server_address=f"http://127.0.0.1:{port}",
-        upload_interval=0.2,
-        sample_rate=200,
-    )
+    port = configure_dead_server("svc.back", 0.2)
     app_work(25)
-    assert spanprof.stats()["upload_retries"] >= 1
+    assert wait_until(lambda: spanprof.stats()["upload_retries"] >= 1)
     # WHEN the server starts on that port
     rec = Receiver()
     server = Server.on_port(rec, port)
@@ -125,13 +135,7 @@ def test_a_server_that_comes_back_receives_the_queued_windows(fast_retries):
 
 def test_full_queue_drops_the_oldest_window_and_counts_it(monkeypatch, fast_retries):
     monkeypatch.setattr(_agent, "QUEUE_MAX_WINDOWS", 2)
-    port = free_port()
-    spanprof.configure(
-        application_name="svc.full",
-        server_address=f"http://127.0.0.1:{port}",
-        upload_interval=0.1,
-        sample_rate=200,
-    )
+    configure_dead_server("svc.full", 0.1)
     app_work(60)
     spanprof.shutdown(timeout=0.5)
     st = spanprof.stats()
