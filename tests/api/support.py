@@ -9,6 +9,7 @@ field numbers), so nothing here trusts spanprof's own encoders to read their out
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import os
 import subprocess
 import sys
@@ -23,6 +24,9 @@ from urllib.parse import parse_qs, urlsplit
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 ROOT = Path(__file__).resolve().parents[2]
+# Where the spanprof under test lives: child processes import the same copy as this one (tests may
+# run on a private copy of src/ while the shared tree's extension is being rebuilt).
+SRC = Path(importlib.util.find_spec("spanprof").origin).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "examples"))
 import pprof_reader  # noqa: E402
 
@@ -255,9 +259,7 @@ def run_python(
 ) -> subprocess.CompletedProcess:
     """Runs ``code`` in a fresh interpreter of this venv with spanprof importable."""
     full = dict(os.environ)
-    full["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), full.get("PYTHONPATH", "")]).rstrip(
-        os.pathsep
-    )
+    full["PYTHONPATH"] = os.pathsep.join([str(SRC), full.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     full.update(env)
     cmd = list(argv) if argv is not None else [sys.executable, "-c", code, *args]
     return subprocess.run(

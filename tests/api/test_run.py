@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from support import ROOT, free_port, run_python, samples_with
+from support import SRC, free_port, run_python, samples_with
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -127,7 +127,7 @@ def test_run_chains_an_existing_sitecustomize(tmp_path):
         "import os\nos.environ['CHAINED_SITECUSTOMIZE_RAN'] = 'yes'\n"
     )
     out_dir = tmp_path / "profiles"
-    env = {"PYTHONPATH": str(theirs) + ":" + str(Path(__file__).resolve().parents[2] / "src")}
+    env = {"PYTHONPATH": str(theirs) + ":" + str(SRC)}
     out = spanprof_run(["-s", f"file://{out_dir}"], [sys.executable, str(app)], env)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1])["sitecustomize_marker"] == "yes"
@@ -195,7 +195,7 @@ def test_run_gunicorn_prefork_workers_each_report_their_pid(tmp_path, receiver):
     gunicorn = venv_tool("gunicorn")
     (tmp_path / "wsgi_app.py").write_text(WSGI_APP)
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    env = dict(os.environ, PYTHONPATH=str(SRC))
     cmd = [sys.executable, "-m", "spanprof", "run", "-n", "gunicorn-app", "-s", receiver.url, "--report-pid", "--upload-interval", "0.5", "--",
            gunicorn, "-w", "2", "-b", f"127.0.0.1:{port}", "--chdir", str(tmp_path), "wsgi_app:app"]  # fmt: skip
     master = subprocess.Popen(
