@@ -124,10 +124,13 @@ def _checkout_service(receiver, start_example, script, concurrency):
     wait_http(f"http://127.0.0.1:{port}/orders/status", ex, timeout=60)
     _hit(f"http://127.0.0.1:{port}/orders/checkout?items=80", times=6, concurrency=concurrency)
     ex.stop(signal.SIGINT)
-    samples = check_span_linked(receiver, "checkout-service", "price_items")
+    ours = script == "app_spanprof.py"
+    samples = check_span_linked(receiver, "checkout-service", "price_items", every_sample=ours)
     assert {s.labels["span_name"] for s in samples} == {"GET /orders/checkout"}
-    # tag_wrapper's dynamic tag travels on the samples taken inside it.
-    assert {s.labels.get("endpoint") for s in samples} == {"checkout"}
+    # tag_wrapper's dynamic tag travels on the samples taken inside it (pyroscope-io's reaches
+    # its outside sampler with a lag, so only some of its samples carry it).
+    endpoints = {s.labels.get("endpoint") for s in samples}
+    assert endpoints == {"checkout"} if ours else "checkout" in endpoints
     with receiver.lock:
         return {key for u in receiver.uploads for key in u.series}
 
