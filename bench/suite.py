@@ -714,7 +714,7 @@ def main() -> int:
     data: Dict[str, Any] = {
         "mode": mode_name, "sizes": dataclasses.asdict(sizes), "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_start": loadavg(),
-        "busy_start": busy_processes(),
+        "busy_start": busy_processes(), "command": " ".join(["bench/suite.py", *sys.argv[1:]]),
     }  # fmt: skip
     if not (BIN / "py-spy").exists():
         raise SystemExit(
@@ -722,7 +722,9 @@ def main() -> int:
         )
     # Run a private copy of the package: others rebuilding src/spanprof/_native*.so in place during
     # the run would otherwise crash the profiled processes (SIGBUS) or change the code measured.
-    snapshot = Path(tempfile.mkdtemp(prefix="spanprof-bench-src-"))
+    # It lives under bench/out (others' tests clean up /tmp/spanprof-* while they run).
+    OUT.mkdir(parents=True, exist_ok=True)
+    snapshot = Path(tempfile.mkdtemp(prefix="src-", dir=OUT))
     shutil.copytree(
         ROOT / "src" / "spanprof",
         snapshot / "spanprof",

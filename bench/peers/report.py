@@ -245,7 +245,7 @@ def render_markdown(d: Dict[str, Any]) -> str:
         "next run rewrites this file. Raw per-run figures: the `raw` blocks below and "
         "`bench/out/suite.json`.",
         "",
-        f"- Date: {d['date']}; commit `{m['commit']}`; mode: {d['mode']}"
+        f"- Date: {d['date']}; commit `{m['commit']}`; `{d.get('command', 'bench/suite.py')}`; mode: {d['mode']}"
         + (
             ""
             if d["mode"] == "full"
