@@ -33,8 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 PEERS = BENCH / "peers"
 OUT = BENCH / "out"
-sys.path.insert(0, str(ROOT / "tests" / "api"))
-from support import Receiver, Server  # noqa: E402  (push receiver + pprof reader of the tests)
+sys.path.insert(0, str(ROOT / "tests" / "api"))  # support.py: push receiver + pprof reader
 
 PY = sys.executable
 BIN = Path(PY).parent
@@ -136,6 +135,9 @@ class Receiving:
     PushRequest + pprof with message classes from the public field numbers)."""
 
     def __init__(self) -> None:
+        # Imported here: support.py locates spanprof on sys.path, i.e. the suite's snapshot.
+        from support import Receiver, Server
+
         self.rec = Receiver()
         self.server = Server(self.rec)
         self.url = self.rec.url
@@ -731,6 +733,7 @@ def main() -> int:
         ignore=shutil.ignore_patterns("__pycache__"),
     )
     ENV["PYTHONPATH"] = str(snapshot)
+    sys.path.insert(0, str(snapshot))
     native = sorted((snapshot / "spanprof").glob("_native.cpython-311*.so"))
     if native:
         data["machine"]["agent_built"] = time.strftime(
