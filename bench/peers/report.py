@@ -322,11 +322,14 @@ def render_markdown(d: Dict[str, Any]) -> str:
         "8 threads, each alternating ~1.5 ms of Python work with a 1 ms blocking sleep; process CPU time "
         "(all threads).",
     )
+    web = d.get("overhead_web") or {}
+    per_req = med([r["cpu_per_req_ms"] for r in web.get("runs", {}).get("none", [])])
     L += [
         "### (c) asyncio web service under a fixed request load",
         "",
-        "FastAPI on uvicorn (one process), `GET /work`: ~3 ms of Python work building and pricing 300 "
-        "items, then a 2 ms `asyncio.sleep` standing for a database call. Load: `bench/peers/load.py`, "
+        "FastAPI on uvicorn (one process), `GET /work`: Python work building and pricing 300 items "
+        f"({f(per_req, 2)} ms of the service's CPU per request without a profiler, framework included), "
+        "then a 2 ms `asyncio.sleep` standing for a database call. Load: `bench/peers/load.py`, "
         f"{d['sizes']['web_requests']} requests over 8 keep-alive connections on loopback (bounded at "
         "60 s), after a warm-up.",
         "",
