@@ -35,13 +35,35 @@ def at_depth(depth: int, seconds: float) -> tuple:
     burn(seconds)
     _native.stop()
     signal_stats = _native.stats()  # before the probe adds its own calls to the counters
+    hist = _native.handler_histogram()
     deepest = max(len(fr) for fr, _l, _c in _native.collect().samples())
     # warm probe at this depth: 50 records per round, drained between rounds
     total = 0
     for _ in range(20):
         total += _native._sample_cost_probe(50)
         _native.collect()
-    return total / 1000 / 1000, deepest, signal_stats
+    return total / 1000 / 1000, deepest, signal_stats, hist
+
+
+def bucket_upper_ns(k: int) -> int:
+    """Upper bound of handler_histogram() bucket k (4 buckets per power of two)."""
+    if k < 4:
+        return k + 1
+    e, m = divmod(k, 4)
+    return (5 + m) << (e - 2)
+
+
+def quantile_us(hist_before: list, hist_after: list, q: float) -> float:
+    """Upper bound of the bucket holding quantile q of the handler times, in microseconds
+    (resolution: a quarter of a power of two, i.e. within 25%)."""
+    counts = [b - a for a, b in zip(hist_before, hist_after)]
+    total = sum(counts)
+    seen = 0
+    for k, c in enumerate(counts):
+        seen += c
+        if total and seen >= q * total:
+            return bucket_upper_ns(k) / 1000
+    return 0.0
 
 
 def main() -> int:
@@ -57,19 +79,25 @@ def main() -> int:
     print(
         f"{time.strftime('%Y-%m-%d')}, Linux {platform.release()}, CPython {platform.python_version()}"
     )
-    print("| stack depth | samples | in-signal mean us | in-signal max us | warm us |")
-    print("|---|---|---|---|---|")
+    print(
+        "| stack depth | samples | in-signal mean us | in-signal p50 us (<=) | in-signal p90 us (<=) | in-signal max us | warm us |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for depth in (10, 100, 1000):
         # the test harness itself adds a few frames; depth counts the recursion
         before = _native.stats()
+        hist_before = _native.handler_histogram()
         _native.start(a.rate, True, False, False, False)
-        warm, deepest, after = at_depth(depth, a.seconds)
+        warm, deepest, after, hist_after = at_depth(depth, a.seconds)
+        p50 = quantile_us(hist_before, hist_after, 0.5)
+        p90 = quantile_us(hist_before, hist_after, 0.9)
         n = after["samples_taken"] - before["samples_taken"]
         ns = after["handler_ns_total"] - before["handler_ns_total"]
         assert after["span_lookup_ok"] > before["span_lookup_ok"]
         mean = ns / max(n, 1) / 1000
         print(
-            f"| {depth} ({deepest} frames) | {n} | {mean:.2f} | {after['handler_ns_max'] / 1000:.1f} | {warm:.2f} |"
+            f"| {depth} ({deepest} frames) | {n} | {mean:.2f} | {p50:.2f} | {p90:.2f} | "
+            f"{after['handler_ns_max'] / 1000:.1f} | {warm:.2f} |"
         )
         rows.append(
             {
@@ -77,6 +105,8 @@ def main() -> int:
                 "frames": deepest,
                 "samples": n,
                 "in_signal_mean_us": mean,
+                "in_signal_p50_us_le": p50,
+                "in_signal_p90_us_le": p90,
                 "in_signal_max_us": after["handler_ns_max"] / 1000,
                 "warm_us": warm,
             }

@@ -335,6 +335,20 @@ PyObject* mod_stats(PyObject*, PyObject*) {
   return d;
 }
 
+PyObject* mod_handler_histogram(PyObject*, PyObject*) {
+  PyObject* list = PyList_New(Stats::kHistBuckets);
+  if (list == nullptr) return nullptr;
+  for (Py_ssize_t i = 0; i < Stats::kHistBuckets; ++i) {
+    PyObject* v = PyLong_FromUnsignedLongLong(stats().handler_ns_hist[i].load());
+    if (v == nullptr) {
+      Py_DECREF(list);
+      return nullptr;
+    }
+    PyList_SET_ITEM(list, i, v);
+  }
+  return list;
+}
+
 PyObject* mod_set_span_var(PyObject*, PyObject* var) { return set_span_var(var); }
 
 bool utf8_limited(PyObject* o, const char* what, std::string* out) {
@@ -420,6 +434,9 @@ PyMethodDef kMethods[] = {
     {"after_fork_child", mod_after_fork_child, METH_NOARGS,
      "after_fork_child(): re-arm in a fork child with an empty aggregate"},
     {"_atexit", mod_atexit, METH_NOARGS, nullptr},
+    {"handler_histogram", mod_handler_histogram, METH_NOARGS,
+     "handler_histogram() -> list[int]: samples by handler time; for k >= 4 bucket k covers "
+     "[(4 + k % 4) << (k // 4 - 2), (5 + k % 4) << (k // 4 - 2)) ns, buckets 0-3 are 0-3 ns"},
     {"_sample_cost_probe", mod_probe, METH_O,
      "_sample_cost_probe(n) -> ns: the handler's sampling path run n times on this thread "
      "(benchmarks only; writes into the ring)"},

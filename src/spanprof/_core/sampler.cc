@@ -101,6 +101,7 @@ void sample_this_thread() {
   const auto dt = static_cast<uint64_t>(elapsed_since(t0));
   st.handler_ns_total.fetch_add(dt, std::memory_order_relaxed);
   stat_max(st.handler_ns_max, dt);
+  st.handler_ns_hist[hist_bucket(dt)].fetch_add(1, std::memory_order_relaxed);
 }
 
 void on_signal(int, siginfo_t* info, void*) {
@@ -357,6 +358,7 @@ PyObject* sampler_start(const Config& cfg) {
   }
   g_config = cfg;
   g_signal_lost = false;
+  stats().handler_ns_max.store(0, std::memory_order_relaxed);  // the max is per start()
   g_rng ^= static_cast<uint64_t>(mono_ns()) * 0x9E3779B97F4A7C15ull;
   g_gil_only.store(cfg.gil_only, std::memory_order_relaxed);
   g_running = true;

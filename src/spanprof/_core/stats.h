@@ -38,14 +38,27 @@ struct Stats {
 #define SPANPROF_DECLARE(name) std::atomic<uint64_t> name{0};
   SPANPROF_STATS(SPANPROF_DECLARE)
 #undef SPANPROF_DECLARE
+  // Handler time histogram, 4 buckets per power of two: for ns >= 4, e = floor(log2(ns)),
+  // m = the two bits below the top one; bucket 4e+m covers [(4+m) << (e-2), (5+m) << (e-2)).
+  // Buckets 0..3 are ns = 0..3.
+  static constexpr int kHistBuckets = 160;
+  std::atomic<uint64_t> handler_ns_hist[kHistBuckets] = {};
   void reset() {
 #define SPANPROF_RESET(name) name.store(0, std::memory_order_relaxed);
     SPANPROF_STATS(SPANPROF_RESET)
 #undef SPANPROF_RESET
+    for (auto& b : handler_ns_hist) b.store(0, std::memory_order_relaxed);
   }
 };
 
 Stats& stats();
+
+inline int hist_bucket(uint64_t ns) {
+  if (ns < 4) return static_cast<int>(ns);
+  const int e = 63 - __builtin_clzll(ns);
+  const int b = 4 * e + static_cast<int>((ns >> (e - 2)) & 3);
+  return b < Stats::kHistBuckets ? b : Stats::kHistBuckets - 1;
+}
 
 inline void stat_max(std::atomic<uint64_t>& slot, uint64_t v) {
   uint64_t cur = slot.load(std::memory_order_relaxed);
