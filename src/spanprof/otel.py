@@ -33,6 +33,7 @@ from opentelemetry import context as _otel_context
 from opentelemetry import trace
 from opentelemetry.context.context import Context, _RuntimeContext
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace.propagation import _SPAN_KEY
 
 __all__ = [
     "PROFILE_ID_SPAN_ATTRIBUTE_KEY",
@@ -63,7 +64,10 @@ def _native_span_ref_type() -> Any:
 
 
 def _ref_for(ctx: Optional[Context]) -> Any:
-    span = trace.get_current_span(ctx)
+    # On every attach: kept to two dict lookups (trace.get_current_span would add two calls).
+    span: Any = ctx.get(_SPAN_KEY) if ctx is not None else None
+    if span is None:
+        return None
     sc = span.get_span_context()
     entry = _refs.get((sc.trace_id, sc.span_id))
     return entry[0] if entry is not None else None
@@ -130,11 +134,6 @@ def install() -> bool:
         return True
 
 
-def _is_local_root(span: Span) -> bool:
-    parent = span.parent
-    return parent is None or parent.is_remote
-
-
 class SpanProfileProcessor(SpanProcessor):
     """Links spans and profiling samples. Drop-in for pyroscope-otel's PyroscopeSpanProcessor."""
 
@@ -143,14 +142,15 @@ class SpanProfileProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
         sc = span.get_span_context()
-        key = (sc.trace_id, sc.span_id)
-        if _is_local_root(span):
+        parent = span.parent
+        is_root = parent is None or parent.is_remote
+        if is_root:
             span.set_attribute(PROFILE_ID_SPAN_ATTRIBUTE_KEY, format(sc.span_id, "016x"))
+        key = (sc.trace_id, sc.span_id)
         if not self._linking or key in _refs:  # a second processor on the same provider
             return
         root_id, root_name = sc.span_id, span.name
-        if not _is_local_root(span):
-            parent = span.parent
+        if not is_root:
             assert parent is not None
             entry = _refs.get((parent.trace_id, parent.span_id))
             if entry is not None:
