@@ -220,3 +220,53 @@ def test_run_gunicorn_prefork_workers_each_report_their_pid(tmp_path, receiver):
     pids = {s.labels.get("pid") for s in samples_with(receiver.series(), "gunicorn_handler_work")}
     assert str(master.pid) not in pids  # the master serves nothing
     assert len(pids) == 2, (pids, err[-2000:])
+
+
+ASGI_APP = """
+import time
+
+def uvicorn_handler_work(seconds):
+    end = time.thread_time() + seconds
+    x = 0
+    while time.thread_time() < end:
+        x += sum(i * i for i in range(500))
+    return x
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    uvicorn_handler_work(0.3)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+"""
+
+
+def test_run_uvicorn_spawned_workers_each_report_their_pid(tmp_path, receiver):
+    uvicorn = venv_tool("uvicorn")
+    (tmp_path / "asgi_app.py").write_text(ASGI_APP)
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    cmd = [sys.executable, "-m", "spanprof", "run", "-n", "uvicorn-app", "-s", receiver.url, "--report-pid", "--upload-interval", "0.5", "--",
+           uvicorn, "--workers", "2", "--port", str(port), "--host", "127.0.0.1", "--app-dir", str(tmp_path), "--log-level", "warning", "asgi_app:app"]  # fmt: skip
+    server = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(url, timeout=5).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        with ThreadPoolExecutor(6) as pool:
+            assert (
+                list(pool.map(lambda _: urllib.request.urlopen(url, timeout=30).read(), range(16)))
+                == [b"ok"] * 16
+            )
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=60)
+    pids = {s.labels.get("pid") for s in samples_with(receiver.series(), "uvicorn_handler_work")}
+    assert str(server.pid) not in pids  # the supervisor serves nothing
+    assert len(pids) == 2, (pids, err[-2000:])  # each spawned worker profiles itself

@@ -3,11 +3,12 @@ that comes back, a full queue. The application never waits for any of it."""
 
 from __future__ import annotations
 
+import textwrap
 import threading
 import time
 
 import pytest
-from support import Receiver, Server, burn, free_port
+from support import Receiver, Server, burn, free_port, run_python
 
 import spanprof
 from spanprof import _agent
@@ -171,3 +172,25 @@ def test_backoff_grows_and_is_capped():
     assert max(delays[8:]) > delays[0]
     assert _agent.backoff_delay(1, retry_after=7.0) >= 7.0
     assert delays[0] <= _agent.BACKOFF_FIRST_S
+
+
+def test_exit_is_not_held_by_a_hanging_server(receiver):
+    # GIVEN a program that never calls shutdown() and a server that never answers
+    receiver.behaviour = lambda req: None
+    code = textwrap.dedent(
+        """
+        import os, sys
+        sys.path.insert(0, os.path.join(os.getcwd(), "tests", "api"))
+        from support import burn
+        import spanprof
+        spanprof.configure(application_name="svc.exit", server_address=os.environ["URL"], sample_rate=200)
+        burn(0.3)
+        print("done")
+        """
+    )
+    # WHEN it ends, THEN the exit flush gives up after its bound (EXIT_TIMEOUT_S) instead of
+    # waiting out HTTP timeouts and retries: run_python's 60 s timeout would fail the test
+    out = run_python(code, {"URL": receiver.url}, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "done"
+    assert receiver.pushes()  # it did try to deliver the last window
