@@ -107,3 +107,27 @@ def test_record_without_program_is_a_usage_error(tmp_path):
         text=True,
     )
     assert r.returncode == 2 and "give the program after --" in r.stderr
+
+
+def test_record_python_dash_m_module(tmp_path):
+    pkg = tmp_path / "recmod"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "__main__.py").write_text(PROGRAM)
+    out = tmp_path / "cpu.txt"
+    env = dict(os.environ, PYTHONPATH=SRC)
+    cmd = [
+        sys.executable,
+        "-m",
+        "spanprof",
+        "record",
+        "-o",
+        str(out),
+        "--format",
+        "collapsed",
+        "--",
+    ]
+    cmd += [sys.executable, "-m", "recmod", "0.3"]
+    r = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "record_target (" in out.read_text()
