@@ -140,8 +140,7 @@ Result<StackSet> QueryEngine::merge(const std::string& tenant, const std::string
   }
   std::vector<int64_t> ids;
   for (auto& s : *series) ids.push_back(s.id);
-  for (auto& m : s_.profiles_of(ids, from_ms, to_ms))
-    s_.scan_profile(m, [&](const SampleRow& r) { add(m, r); });
+  s_.scan_profiles(s_.profiles_of(ids, from_ms, to_ms), add);
   return st;
 }
 

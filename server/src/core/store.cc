@@ -789,6 +789,26 @@ void Store::scan_profile(const ProfileMeta& p,
   }
 }
 
+void Store::scan_profiles(
+    const std::vector<ProfileMeta>& ps,
+    const std::function<void(const ProfileMeta&, const SampleRow&)>& f) const {
+  READER();
+  Stmt q(db,
+         "SELECT stack, value, span_id, active_span_id, trace_hi, trace_lo FROM samples "
+         "WHERE rowid >= ? AND rowid < ?");
+  SampleRow r;
+  for (auto& p : ps) {
+    q.bind(1, p.id << kShift).bind(2, (p.id + 1) << kShift);
+    while (q.step()) {
+      r.stack = uint32_t(q.i(0));
+      r.value = q.i(1) * p.scale;
+      r.ids = {q.u(2), q.u(3), q.u(4), q.u(5)};
+      f(p, r);
+    }
+    sqlite3_reset(q.s);
+  }
+}
+
 void Store::scan_span_ids(
     const std::string& tenant, const std::vector<uint64_t>& span_ids, int64_t from_ms,
     int64_t to_ms, const std::function<void(const ProfileMeta&, const SampleRow&)>& f) const {

@@ -90,6 +90,9 @@ class Store {
   // Whether the series has a profile in [from_ms, to_ms] (one index probe).
   bool series_active(int64_t series, int64_t from_ms, int64_t to_ms) const;
   void scan_profile(const ProfileMeta& p, const std::function<void(const SampleRow&)>& f) const;
+  // Many profiles with one connection and one prepared statement (merges read thousands).
+  void scan_profiles(const std::vector<ProfileMeta>& ps,
+                     const std::function<void(const ProfileMeta&, const SampleRow&)>& f) const;
   // Samples whose span_id (local root) is one of `span_ids`, restricted to the tenant's series
   // and [from_ms, to_ms]. Calls f(profile, sample).
   void scan_span_ids(const std::string& tenant, const std::vector<uint64_t>& span_ids,
