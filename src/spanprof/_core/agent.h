@@ -48,6 +48,7 @@ bool sampler_running();
 PyObject* sampler_start(const Config& cfg);
 PyObject* sampler_stop();
 void sampler_scan_threads(PyThreadState* exclude);  // creates/deletes per-thread timers
+void sampler_register_current_thread();             // arms the calling thread now (GIL held)
 int sampler_signal();
 bool sampler_signal_lost();  // our handler was replaced while running: timers disarmed
 uint64_t sampler_timers_active();

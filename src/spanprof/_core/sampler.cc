@@ -201,6 +201,75 @@ void wait_for_handlers() {
   while (g_in_flight.load(std::memory_order_seq_cst) != 0) sched_yield();
 }
 
+// ---- arming new threads at their first Python call -----------------------------------------
+// The scan runs every 100 ms; a thread that lives shorter would never be armed. threading's
+// documented profile hook (threading.setprofile) runs in every new threading.Thread before run():
+// ours arms the calling thread, restores the hook the user had (if any) for this thread and
+// forwards the first event to it. Installed by start(), the user's hook restored by stop().
+
+PyObject* g_prev_thread_hook = nullptr;  // GIL; the hook threading had before start()
+PyObject* g_our_thread_hook = nullptr;   // GIL; our hook (a PyCFunction)
+
+PyObject* threading_module() {
+  PyObject* name = PyUnicode_FromString("threading");
+  PyObject* mod = name != nullptr ? PyImport_GetModule(name) : nullptr;
+  Py_XDECREF(name);
+  if (mod == nullptr) PyErr_Clear();
+  return mod;
+}
+
+PyObject* thread_start_hook(PyObject*, PyObject* args) {
+  sampler_register_current_thread();
+  PyObject* prev = g_prev_thread_hook != nullptr ? g_prev_thread_hook : Py_None;
+  Py_INCREF(prev);
+  PyObject* sys_setprofile = PySys_GetObject("setprofile");  // borrowed
+  PyObject* r = sys_setprofile != nullptr ? PyObject_CallOneArg(sys_setprofile, prev) : nullptr;
+  if (r == nullptr) {
+    Py_DECREF(prev);
+    return nullptr;
+  }
+  Py_DECREF(r);
+  if (prev == Py_None) return prev;  // the return value of a profile function is ignored
+  r = PyObject_Call(prev, args, nullptr);
+  Py_DECREF(prev);
+  return r;
+}
+
+PyMethodDef kThreadStartHook = {"_spanprof_thread_start", thread_start_hook, METH_VARARGS, nullptr};
+
+void install_thread_hook() {
+  PyObject* threading = threading_module();
+  if (threading == nullptr) return;  // threads started later are found by the scan
+  if (g_our_thread_hook == nullptr) g_our_thread_hook = PyCFunction_New(&kThreadStartHook, nullptr);
+  PyObject* prev = PyObject_GetAttrString(threading, "_profile_hook");
+  if (prev == nullptr) PyErr_Clear();
+  if (g_our_thread_hook != nullptr && prev != g_our_thread_hook) {
+    Py_XSETREF(g_prev_thread_hook, prev != nullptr && prev != Py_None ? prev : nullptr);
+    prev = nullptr;
+    PyObject* r = PyObject_CallMethod(threading, "setprofile", "O", g_our_thread_hook);
+    if (r == nullptr) PyErr_Clear();
+    Py_XDECREF(r);
+  }
+  Py_XDECREF(prev);
+  Py_DECREF(threading);
+}
+
+void remove_thread_hook() {
+  PyObject* threading = threading_module();
+  if (threading == nullptr) return;
+  PyObject* cur = PyObject_GetAttrString(threading, "_profile_hook");
+  if (cur == nullptr) PyErr_Clear();
+  if (cur != nullptr && cur == g_our_thread_hook) {  // nobody replaced ours meanwhile
+    PyObject* prev = g_prev_thread_hook != nullptr ? g_prev_thread_hook : Py_None;
+    PyObject* r = PyObject_CallMethod(threading, "setprofile", "O", prev);
+    if (r == nullptr) PyErr_Clear();
+    Py_XDECREF(r);
+  }
+  Py_XDECREF(cur);
+  Py_CLEAR(g_prev_thread_hook);
+  Py_DECREF(threading);
+}
+
 void atfork_child() {
   // Async-signal-safe only: no allocation, no locks. Timers and threads do not survive fork().
   g_was_running_at_fork = g_running;
@@ -320,6 +389,14 @@ void sampler_scan_threads(PyThreadState* exclude) {
   tags_collect(idents, static_cast<uint64_t>(stats().drain_runs.load()));
 }
 
+void sampler_register_current_thread() {
+  if (!g_running || g_signal_lost) return;
+  PyThreadState* ts = PyThreadState_Get();
+  if (g_timers->count(ts->id) != 0) return;
+  create_timer(static_cast<pid_t>(syscall(SYS_gettid)), static_cast<uint64_t>(pthread_self()),
+               ts->id);
+}
+
 PyObject* sampler_start(const Config& cfg) {
 #ifdef Py_GIL_DISABLED
   (void)cfg;
@@ -364,6 +441,7 @@ PyObject* sampler_start(const Config& cfg) {
   g_running = true;
   g_active.store(true, std::memory_order_seq_cst);
   sampler_scan_threads(nullptr);  // the calling thread (and every other one) right away
+  install_thread_hook();
   drain_start();
   Py_RETURN_NONE;
 #endif
@@ -371,6 +449,7 @@ PyObject* sampler_start(const Config& cfg) {
 
 PyObject* sampler_stop() {
   if (!g_running) Py_RETURN_NONE;
+  remove_thread_hook();
   g_active.store(false, std::memory_order_seq_cst);
   delete_all_timers();
   wait_for_handlers();
