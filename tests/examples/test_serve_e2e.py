@@ -24,6 +24,16 @@ def post_json(url: str, body: dict) -> dict:
         return json.loads(r.read())
 
 
+def poll(fetch, done, timeout: float = 30.0):
+    """fetch() until done(result) or the deadline; returns the last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = fetch()
+        if done(result) or time.monotonic() > deadline:
+            return result
+        time.sleep(0.3)
+
+
 def test_grafana_span_link_query_against_spanprof_serve(tmp_path, receiver, start_example):
     server_port, app_port = free_port(), free_port()
     server_url = f"http://127.0.0.1:{server_port}"
@@ -45,17 +55,24 @@ def test_grafana_span_link_query_against_spanprof_serve(tmp_path, receiver, star
     app.stop(signal.SIGINT)  # flushes the last spans and profile window
     t1 = int(time.time() * 1000) + 1000
 
+    # The server commits writes in groups: wait until the three traces and their profiles are in.
     query = urllib.parse.urlencode({"service": "fastapi-example", "from": t0 - 60_000, "to": t1})
-    traces = json.loads(get(f"{server_url}/api/v1/traces?{query}"))["traces"]
-    slow = [t for t in traces if t["root_name"] == "GET /slow"]
-    assert slow, traces
+    slow = poll(
+        lambda: [
+            t
+            for t in json.loads(get(f"{server_url}/api/v1/traces?{query}"))["traces"]
+            if t["root_name"] == "GET /slow" and t["has_profile"]
+        ],
+        done=lambda found: len(found) == 3,
+    )
+    assert len(slow) == 3, slow
+    slow.sort(key=lambda t: -t["sample_count"])
     trace = json.loads(get(f"{server_url}/api/v1/traces/{slow[0]['trace_id']}"))
     (root,) = [s for s in trace["spans"] if not s["parent_span_id"]]
     profile_id = root["attributes"]["pyroscope.profile.id"]
     assert profile_id == root["span_id"]
 
-    # What Grafana's Tempo data source asks the Pyroscope data source (docs/grafana.md). The
-    # server commits writes in groups: poll until the last upload is visible.
+    # What Grafana's Tempo data source asks the Pyroscope data source (docs/grafana.md).
     request = {
         "profileTypeID": PROFILE_TYPE,
         "labelSelector": '{service_name="fastapi-example"}',
@@ -64,12 +81,7 @@ def test_grafana_span_link_query_against_spanprof_serve(tmp_path, receiver, star
         "end": str(t1 + 60_000),
     }
     url = f"{server_url}/querier.v1.QuerierService/SelectMergeSpanProfile"
-    deadline = time.monotonic() + 30
-    while True:
-        resp = post_json(url, request)
-        if len(resp["flamegraph"]["names"]) > 1 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    resp = poll(lambda: post_json(url, request), done=lambda r: len(r["flamegraph"]["names"]) > 1)
     names = resp["flamegraph"]["names"]
     assert "count_primes" in " ".join(names), names
 
