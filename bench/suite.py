@@ -574,9 +574,13 @@ def run_script(cmd: List[str], timeout: float, json_path: Optional[Path] = None)
 
 # Arguments of the per-part scripts; the rest run with their defaults. server_bench.py keeps its
 # day of data but with 3 services instead of 10, to keep the whole suite within 30 minutes.
-FULL_ARGS = {"server_bench.py": ["--hours", "24", "--services", "3"]}
+FULL_ARGS = {
+    "server_bench.py": ["--hours", "24", "--services", "3"],
+    "span_processor_cost.py": ["--pairs", "60", "--spans", "1000"],
+}
 QUICK_ARGS = {
     "agent_overhead.py": ["--pairs", "20"],
+    "span_processor_cost.py": ["--pairs", "20", "--spans", "500"],
     "agent_sample_cost.py": ["--seconds", "0.5"],
     "server_bench.py": ["--hours", "1", "--services", "2", "--seconds", "2", "--queries", "50"],
 }
@@ -589,7 +593,7 @@ def externals(sizes: Sizes) -> Dict[str, Any]:
         return out
     OUT.mkdir(parents=True, exist_ok=True)
     scripts = [BENCH / "agent_overhead.py", BENCH / "agent_sample_cost.py"]
-    scripts += sorted(BENCH.glob("server_*.py"))
+    scripts += [BENCH / "span_processor_cost.py", *sorted(BENCH.glob("server_*.py"))]
     for path in scripts:
         if not path.exists():
             continue
@@ -598,6 +602,16 @@ def externals(sizes: Sizes) -> Dict[str, Any]:
         out[path.name] = run_script(
             [PY, f"bench/{path.name}", *extra], 900, OUT / f"{path.name}.json"
         )
+    # The per-sample cost depends on the CPython version's frame layout: also the oldest and newest.
+    for mm in ("3.9", "3.13"):
+        py = ROOT / ".venvs" / mm / "bin" / "python"
+        if py.exists() and (BENCH / "agent_sample_cost.py").exists():
+            log(f"running bench/agent_sample_cost.py on CPython {mm}")
+            out[f"agent_sample_cost.py@{mm}"] = run_script(
+                [str(py), "bench/agent_sample_cost.py", *QUICK_ARGS["agent_sample_cost.py"]],
+                300,
+                OUT / f"agent_sample_cost-{mm}.json",
+            )
     if (BENCH / "span_attribution.py").exists():
         log("running bench/span_attribution.py")
         out["span_attribution.py"] = run_script(
