@@ -78,6 +78,10 @@ struct WalkCounts {
   uint32_t truncated = 0;   // 1 when the chain was longer than the cap
 };
 
+// GIL held. Checks the layouts this build relies on against the running interpreter (3.13+:
+// _PyRuntime.debug_offsets). Returns nullptr when they match, else what differs.
+const char* layout_mismatch();
+
 // handler-safe: number of frames in the chain (bounded by `cap` + 1).
 uint32_t count_frames(PyThreadState* ts, uint32_t cap);
 // handler-safe: writes at most `cap` frames leaf-first into `out`, returns how many.

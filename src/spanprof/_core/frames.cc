@@ -4,6 +4,8 @@
 // Frames linked into the chain hold a strong reference to their code object, so reading the code
 // object's header is safe; a frame that is still being initialised is recognised the way CPython's
 // own traceback code recognises it and skipped.
+#include <cstddef>
+
 #include "cpython.h"
 
 namespace spanprof::py {
@@ -46,6 +48,40 @@ static_assert(sizeof(_Py_CODEUNIT) == 2);
 #endif
 
 }  // namespace
+
+const char* layout_mismatch() {
+#if PY_VERSION_HEX >= 0x030D0000
+  // The interpreter publishes its own offsets for out-of-process tools; compare them with the
+  // headers this extension was compiled against (a different 3.13.x could move a field).
+  const _Py_DebugOffsets& d = _PyRuntime.debug_offsets;
+  if (d.free_threaded != 0) return "free-threaded runtime";
+  if (d.thread_state.current_frame != offsetof(PyThreadState, current_frame) ||
+      d.thread_state.native_thread_id != offsetof(PyThreadState, native_thread_id) ||
+      d.thread_state.thread_id != offsetof(PyThreadState, thread_id)) {
+    return "PyThreadState";
+  }
+  if (d.interpreter_frame.previous != offsetof(_PyInterpreterFrame, previous) ||
+      d.interpreter_frame.executable != offsetof(_PyInterpreterFrame, f_executable) ||
+      d.interpreter_frame.instr_ptr != offsetof(_PyInterpreterFrame, instr_ptr) ||
+      d.interpreter_frame.owner != offsetof(_PyInterpreterFrame, owner)) {
+    return "_PyInterpreterFrame";
+  }
+  if (d.code_object.filename != offsetof(PyCodeObject, co_filename) ||
+      d.code_object.name != offsetof(PyCodeObject, co_name) ||
+      d.code_object.qualname != offsetof(PyCodeObject, co_qualname) ||
+      d.code_object.firstlineno != offsetof(PyCodeObject, co_firstlineno) ||
+      d.code_object.co_code_adaptive != offsetof(PyCodeObject, co_code_adaptive)) {
+    return "PyCodeObject";
+  }
+  // (relative to the interpreter state, which embeds its own GIL as _gil)
+  if (d.interpreter_state.gil_runtime_state_locked != offsetof(PyInterpreterState, _gil.locked) ||
+      d.interpreter_state.gil_runtime_state_holder !=
+          offsetof(PyInterpreterState, _gil.last_holder)) {
+    return "GIL state";
+  }
+#endif
+  return nullptr;
+}
 
 #if PY_VERSION_HEX >= 0x030B0000
 

@@ -415,6 +415,13 @@ PyObject* sampler_start(const Config& cfg) {
                  cfg.rate_hz);
     return nullptr;
   }
+  if (const char* what = py::layout_mismatch()) {
+    PyErr_Format(PyExc_RuntimeError,
+                 "spanprof: the running CPython's %s layout differs from the headers this build "
+                 "of spanprof was compiled with; reinstall spanprof for this interpreter (%s)",
+                 what, Py_GetVersion());
+    return nullptr;
+  }
   Py_tss_t* key = py::auto_tss_key();
   if (!key->_is_initialized) {
     PyErr_SetString(PyExc_RuntimeError,
