@@ -608,7 +608,11 @@ def externals(sizes: Sizes) -> Dict[str, Any]:
         if py.exists() and (BENCH / "agent_sample_cost.py").exists():
             log(f"running bench/agent_sample_cost.py on CPython {mm}")
             out[f"agent_sample_cost.py@{mm}"] = run_script(
-                [str(py), "bench/agent_sample_cost.py", *QUICK_ARGS["agent_sample_cost.py"]],
+                [
+                    str(py),
+                    "bench/agent_sample_cost.py",
+                    *(QUICK_ARGS if sizes is QUICK else FULL_ARGS).get("agent_sample_cost.py", []),
+                ],
                 300,
                 OUT / f"agent_sample_cost-{mm}.json",
             )
