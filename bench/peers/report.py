@@ -46,8 +46,18 @@ def error_block(name: str, section: Any) -> Optional[str]:
     return None
 
 
-def raw_block(title: str, obj: Any) -> str:
-    body = json.dumps(obj, indent=None, default=str, sort_keys=True)
+def without(obj: Any, keys: Sequence[str]) -> Any:
+    if isinstance(obj, dict):
+        return {k: without(v, keys) for k, v in obj.items() if k not in keys}
+    if isinstance(obj, list):
+        return [without(v, keys) for v in obj]
+    return obj
+
+
+def raw_block(title: str, obj: Any, drop: Sequence[str] = ("stats",)) -> str:
+    """Raw figures in a collapsed block (spanprof.stats() dumps only in bench/out/suite.json,
+    except where a table is built from them)."""
+    body = json.dumps(without(obj, drop), indent=None, default=str, sort_keys=True)
     body = re.sub(r"(\d+\.\d{4})\d+", r"\1", body)  # 4 decimals are plenty for raw figures
     body = body.replace("}, {", "},\n {").replace('], "', '],\n"')
     return f"<details><summary>raw: {title}</summary>\n\n```json\n{body}\n```\n</details>\n"
@@ -567,7 +577,7 @@ def footprint_table(sec: Dict[str, Any]) -> List[str]:
         "it includes each drain pass's fixed cost (a pass every 100 ms whatever the load), so it falls as the rate rises and capacity = 10⁹ / that is a lower bound on the samples per second one drain thread can absorb. Handler "
         "ns/sample = `handler_ns_total / samples_taken`, timed inside the signal handler.",
         "",
-        raw_block("footprint per run", sec),
+        raw_block("footprint per run", sec, drop=()),
     ]
     return out
 
