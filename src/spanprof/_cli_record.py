@@ -27,59 +27,82 @@ CONFIG_ENV = "SPANPROF_RECORD_CONFIG"
 # Runs inside the profiled interpreter; kept free of spanprof imports other than _native so that it
 # starts the sampler before anything else of the program is imported.
 BOOTSTRAP = r"""
-import atexit, gzip, json, os, runpy, sys, threading, time
-cfg = json.loads(os.environ.pop("SPANPROF_RECORD_CONFIG"))
-sys.path[:0] = cfg["sys_path"]
-from spanprof import _native
-_pid = os.getpid()
-_lock = threading.Lock()
-_done = []
-_t0 = time.monotonic()
-def _write(reason):
-    with _lock:
-        if _done or os.getpid() != _pid:  # once, and never from a forked child
-            return
-        _done.append(reason)
-    _native.stop()
-    p = _native.collect()
-    s = _native.stats()
-    fmt, out = cfg["format"], cfg["output"]
-    if fmt == "pprof":
-        data = gzip.compress(p.to_pprof())
-    elif fmt == "collapsed":
-        data = p.to_collapsed().encode()
-    else:
-        data = p.to_speedscope(os.path.basename(cfg["argv"][0])).encode()
-    tmp = out + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, out)
-    with open(cfg["summary"], "w") as f:
-        json.dump({"samples": p.sample_count, "duration_s": time.monotonic() - _t0,
-                   "dropped": s["samples_dropped"], "reason": reason, "signal": s["signal"]}, f)
-_native.start(cfg["rate"], cfg["gil_only"], False, cfg["threads"], cfg["threads"])
-atexit.register(_write, "exit")
-if cfg["duration"]:
-    import _thread
-    def _stop_after():
-        _write("duration")
-        _thread.interrupt_main()
-    _timer = threading.Timer(cfg["duration"], _stop_after)
-    _timer.daemon = True
-    _timer.start()
-argv = cfg["argv"]
-try:
-    if argv[0] == "-m":
-        sys.argv = argv[1:]
-        runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
-    else:
+def __spanprof_setup__():
+    import atexit, gzip, json, os, sys, threading, time
+    cfg = json.loads(os.environ.pop("SPANPROF_RECORD_CONFIG"))
+    sys.path[:0] = cfg["sys_path"]
+    from spanprof import _native
+    pid, lock, done, t0 = os.getpid(), threading.Lock(), [], time.monotonic()
+
+    def write(reason):
+        with lock:
+            if done or os.getpid() != pid:  # once, and never from a forked child
+                return
+            done.append(reason)
+        _native.stop()
+        p = _native.collect()
+        s = _native.stats()
+        fmt, out = cfg["format"], cfg["output"]
+        if fmt == "pprof":
+            data = gzip.compress(p.to_pprof())
+        elif fmt == "collapsed":
+            data = p.to_collapsed().encode()
+        else:
+            data = p.to_speedscope(os.path.basename(cfg["argv"][-1 if cfg["argv"][0] == "-m" else 0])).encode()
+        with open(out + ".tmp", "wb") as f:
+            f.write(data)
+        os.replace(out + ".tmp", out)
+        with open(cfg["summary"], "w") as f:
+            json.dump({"samples": p.sample_count, "duration_s": time.monotonic() - t0,
+                       "dropped": s["samples_dropped"], "reason": reason, "signal": s["signal"]}, f)
+
+    def interrupted():
+        if not done:
+            write("interrupted")
+
+    _native.start(cfg["rate"], cfg["gil_only"], False, cfg["threads"], cfg["threads"])
+    atexit.register(write, "exit")
+    if cfg["duration"]:
+        import _thread
+
+        def stop_after():
+            write("duration")
+            _thread.interrupt_main()
+
+        timer = threading.Timer(cfg["duration"], stop_after)
+        timer.daemon = True
+        timer.start()
+    argv = cfg["argv"]
+    if argv[0] != "-m" and os.path.isfile(argv[0]):
+        # A plain script runs at this module level as __main__ (runpy would add three frames to
+        # every stack); only the bootstrap's own <module> frame stays below it.
         sys.argv = argv
         sys.path.insert(0, os.path.dirname(os.path.abspath(argv[0])))
-        runpy.run_path(argv[0], run_name="__main__")
+        with open(argv[0], "rb") as f:
+            return compile(f.read(), argv[0], "exec"), None, interrupted
+    import runpy
+
+    def run():
+        if argv[0] == "-m":
+            sys.argv = argv[1:]
+            runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+        else:  # a directory or zip with __main__.py
+            sys.argv = argv
+            runpy.run_path(argv[0], run_name="__main__")
+
+    return None, run, interrupted
+
+__spanprof_code__, __spanprof_run__, __spanprof_interrupted__ = __spanprof_setup__()
+del __spanprof_setup__
+__file__ = __import__("sys").argv[0]
+try:
+    if __spanprof_code__ is not None:
+        exec(__spanprof_code__)
+    else:
+        __spanprof_run__()
 except KeyboardInterrupt:
-    if not _done or _done[0] != "duration":
-        _write("interrupted")
-        raise
+    __spanprof_interrupted__()
+    raise
 """
 
 

@@ -71,6 +71,13 @@ def test_record_collapsed_with_threads_and_speedscope(tmp_path):
     assert p.returncode == 0
     lines = out.read_text().splitlines()
     assert any("record_target (" in line for line in lines)
+    # the script runs as __main__ right under the bootstrap's one frame (no runpy frames)
+    target = [line.split(";") for line in lines if "record_target (" in line]
+    assert all(
+        f[0].startswith("<module> (<string>:") and f[1].startswith("<module> (") for f in target
+    )
+    call_line = PROGRAM.splitlines().index("    record_target()") + 1
+    assert all(f[1].endswith(f"prog.py:{call_line})") for f in target), target[:2]
     out2 = tmp_path / "cpu.json"
     p = record(tmp_path, "-o", str(out2), "--format", "speedscope", "--rate", "200")
     p.communicate(timeout=60)
