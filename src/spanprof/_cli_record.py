@@ -140,7 +140,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _program_argv(command: List[str]) -> Optional[tuple]:
-    """(python executable, argv for the bootstrap) from `python script.py args` or `script.py args`."""
+    """(python executable, argv for the bootstrap) from `python script.py args`, `script.py args`
+    or `-m module args` (the last two with this interpreter)."""
     if command and command[0] == "--":
         command = command[1:]
     if not command:
@@ -151,7 +152,7 @@ def _program_argv(command: List[str]) -> Optional[tuple]:
         if not rest:
             return None
         return command[0], rest
-    if command[0].endswith(".py"):
+    if command[0].endswith(".py") or (command[0] == "-m" and len(command) > 1):
         return sys.executable, command
     return None
 

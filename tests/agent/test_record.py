@@ -134,7 +134,10 @@ def test_record_python_dash_m_module(tmp_path):
         "collapsed",
         "--",
     ]
-    cmd += [sys.executable, "-m", "recmod", "0.3"]
-    r = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    assert "record_target (" in out.read_text()
+    for program in ([sys.executable, "-m", "recmod", "0.3"], ["-m", "recmod", "0.3"]):
+        r = subprocess.run(
+            cmd + program, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+        assert r.returncode == 0, r.stderr
+        assert "record_target (" in out.read_text()
+        out.unlink()
