@@ -18,8 +18,9 @@ using json = nlohmann::json;
 
 namespace {
 
-// Profile ids are packed into sample rowids: rowid = profile << kShift | index.
-constexpr int kShift = 20;
+// Storage layout version, kept in meta('schema'). 2: a profile's sample rows are one blob in
+// profiles.data plus span_index(span_id, profile); 1 had one SQL row per sample (no migration).
+constexpr int64_t kSchemaVersion = 2;  // also written by kSchema
 
 struct Stmt {
   sqlite3_stmt* s = nullptr;
@@ -44,8 +45,9 @@ struct Stmt {
     sqlite3_bind_text(s, i, v.data(), int(v.size()), SQLITE_TRANSIENT);
     return *this;
   }
+  // The bytes must outlive the statement's next run() (callers bind buffers they still own).
   Stmt& blob(int i, const std::string& v) {
-    sqlite3_bind_blob(s, i, v.data(), int(v.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_blob(s, i, v.data(), int(v.size()), SQLITE_STATIC);
     return *this;
   }
   bool step() { return sqlite3_step(s) == SQLITE_ROW; }
@@ -102,6 +104,62 @@ std::vector<uint32_t> get_varints(const std::string& b) {
   return out;
 }
 
+uint64_t zigzag(int64_t v) { return (uint64_t(v) << 1) ^ uint64_t(v >> 63); }
+int64_t unzigzag(uint64_t v) { return int64_t(v >> 1) ^ -int64_t(v & 1); }
+
+void put_fixed64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out += char(uint8_t(v >> (8 * i)));
+}
+
+// Reads one varint from [p, end); false on truncation (a corrupt blob stops the scan).
+bool read_varint(const uint8_t*& p, const uint8_t* end, uint64_t& v) {
+  v = 0;
+  for (int sh = 0; p < end && sh < 64; sh += 7) {
+    uint8_t c = *p++;
+    v |= uint64_t(c & 0x7f) << sh;
+    if (!(c & 0x80)) return true;
+  }
+  return false;
+}
+
+// A profile's sample rows as one blob (profiles.data):
+//   varint n_ids, n_ids × 4 little-endian fixed64 (span_id, active_span_id, trace_hi, trace_lo;
+//   0 = absent), then per row: varint stack, varint zigzag(value / scale), varint index into the
+//   id table. Rows keep the (stack, ids) order the writer aggregated them in.
+// Calls f(row) with value already multiplied by scale; returns false if the blob is malformed.
+template <class F>
+bool decode_rows(const void* data, size_t size, int64_t scale, F&& f) {
+  auto* p = static_cast<const uint8_t*>(data);
+  auto* end = p + size;
+  uint64_t n_ids;
+  if (!read_varint(p, end, n_ids) || n_ids > size_t(end - p) / 32) return false;
+  std::vector<SpanIds> ids(n_ids);
+  auto fixed = [&] {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= uint64_t(p[i]) << (8 * i);
+    p += 8;
+    return v;
+  };
+  for (auto& x : ids) {
+    x.span_id = fixed();
+    x.active_span_id = fixed();
+    x.trace_hi = fixed();
+    x.trace_lo = fixed();
+  }
+  SampleRow r;
+  while (p < end) {
+    uint64_t stack, value, idx;
+    if (!read_varint(p, end, stack) || !read_varint(p, end, value) || !read_varint(p, end, idx) ||
+        idx >= n_ids)
+      return false;
+    r.stack = uint32_t(stack);
+    r.value = unzigzag(value) * scale;
+    r.ids = ids[idx];
+    f(r);
+  }
+  return true;
+}
+
 // Location dedup key: lines beyond 32 bits (never seen in practice) share a key space slot.
 uint64_t loc_key(uint32_t fid, int64_t line) {
   return uint64_t(fid) << 32 | uint32_t(std::clamp<int64_t>(line, 0, INT32_MAX));
@@ -118,7 +176,9 @@ std::string labels_key(uint32_t tenant, const Labels& l) {
   return k;
 }
 
+// One transaction: a crash never leaves tables without their schema version.
 const char* kSchema = R"(
+BEGIN;
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS strings(id INTEGER PRIMARY KEY, s TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS functions(id INTEGER PRIMARY KEY, name INTEGER, file INTEGER);
@@ -127,12 +187,12 @@ CREATE TABLE IF NOT EXISTS stacks(id INTEGER PRIMARY KEY, locs BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS tenants(id INTEGER PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, tenant INTEGER, labels TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS profiles(id INTEGER PRIMARY KEY, series INTEGER NOT NULL,
-  time_ms INTEGER NOT NULL, duration_ns INTEGER, period INTEGER, scale INTEGER, total INTEGER);
+  time_ms INTEGER NOT NULL, duration_ns INTEGER, period INTEGER, scale INTEGER, total INTEGER,
+  rows INTEGER NOT NULL, data BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS profiles_by_series ON profiles(series, time_ms);
 CREATE INDEX IF NOT EXISTS profiles_by_time ON profiles(time_ms);
-CREATE TABLE IF NOT EXISTS samples(stack INTEGER, value INTEGER, span_id INTEGER,
-  active_span_id INTEGER, trace_hi INTEGER, trace_lo INTEGER);
-CREATE INDEX IF NOT EXISTS samples_by_span ON samples(span_id) WHERE span_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS span_index(span_id INTEGER NOT NULL, profile INTEGER NOT NULL,
+  PRIMARY KEY(span_id, profile)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS spans(tenant INTEGER, trace_hi INTEGER, trace_lo INTEGER,
   span_id INTEGER, parent INTEGER, name TEXT, service TEXT, kind INTEGER, start_ns INTEGER,
   end_ns INTEGER, status_code INTEGER, status_message TEXT, detail TEXT,
@@ -140,6 +200,8 @@ CREATE TABLE IF NOT EXISTS spans(tenant INTEGER, trace_hi INTEGER, trace_lo INTE
 CREATE INDEX IF NOT EXISTS spans_roots ON spans(tenant, start_ns) WHERE parent = 0;
 CREATE INDEX IF NOT EXISTS spans_by_name ON spans(tenant, name, start_ns);
 CREATE INDEX IF NOT EXISTS spans_by_start ON spans(start_ns);
+INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 2);
+COMMIT;
 )";
 
 }  // namespace
@@ -148,12 +210,11 @@ struct Store::WriterStmts {
   explicit WriterStmts(sqlite3* db)
       : stack(db, "INSERT INTO stacks(id, locs) VALUES(?, ?)"),
         prof(db,
-             "INSERT INTO profiles(id, series, time_ms, duration_ns, period, scale, total) "
-             "VALUES(?,?,?,?,?,?,?)"),
-        sample(db,
-               "INSERT INTO samples(rowid, stack, value, span_id, active_span_id, trace_hi, "
-               "trace_lo) VALUES(?,?,?,?,?,?,?)") {}
-  Stmt stack, prof, sample;
+             "INSERT INTO profiles(id, series, time_ms, duration_ns, period, scale, total, rows, "
+             "data) VALUES(?,?,?,?,?,?,?,?,?)"),
+        span(db, "INSERT OR IGNORE INTO span_index(span_id, profile) VALUES(?, ?)"),
+        meta(db, "INSERT OR REPLACE INTO meta(key, value) VALUES('sample_rows', ?)") {}
+  Stmt stack, prof, span, meta;
 };
 
 Result<std::unique_ptr<Store>> Store::open(const StoreOptions& o) {
@@ -170,6 +231,7 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& o) {
   sqlite3_busy_timeout(s->wdb_, 10000);
   // auto_vacuum must be chosen before the first table exists; it lets retention give pages back.
   exec(s->wdb_, "PRAGMA auto_vacuum=INCREMENTAL");
+  if (auto e = s->check_schema()) return *e;
   if (exec(s->wdb_, "PRAGMA journal_mode=WAL") != SQLITE_OK ||
       exec(s->wdb_, "PRAGMA synchronous=FULL") != SQLITE_OK ||
       exec(s->wdb_, "PRAGMA cache_size=-65536") != SQLITE_OK || exec(s->wdb_, kSchema) != SQLITE_OK)
@@ -205,6 +267,26 @@ Store::~Store() {
     exec(wdb_, "PRAGMA wal_checkpoint(TRUNCATE)");
     sqlite3_close(wdb_);
   }
+}
+
+// Refuses a data dir written with another storage layout (no migration; see kSchemaVersion).
+Status Store::check_schema() {
+  int64_t found = 0;
+  {
+    Stmt q(wdb_, "SELECT 1 FROM sqlite_master WHERE name = 'meta'");
+    if (!q.step()) {
+      Stmt t(wdb_, "SELECT count(*) FROM sqlite_master");
+      if (t.step() && t.i(0) == 0) return std::nullopt;  // new database
+    } else {
+      Stmt v(wdb_, "SELECT value FROM meta WHERE key = 'schema'");
+      found = v.step() ? v.i(0) : 1;  // schema 1 did not record its version
+    }
+  }
+  if (found == kSchemaVersion) return std::nullopt;
+  return Error{500, "internal",
+               path_ + " has storage schema " + std::to_string(found) + ", this server uses " +
+                   std::to_string(kSchemaVersion) +
+                   " and does not migrate: move the old data dir away or use a new --data-dir"};
 }
 
 Status Store::load() {
@@ -372,8 +454,7 @@ void Store::writer_loop() {
           return e;
         }
       }
-      Stmt m(wdb_, "INSERT OR REPLACE INTO meta(key, value) VALUES('sample_rows', ?)");
-      m.bind(1, sample_rows_).run();
+      ws_->meta.bind(1, sample_rows_).run();
       if (exec(wdb_, "COMMIT") != SQLITE_OK) {
         Error e = internal_error(std::string("commit failed: ") + sqlite3_errmsg(wdb_));
         exec(wdb_, "ROLLBACK");
@@ -571,7 +652,9 @@ Status Store::apply_profile(RawProfile& p) {
     by_series[series_of_set[p.samples[i].label_set]][{stack_of_sample[i], p.samples[i].ids}] +=
         p.samples[i].value;
   Stmt& ins_prof = ws_->prof;
-  Stmt& ins_sample = ws_->sample;
+  Stmt& ins_span = ws_->span;
+  std::string data;
+  std::vector<uint64_t> span_ids;
   for (auto& [sid, rows] : by_series) {
     int64_t pid = next_profile_id_++;
     int64_t total = 0;
@@ -582,28 +665,54 @@ Status Store::apply_profile(RawProfile& p) {
       total += v;
       if (v % scale) scale = 1;
     }
+    // The id table: distinct (span, active span, trace) tuples in first-seen order.
+    std::map<std::tuple<uint64_t, uint64_t, uint64_t, uint64_t>, uint32_t> id_index;
+    std::vector<uint32_t> row_id(rows.size());
+    size_t i = 0;
+    for (auto& [k, v] : rows) {
+      auto t = std::make_tuple(k.ids.span_id, k.ids.active_span_id, k.ids.trace_hi, k.ids.trace_lo);
+      row_id[i++] = id_index.emplace(t, uint32_t(id_index.size())).first->second;
+    }
+    std::vector<const SpanIds*> table(id_index.size());
+    i = 0;
+    for (auto& [k, v] : rows) table[row_id[i++]] = &k.ids;
+    data.clear();
+    put_varint(data, table.size());
+    span_ids.clear();
+    for (auto* x : table) {
+      put_fixed64(data, x->span_id);
+      put_fixed64(data, x->active_span_id);
+      put_fixed64(data, x->trace_hi);
+      put_fixed64(data, x->trace_lo);
+      if (x->span_id) span_ids.push_back(x->span_id);
+    }
+    i = 0;
+    for (auto& [k, v] : rows) {
+      put_varint(data, k.stack);
+      put_varint(data, zigzag(v / scale));
+      put_varint(data, row_id[i++]);
+    }
     ins_prof.bind(1, pid)
         .bind(2, sid)
         .bind(3, p.time_ns / 1'000'000)
         .bind(4, p.duration_ns)
         .bind(5, p.period)
         .bind(6, scale)
-        .bind(7, total);
+        .bind(7, total)
+        .bind(8, int64_t(rows.size()))
+        .blob(9, data);
     if (ins_prof.run() != SQLITE_DONE)
       return internal_error(std::string("insert profile: ") + sqlite3_errmsg(wdb_));
-    int64_t idx = 0;
-    for (auto& [k, v] : rows) {
-      ins_sample.bind(1, pid << kShift | idx++)
-          .bind(2, k.stack)
-          .bind(3, v / scale)
-          .bind_u(4, k.ids.span_id)
-          .bind_u(5, k.ids.active_span_id)
-          .bind_u(6, k.ids.trace_hi)
-          .bind_u(7, k.ids.trace_lo);
-      if (ins_sample.run() != SQLITE_DONE)
-        return internal_error(std::string("insert sample: ") + sqlite3_errmsg(wdb_));
+    // One span index entry per (local-root span, profile); sorted so the b-tree sees its keys
+    // in order.
+    std::sort(span_ids.begin(), span_ids.end());
+    span_ids.erase(std::unique(span_ids.begin(), span_ids.end()), span_ids.end());
+    for (auto sp : span_ids) {
+      ins_span.bind(1, int64_t(sp)).bind(2, pid);
+      if (ins_span.run() != SQLITE_DONE)
+        return internal_error(std::string("insert span index: ") + sqlite3_errmsg(wdb_));
     }
-    sample_rows_ += idx;
+    sample_rows_ += int64_t(rows.size());
     ++profiles_count_;
   }
   return std::nullopt;
@@ -617,14 +726,24 @@ Status Store::apply_retention() {
       q.bind(1, arg);
       while (q.step()) ids.push_back(q.i(0));
     }
-    Stmt cnt(wdb_, "SELECT count(*) FROM samples WHERE rowid >= ? AND rowid < ?");
-    Stmt del_s(wdb_, "DELETE FROM samples WHERE rowid >= ? AND rowid < ?");
+    Stmt get(wdb_, "SELECT rows, data FROM profiles WHERE id = ?");
+    Stmt del_s(wdb_, "DELETE FROM span_index WHERE span_id = ? AND profile = ?");
     Stmt del_p(wdb_, "DELETE FROM profiles WHERE id = ?");
+    std::vector<uint64_t> spans;
     for (auto id : ids) {
-      cnt.bind(1, id << kShift).bind(2, (id + 1) << kShift);
-      if (cnt.step()) sample_rows_ -= cnt.i(0);
-      sqlite3_reset(cnt.s);
-      del_s.bind(1, id << kShift).bind(2, (id + 1) << kShift).run();
+      spans.clear();
+      get.bind(1, id);
+      if (get.step()) {
+        sample_rows_ -= get.i(0);
+        decode_rows(sqlite3_column_blob(get.s, 1), size_t(sqlite3_column_bytes(get.s, 1)), 1,
+                    [&](const SampleRow& r) {
+                      if (r.ids.span_id) spans.push_back(r.ids.span_id);
+                    });
+      }
+      sqlite3_reset(get.s);
+      std::sort(spans.begin(), spans.end());
+      spans.erase(std::unique(spans.begin(), spans.end()), spans.end());
+      for (auto sp : spans) del_s.bind(1, int64_t(sp)).bind(2, id).run();
       del_p.bind(1, id).run();
       --profiles_count_;
     }
@@ -776,35 +895,22 @@ bool Store::series_active(int64_t series, int64_t from_ms, int64_t to_ms) const 
 void Store::scan_profile(const ProfileMeta& p,
                          const std::function<void(const SampleRow&)>& f) const {
   READER();
-  Stmt q(db,
-         "SELECT stack, value, span_id, active_span_id, trace_hi, trace_lo FROM samples "
-         "WHERE rowid >= ? AND rowid < ?");
-  q.bind(1, p.id << kShift).bind(2, (p.id + 1) << kShift);
-  SampleRow r;
-  while (q.step()) {
-    r.stack = uint32_t(q.i(0));
-    r.value = q.i(1) * p.scale;
-    r.ids = {q.u(2), q.u(3), q.u(4), q.u(5)};
-    f(r);
-  }
+  Stmt q(db, "SELECT data FROM profiles WHERE id = ?");
+  q.bind(1, p.id);
+  if (q.step())
+    decode_rows(sqlite3_column_blob(q.s, 0), size_t(sqlite3_column_bytes(q.s, 0)), p.scale, f);
 }
 
 void Store::scan_profiles(
     const std::vector<ProfileMeta>& ps,
     const std::function<void(const ProfileMeta&, const SampleRow&)>& f) const {
   READER();
-  Stmt q(db,
-         "SELECT stack, value, span_id, active_span_id, trace_hi, trace_lo FROM samples "
-         "WHERE rowid >= ? AND rowid < ?");
-  SampleRow r;
+  Stmt q(db, "SELECT data FROM profiles WHERE id = ?");
   for (auto& p : ps) {
-    q.bind(1, p.id << kShift).bind(2, (p.id + 1) << kShift);
-    while (q.step()) {
-      r.stack = uint32_t(q.i(0));
-      r.value = q.i(1) * p.scale;
-      r.ids = {q.u(2), q.u(3), q.u(4), q.u(5)};
-      f(p, r);
-    }
+    q.bind(1, p.id);
+    if (q.step())
+      decode_rows(sqlite3_column_blob(q.s, 0), size_t(sqlite3_column_bytes(q.s, 0)), p.scale,
+                  [&](const SampleRow& r) { f(p, r); });
     sqlite3_reset(q.s);
   }
 }
@@ -815,19 +921,22 @@ void Store::scan_span_ids(
   int t = tenant_lookup(tenant);
   if (t < 0) return;
   READER();
-  Stmt q(db,
-         "SELECT rowid, stack, value, span_id, active_span_id, trace_hi, trace_lo FROM samples "
-         "WHERE span_id = ?");
-  Stmt pq(db, "SELECT series, time_ms, period, scale FROM profiles WHERE id = ?");
-  std::unordered_map<int64_t, std::optional<ProfileMeta>> metas;
+  Stmt q(db, "SELECT profile FROM span_index WHERE span_id = ?");
+  Stmt pq(db, "SELECT series, time_ms, period, scale, data FROM profiles WHERE id = ?");
+  // A profile holds rows of many spans: fetch (and tenant/time-check) each one once.
+  struct Hit {
+    ProfileMeta meta;
+    std::string data;
+  };
+  std::unordered_map<int64_t, std::optional<Hit>> hits;
   for (auto sid : span_ids) {
     if (!sid) continue;
     q.bind(1, int64_t(sid));
     while (q.step()) {
-      int64_t pid = q.i(0) >> kShift;
-      auto it = metas.find(pid);
-      if (it == metas.end()) {
-        std::optional<ProfileMeta> m;
+      int64_t pid = q.i(0);
+      auto it = hits.find(pid);
+      if (it == hits.end()) {
+        std::optional<Hit> h;
         pq.bind(1, pid);
         if (pq.step()) {
           ProfileMeta pm{pid, pq.i(0), pq.i(1), pq.i(2), pq.i(3)};
@@ -837,17 +946,16 @@ void Store::scan_span_ids(
             ok = ok && size_t(pm.series) < series_.size() &&
                  series_[size_t(pm.series)].tenant == uint32_t(t);
           }
-          if (ok) m = pm;
+          if (ok) h = Hit{pm, pq.b(4)};
         }
         sqlite3_reset(pq.s);
-        it = metas.emplace(pid, m).first;
+        it = hits.emplace(pid, std::move(h)).first;
       }
       if (!it->second) continue;
-      SampleRow r;
-      r.stack = uint32_t(q.i(1));
-      r.value = q.i(2) * it->second->scale;
-      r.ids = {q.u(3), q.u(4), q.u(5), q.u(6)};
-      f(*it->second, r);
+      const Hit& h = *it->second;
+      decode_rows(h.data.data(), h.data.size(), h.meta.scale, [&](const SampleRow& r) {
+        if (r.ids.span_id == sid) f(h.meta, r);
+      });
     }
     sqlite3_reset(q.s);
   }

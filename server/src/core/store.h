@@ -8,11 +8,9 @@
 //   strings(id, s)  functions(id, name, file)  locations(id, function, line)
 //   stacks(id, locs BLOB = varint location ids, root first)       — all deduplicated, in memory
 //   tenants(id, name)  series(id, tenant, labels JSON)           — in memory
-//   profiles(id, series, time_ms, duration_ns, period, scale, total)
-//   samples(rowid = profile_id << 20 | i, stack, value, span_id, active_span_id, trace_hi,
-//   trace_lo)
-//     value × profiles.scale is the sample value; ids are NULL when absent;
-//     partial index on span_id.
+//   profiles(id, series, time_ms, duration_ns, period, scale, total, rows, data BLOB)
+//     data = the profile's sample rows (stack, value / scale, span ids) in one compact blob
+//   span_index(span_id, profile) WITHOUT ROWID — one entry per local-root span per profile
 //   spans(tenant, trace_hi, trace_lo, span_id, parent, name, service, kind, start_ns, end_ns,
 //         status_code, status_message, detail JSON)  WITHOUT ROWID
 #pragma once
@@ -134,6 +132,7 @@ class Store {
   Status apply_profile(RawProfile& p);
   Status apply_retention();
   Status load();
+  Status check_schema();
   void mark();
   void rollback_memory();
   sqlite3* acquire_reader() const;
