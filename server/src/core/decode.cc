@@ -44,24 +44,26 @@ Status check_labels(const Labels& l, const Limits& lim) {
   return std::nullopt;
 }
 
-// Per-sample labels that are span identity, never series labels.
+// Per-sample labels that are span identity, never series labels: 0 none, 1 span_id (or its
+// alias profile_id), 2 active_span_id, 3 trace_id.
+static int8_t span_label_kind(const std::string& k) {
+  if (k == "span_id" || k == "profile_id") return 1;
+  if (k == "active_span_id") return 2;
+  if (k == "trace_id") return 3;
+  return 0;
+}
+
+static void set_span_label(int8_t kind, const std::string& v, SpanIds& ids) {
+  uint64_t x, lo;
+  if (kind == 1 && parse_hex_u64(v, x)) ids.span_id = x;
+  if (kind == 2 && parse_hex_u64(v, x)) ids.active_span_id = x;
+  if (kind == 3 && parse_hex_u128(v, x, lo)) ids.trace_hi = x, ids.trace_lo = lo;
+}
+
 static bool take_span_label(const std::string& k, const std::string& v, SpanIds& ids) {
-  if (k == "span_id" || k == "profile_id") {
-    uint64_t x;
-    if (parse_hex_u64(v, x)) ids.span_id = x;
-    return true;
-  }
-  if (k == "active_span_id") {
-    uint64_t x;
-    if (parse_hex_u64(v, x)) ids.active_span_id = x;
-    return true;
-  }
-  if (k == "trace_id") {
-    uint64_t hi, lo;
-    if (parse_hex_u128(v, hi, lo)) ids.trace_hi = hi, ids.trace_lo = lo;
-    return true;
-  }
-  return false;
+  int8_t kind = span_label_kind(k);
+  set_span_label(kind, v, ids);
+  return kind != 0;
 }
 
 namespace {
@@ -80,6 +82,15 @@ struct Builder {
     frames.push_back({f, file, line});
     frame_idx.emplace(std::move(key), i);
     return i;
+  }
+  // pprof frames are deduplicated by (function id, line) — integers, no string copies; the
+  // store deduplicates again by name, file and line, so two function ids with equal strings
+  // still end up as one location.
+  std::map<std::pair<uint64_t, int64_t>, uint32_t> fid_idx;
+  uint32_t frame_of(uint64_t fid, int64_t line, const std::string& f, const std::string& file) {
+    auto [it, added] = fid_idx.try_emplace({fid, line}, uint32_t(frames.size()));
+    if (added) frames.push_back({f, file, line});
+    return it->second;
   }
   uint32_t labels(Labels l) {
     sort_labels(l);
@@ -131,17 +142,20 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
   };
   bool ok = true;
   if (p.sample_type_size() == 0) return bad_request("pprof has no sample_type");
-  std::unordered_map<uint64_t, std::pair<std::string, std::string>> funcs;
-  for (auto& f : p.function()) funcs[f.id()] = {str(f.name(), ok), str(f.filename(), ok)};
+  // Pointers into the parsed message's string table (alive until the end of this function).
+  std::unordered_map<uint64_t, std::pair<const std::string*, const std::string*>> funcs;
+  funcs.reserve(size_t(p.function_size()));
+  for (auto& f : p.function()) funcs[f.id()] = {&str(f.name(), ok), &str(f.filename(), ok)};
   Builder b;
   // location id → frame indices, caller first (pprof lists inlined lines callee first).
   std::unordered_map<uint64_t, std::vector<uint32_t>> locs;
+  locs.reserve(size_t(p.location_size()));
   for (auto& l : p.location()) {
     std::vector<uint32_t> fr;
     for (int i = l.line_size() - 1; i >= 0; --i) {
       auto it = funcs.find(l.line(i).function_id());
       if (it == funcs.end()) return bad_request("pprof line references an unknown function id");
-      fr.push_back(b.frame(it->second.first, it->second.second, l.line(i).line()));
+      fr.push_back(b.frame_of(it->first, l.line(i).line(), *it->second.first, *it->second.second));
     }
     if (fr.empty()) {
       char buf[32];
@@ -169,6 +183,9 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
     return too_large("pprof has more than " + std::to_string(lim.max_samples_per_profile) +
                      " samples");
   std::vector<std::pair<int64_t, int64_t>> label_key;
+  // Whether a label key (string-table index) names a span id: decided once per key, not per
+  // sample label. -1 unknown, else span_label_kind().
+  std::vector<int8_t> span_key(size_t(st.size()), -1);
   std::map<std::vector<std::pair<int64_t, int64_t>>, uint32_t> label_cache;
   for (auto& s : p.sample()) {
     S x;
@@ -187,7 +204,12 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
       const std::string& k = str(lab.key(), ok);
       const std::string& v = str(lab.str(), ok);
       if (!ok) return bad_request("pprof label string index out of range");
-      if (take_span_label(k, v, x.ids)) continue;
+      int8_t& sk = span_key[size_t(lab.key())];
+      if (sk < 0) sk = span_label_kind(k);
+      if (sk) {
+        set_span_label(sk, v, x.ids);
+        continue;
+      }
       label_key.emplace_back(lab.key(), lab.str());
     }
     auto cached = label_cache.find(label_key);

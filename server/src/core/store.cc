@@ -379,7 +379,48 @@ Status Store::submit(std::unique_ptr<Job> job) {
 Status Store::write_profiles(std::vector<RawProfile> profiles) {
   auto j = std::make_unique<Job>();
   j->profiles = std::move(profiles);
+  resolve(*j);
   return submit(std::move(j));
+}
+
+// Runs on the caller's (HTTP worker's) thread, in parallel with other requests: looks up every
+// frame and stack already in the dictionary, so the single writer thread only interns what is
+// new. Ids are only trusted by the writer if no rollback truncated the dictionary since.
+void Store::resolve(Job& j) {
+  std::shared_lock g(dict_mu_);
+  j.epoch = dict_epoch_;
+  j.resolved.resize(j.profiles.size());
+  std::string blob;
+  for (size_t k = 0; k < j.profiles.size(); ++k) {
+    const RawProfile& p = j.profiles[k];
+    Resolved& r = j.resolved[k];
+    r.locs.assign(p.frames.size(), 0);
+    for (size_t i = 0; i < p.frames.size(); ++i) {
+      auto n = string_ids_.find(p.frames[i].function);
+      if (n == string_ids_.end()) continue;
+      auto f = string_ids_.find(p.frames[i].file);
+      if (f == string_ids_.end()) continue;
+      auto fn = function_ids_.find(uint64_t(n->second) << 32 | f->second);
+      if (fn == function_ids_.end()) continue;
+      auto l = location_ids_.find(loc_key(fn->second, p.frames[i].line));
+      if (l != location_ids_.end()) r.locs[i] = l->second;
+    }
+    r.stacks.assign(p.samples.size(), 0);
+    for (size_t i = 0; i < p.samples.size(); ++i) {
+      blob.clear();
+      bool known = true;
+      for (auto f : p.samples[i].frames) {
+        if (!r.locs[f]) {
+          known = false;
+          break;
+        }
+        put_varint(blob, r.locs[f]);
+      }
+      if (!known) continue;
+      auto it = stack_ids_.find(blob);
+      if (it != stack_ids_.end()) r.stacks[i] = it->second;
+    }
+  }
 }
 
 Status Store::write_spans(std::vector<SpanRow> spans) {
@@ -422,6 +463,7 @@ void Store::rollback_memory() {
   for (size_t i = mark_.series; i < series_.size(); ++i)
     series_ids_.erase(labels_key(series_[i].tenant, series_[i].labels));
   series_.resize(mark_.series);
+  ++dict_epoch_;
   next_profile_id_ = mark_.next_profile_id;
   sample_rows_ = mark_.sample_rows;
   profiles_count_ = mark_.profiles_count;
@@ -496,8 +538,10 @@ int Store::tenant_lookup(const std::string& t) const {
 
 Status Store::apply(Job& job) {
   if (job.retention) return apply_retention();
-  for (auto& p : job.profiles)
-    if (auto e = apply_profile(p)) return e;
+  for (size_t k = 0; k < job.profiles.size(); ++k)
+    if (auto e = apply_profile(job.profiles[k],
+                               k < job.resolved.size() ? &job.resolved[k] : nullptr, job.epoch))
+      return e;
   if (!job.spans.empty()) {
     Stmt ins(wdb_,
              "INSERT OR REPLACE INTO spans(tenant, trace_hi, trace_lo, span_id, parent, name, "
@@ -529,13 +573,18 @@ Status Store::apply(Job& job) {
   return std::nullopt;
 }
 
-Status Store::apply_profile(RawProfile& p) {
+Status Store::apply_profile(RawProfile& p, const Resolved* pre, uint64_t epoch) {
   std::string ptype = profile_type_id(p);
   std::vector<int64_t> series_of_set(p.label_sets.size(), 0);
   std::vector<uint32_t> loc_of_frame(p.frames.size());
   std::vector<uint32_t> stack_of_sample(p.samples.size());
   {
     std::unique_lock g(dict_mu_);
+    if (epoch != dict_epoch_) pre = nullptr;  // a rollback may have reused the ids it saw
+    if (pre) {
+      loc_of_frame = pre->locs;
+      stack_of_sample = pre->stacks;
+    }
     uint32_t tenant = tenant_id_locked(p.tenant);
     auto intern = [&](const std::string& s) -> uint32_t {
       auto it = string_ids_.find(s);
@@ -547,6 +596,7 @@ Status Store::apply_profile(RawProfile& p) {
       return id;
     };
     for (size_t i = 0; i < p.frames.size(); ++i) {
+      if (loc_of_frame[i]) continue;
       uint32_t n = intern(p.frames[i].function), f = intern(p.frames[i].file);
       uint64_t fk = uint64_t(n) << 32 | f;
       uint32_t fid;
@@ -582,6 +632,7 @@ Status Store::apply_profile(RawProfile& p) {
     Stmt& ins_stack = ws_->stack;
     std::string blob;
     for (size_t i = 0; i < p.samples.size(); ++i) {
+      if (stack_of_sample[i]) continue;
       blob.clear();
       for (auto f : p.samples[i].frames) put_varint(blob, loc_of_frame[f]);
       auto it = stack_ids_.find(blob);

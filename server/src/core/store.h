@@ -119,8 +119,14 @@ class Store {
 
  private:
   Store() = default;
+  // Dictionary ids found by resolve() before queueing (0 = not found, the writer interns it).
+  struct Resolved {
+    std::vector<uint32_t> locs, stacks;  // per RawProfile frame / sample
+  };
   struct Job {
     std::vector<RawProfile> profiles;
+    std::vector<Resolved> resolved;
+    uint64_t epoch = 0;  // dict_epoch_ when resolved
     std::vector<SpanRow> spans;
     bool retention = false;
     std::promise<Status> done;
@@ -129,7 +135,8 @@ class Store {
   void writer_loop();
   void retention_loop();
   Status apply(Job& job);
-  Status apply_profile(RawProfile& p);
+  void resolve(Job& j);
+  Status apply_profile(RawProfile& p, const Resolved* pre, uint64_t epoch);
   Status apply_retention();
   Status load();
   Status check_schema();
@@ -160,6 +167,7 @@ class Store {
   std::unordered_map<std::string, uint32_t> tenant_ids_;
   std::vector<SeriesInfo> series_{SeriesInfo{}};
   std::unordered_map<std::string, int64_t> series_ids_;
+  uint64_t dict_epoch_ = 0;  // bumped by every rollback_memory(): ids may have been reused
   int64_t next_profile_id_ = 1;
   std::atomic<int64_t> sample_rows_{0}, profiles_count_{0};
   struct Mark {
