@@ -3,6 +3,8 @@
 #include <google/protobuf/arena.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
+#include <array>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
@@ -147,23 +149,41 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
   funcs.reserve(size_t(p.function_size()));
   for (auto& f : p.function()) funcs[f.id()] = {&str(f.name(), ok), &str(f.filename(), ok)};
   Builder b;
-  // location id → frame indices, caller first (pprof lists inlined lines callee first).
-  std::unordered_map<uint64_t, std::vector<uint32_t>> locs;
+  // location id → [begin, end) in loc_frames: its frame indices, caller first (pprof lists
+  // inlined lines callee first). A later location with the same id replaces an earlier one.
+  using Range = std::pair<uint32_t, uint32_t>;
+  std::vector<uint32_t> loc_frames;
+  std::unordered_map<uint64_t, Range> locs;
   locs.reserve(size_t(p.location_size()));
+  uint64_t max_loc_id = 0;
   for (auto& l : p.location()) {
-    std::vector<uint32_t> fr;
+    uint32_t begin = uint32_t(loc_frames.size());
     for (int i = l.line_size() - 1; i >= 0; --i) {
       auto it = funcs.find(l.line(i).function_id());
       if (it == funcs.end()) return bad_request("pprof line references an unknown function id");
-      fr.push_back(b.frame_of(it->first, l.line(i).line(), *it->second.first, *it->second.second));
+      loc_frames.push_back(
+          b.frame_of(it->first, l.line(i).line(), *it->second.first, *it->second.second));
     }
-    if (fr.empty()) {
+    if (loc_frames.size() == begin) {
       char buf[32];
       snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(l.address()));
-      fr.push_back(b.frame(buf, "", 0));
+      loc_frames.push_back(b.frame(buf, "", 0));
     }
-    locs[l.id()] = std::move(fr);
+    locs[l.id()] = {begin, uint32_t(loc_frames.size())};
+    max_loc_id = std::max(max_loc_id, l.id());
   }
+  // Writers number locations 1..n: then samples (thousands of references) index a table.
+  std::vector<Range> dense;
+  constexpr Range kNoLoc{UINT32_MAX, 0};
+  if (max_loc_id <= 2 * locs.size() + 64) {
+    dense.assign(max_loc_id + 1, kNoLoc);
+    for (auto& [id, r] : locs) dense[id] = r;
+  }
+  auto find_loc = [&](uint64_t id) -> const Range* {
+    if (!dense.empty()) return id < dense.size() && dense[id] != kNoLoc ? &dense[id] : nullptr;
+    auto it = locs.find(id);
+    return it == locs.end() ? nullptr : &it->second;
+  };
   if (!ok) return bad_request("pprof string index out of range");
   int64_t time_ns = p.time_nanos() > 0 ? p.time_nanos() : now_ns();
   std::string ptype = "", punit = "";
@@ -186,13 +206,21 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
   // Whether a label key (string-table index) names a span id: decided once per key, not per
   // sample label. -1 unknown, else span_label_kind().
   std::vector<int8_t> span_key(size_t(st.size()), -1);
+  // Span ids repeat across a profile's samples: parse each (kind, value string) once.
+  struct Parsed {
+    int8_t state = -1;  // -1 not parsed yet, 0 not a valid id, 1 valid
+    uint64_t hi = 0, lo = 0;
+  };
+  std::vector<std::array<Parsed, 2>> parsed_ids(size_t(st.size()));  // [0] 64-bit, [1] 128-bit
   std::map<std::vector<std::pair<int64_t, int64_t>>, uint32_t> label_cache;
   for (auto& s : p.sample()) {
     S x;
+    x.frames.reserve(size_t(s.location_id_size()));
     for (int i = s.location_id_size() - 1; i >= 0; --i) {
-      auto it = locs.find(s.location_id(i));
-      if (it == locs.end()) return bad_request("pprof sample references an unknown location id");
-      x.frames.insert(x.frames.end(), it->second.begin(), it->second.end());
+      const Range* r = find_loc(s.location_id(i));
+      if (!r) return bad_request("pprof sample references an unknown location id");
+      x.frames.insert(x.frames.end(), loc_frames.begin() + r->first,
+                      loc_frames.begin() + r->second);
     }
     if (x.frames.size() > lim.max_stack_depth)
       return bad_request("stack depth " + std::to_string(x.frames.size()) + " exceeds limit " +
@@ -207,7 +235,15 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
       int8_t& sk = span_key[size_t(lab.key())];
       if (sk < 0) sk = span_label_kind(k);
       if (sk) {
-        set_span_label(sk, v, x.ids);
+        // Same effect as set_span_label(sk, v, x.ids), parsing each value string once.
+        Parsed& pv = parsed_ids[size_t(lab.str())][sk == 3];
+        if (pv.state < 0)
+          pv.state = sk == 3 ? parse_hex_u128(v, pv.hi, pv.lo) : parse_hex_u64(v, pv.lo);
+        if (pv.state == 1) {
+          if (sk == 1) x.ids.span_id = pv.lo;
+          if (sk == 2) x.ids.active_span_id = pv.lo;
+          if (sk == 3) x.ids.trace_hi = pv.hi, x.ids.trace_lo = pv.lo;
+        }
         continue;
       }
       label_key.emplace_back(lab.key(), lab.str());
