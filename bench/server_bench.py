@@ -138,12 +138,13 @@ def _ingest_worker(port: int, widx: int, seconds: float, bodies: int, ready, go,
     ready.put(widx)
     go.wait()
     n = ok = 0
+    cpu = time.process_time()
     end = time.time() + seconds
     while time.time() < end:
         status, _ = post(c, "/push.v1.PusherService/Push", pre[n % bodies], headers)
         ok += status == 200
         n += 1
-    out.put(ok)
+    out.put((ok, time.process_time() - cpu))
 
 
 def bench_ingest(seconds: float, clients: int) -> dict:
@@ -163,8 +164,10 @@ def bench_ingest(seconds: float, clients: int) -> dict:
             ready.get()
         cpu0 = cpu_seconds(s.proc.pid)
         go.set()
-        total = sum(q.get() for _ in ps)
+        results = [q.get() for _ in ps]
         cpu1 = cpu_seconds(s.proc.pid)
+        total = sum(r[0] for r in results)
+        client_cpu = sum(r[1] for r in results)
         for p in ps:
             p.join()
         s.stop()
@@ -177,6 +180,9 @@ def bench_ingest(seconds: float, clients: int) -> dict:
         # The clients share the 2 cores with the server: server CPU per push says what one
         # server core sustains independent of how fast Python can produce pushes.
         "server_cpu_ms_per_push": (cpu1 - cpu0) * 1000 / max(1, total),
+        # What the Python clients spend per push (HTTP only: bodies are pre-encoded).
+        "client_cpu_ms_per_push": client_cpu * 1000 / max(1, total),
+        "load_avg_1m": os.getloadavg()[0],
     }
 
 
@@ -246,7 +252,8 @@ def main() -> int:
     i = res["ingest"]
     print(
         f"ingest: {i['pushes_per_s']:.0f} pushes/s, server CPU {i['server_cpu_ms_per_push']:.2f} ms"
-        f"/push, {i['clients']} clients",
+        f"/push, client CPU {i['client_cpu_ms_per_push']:.2f} ms/push, {i['clients']} clients,"
+        f" load average {i['load_avg_1m']:.1f}",
         file=sys.stderr,
     )
     if a.ingest_only:
@@ -397,6 +404,11 @@ def report(r: dict, a) -> None:
         f"| server CPU per push during that run | {i['server_cpu_ms_per_push']:.2f} ms"
         f" ({1000 / max(0.001, i['server_cpu_ms_per_push']):.0f} pushes/s per core) | |"
     )
+    if "client_cpu_ms_per_push" in i:
+        print(
+            f"| client CPU per push (pre-encoded bodies, keep-alive) | {i['client_cpu_ms_per_push']:.2f} ms"
+            f" (1-min load average {i['load_avg_1m']:.1f}) | |"
+        )
     print(
         f"| stored: {a.services} services x {a.hours:g} h | {st['profiles']} profiles, {st['sample_rows']} sample rows, loaded in {r['load_s']:.0f} s | |"
     )
