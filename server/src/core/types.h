@@ -95,7 +95,7 @@ struct Limits {
   size_t max_label_name_length = 256;
   size_t max_label_value_length = 2048;
   size_t max_stack_depth = 2048;
-  size_t max_samples_per_profile = 1u << 20;  // store encodes rowid = profile << 20 | index
+  size_t max_samples_per_profile = 1u << 20;  // bounds one profile's row blob in the store
 };
 
 }  // namespace spanprof
