@@ -418,7 +418,9 @@ def render_markdown(d: Dict[str, Any]) -> str:
             "realistic: one per service per 10 s of profile time, 300 sample rows each (50 span ids x 6 "
             "stacks), 40-frame stacks from a pool of 60 that share prefixes, 10 ms period, `span_id` / "
             "`active_span_id` / `trace_id` / `span_name` sample labels as the agent sends them. Ingest is "
-            "durable: a push is answered after the SQLite commit (WAL, `synchronous=FULL`) holding it. "
+            "durable: a push is answered after the SQLite commit (WAL, `synchronous=FULL`) holding it; "
+            "the ingest clients post pre-encoded bodies over keep-alive connections (the script's "
+            "report says how many and what they cost). "
             "`SelectMergeSpanProfile` asks for a random span of a random service with the span's time "
             "±1 min, as Grafana does. The pprof comparison writes the same hour of one service as 360 "
             "gzipped pprof files and times Google's `pprof -proto -output merged.pb.gz <files>` "
@@ -431,16 +433,17 @@ def render_markdown(d: Dict[str, Any]) -> str:
         L += [f"### {k}", "", *external_block(ext, k, "")]
     if servers:
         L += [
-            "- Ingest misses its target on this machine: the Python clients and the server share 2 busy "
-            "cores, and the server spends the CPU per push shown above decoding a 65 KB push (protobuf "
-            "parse, 12,000 location references, 1,200 labels) and, in its single writer thread, "
-            "dictionary lookups, 8 profile rows, 300 sample rows with their span index entries and the "
-            "commit (group commit makes the fsync cheap per push). A much faster per-push path would "
-            "need a different layout (one blob per profile plus a span → profile index), giving up "
-            "per-row SQL access.",
-            "- Span profile lookups use the partial index on `span_id`; merges read the rows of the "
-            "selected profiles as contiguous rowid ranges and aggregate by stack id before building "
-            "the tree.",
+            "- Ingest (storage schema 2) still misses its target on this machine. Per push the server "
+            "spends its CPU on protobuf's parse of the 64 KB pprof (~32% of instructions, callgrind), "
+            "zlib inflate of the body (~13%), the rest of pprof decoding and the dictionary lookups on "
+            "the HTTP threads, and in the single writer thread 8 profile rows (each profile's sample "
+            "rows as one blob), ~50 `span_index` entries and the commit (group commit makes the fsync "
+            "cheap per push). Server plus client CPU per push is ~1.7 ms, so 2 cores cap ingest near "
+            "1,150 pushes/s even when no other work runs; schema 1 (one SQL row and index entry per "
+            "sample) needed ~2.4-2.9 ms of server CPU per push.",
+            "- Span profile lookups probe `span_index` once per span and decode each hit profile's blob "
+            "once; merges read the selected profiles' blobs by primary key and aggregate by stack id "
+            "before building the tree.",
             "",
         ]
     # UI
