@@ -191,19 +191,16 @@ def app(environ, start_response):
 """
 
 
-def test_run_gunicorn_prefork_workers_each_report_their_pid(tmp_path, receiver):
-    gunicorn = venv_tool("gunicorn")
-    (tmp_path / "wsgi_app.py").write_text(WSGI_APP)
-    port = free_port()
+def serve_under_spanprof_run(name, receiver, server_argv, port, requests, wait_tries):
+    """Run a pre-fork/multi-worker server under `spanprof run`, wait until it answers, send
+    `requests` concurrent requests, stop it with SIGTERM; returns (its pid, its stderr)."""
     env = dict(os.environ, PYTHONPATH=str(SRC))
-    cmd = [sys.executable, "-m", "spanprof", "run", "-n", "gunicorn-app", "-s", receiver.url, "--report-pid", "--upload-interval", "0.5", "--",
-           gunicorn, "-w", "2", "-b", f"127.0.0.1:{port}", "--chdir", str(tmp_path), "wsgi_app:app"]  # fmt: skip
-    master = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    cmd = [sys.executable, "-m", "spanprof", "run", "-n", name, "-s", receiver.url, "--report-pid",
+           "--upload-interval", "0.5", "--", *server_argv]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}/"
-        for _ in range(200):
+        for _ in range(wait_tries):
             try:
                 urllib.request.urlopen(url, timeout=5).read()
                 break
@@ -211,14 +208,30 @@ def test_run_gunicorn_prefork_workers_each_report_their_pid(tmp_path, receiver):
                 time.sleep(0.1)
         with ThreadPoolExecutor(6) as pool:
             assert (
-                list(pool.map(lambda _: urllib.request.urlopen(url, timeout=30).read(), range(12)))
-                == [b"ok"] * 12
+                list(
+                    pool.map(
+                        lambda _: urllib.request.urlopen(url, timeout=30).read(), range(requests)
+                    )
+                )
+                == [b"ok"] * requests
             )
     finally:
-        master.send_signal(signal.SIGTERM)
-        _, err = master.communicate(timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    return proc.pid, err
+
+
+def test_run_gunicorn_prefork_workers_each_report_their_pid(tmp_path, receiver):
+    gunicorn = venv_tool("gunicorn")
+    (tmp_path / "wsgi_app.py").write_text(WSGI_APP)
+    port = free_port()
+    master_pid, err = serve_under_spanprof_run(
+        "gunicorn-app", receiver,
+        [gunicorn, "-w", "2", "-b", f"127.0.0.1:{port}", "--chdir", str(tmp_path), "wsgi_app:app"],
+        port, requests=12, wait_tries=200,
+    )  # fmt: skip
     pids = {s.labels.get("pid") for s in samples_with(receiver.series(), "gunicorn_handler_work")}
-    assert str(master.pid) not in pids  # the master serves nothing
+    assert str(master_pid) not in pids  # the master serves nothing
     assert len(pids) == 2, (pids, err[-2000:])
 
 
@@ -245,28 +258,12 @@ def test_run_uvicorn_spawned_workers_each_report_their_pid(tmp_path, receiver):
     uvicorn = venv_tool("uvicorn")
     (tmp_path / "asgi_app.py").write_text(ASGI_APP)
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(SRC))
-    cmd = [sys.executable, "-m", "spanprof", "run", "-n", "uvicorn-app", "-s", receiver.url, "--report-pid", "--upload-interval", "0.5", "--",
-           uvicorn, "--workers", "2", "--port", str(port), "--host", "127.0.0.1", "--app-dir", str(tmp_path), "--log-level", "warning", "asgi_app:app"]  # fmt: skip
-    server = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(url, timeout=5).read()
-                break
-            except OSError:
-                time.sleep(0.1)
-        with ThreadPoolExecutor(6) as pool:
-            assert (
-                list(pool.map(lambda _: urllib.request.urlopen(url, timeout=30).read(), range(16)))
-                == [b"ok"] * 16
-            )
-    finally:
-        server.send_signal(signal.SIGTERM)
-        _, err = server.communicate(timeout=60)
+    server_pid, err = serve_under_spanprof_run(
+        "uvicorn-app", receiver,
+        [uvicorn, "--workers", "2", "--port", str(port), "--host", "127.0.0.1", "--app-dir",
+         str(tmp_path), "--log-level", "warning", "asgi_app:app"],
+        port, requests=16, wait_tries=300,
+    )  # fmt: skip
     pids = {s.labels.get("pid") for s in samples_with(receiver.series(), "uvicorn_handler_work")}
-    assert str(server.pid) not in pids  # the supervisor serves nothing
+    assert str(server_pid) not in pids  # the supervisor serves nothing
     assert len(pids) == 2, (pids, err[-2000:])  # each spawned worker profiles itself
