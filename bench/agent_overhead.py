@@ -3,7 +3,11 @@
 Method (see /work/shared/brief/measuring.md): the same block of work is run alternately with the
 sampler off and on, many short pairs, the order inside each pair alternating; each block is timed
 with process CPU time (it includes the sampler's drain thread and the signal handlers). Reported:
-median of the per-pair ratios on/off, with the 25th-75th percentile spread.
+median of the per-pair ratios on/off, with a distribution-free 95% confidence interval of that
+median and the 25th-75th percentile spread. `--control` adds an A/A row (sampler off in both
+blocks): what the method reads when there is nothing to find. start() happens before a 20 ms
+pause outside the timed block (a real program starts the agent once; the cost that remains in
+the block is sampling plus the drain's periodic work).
 
     PYTHONPATH=src python bench/agent_overhead.py [--pairs 100] [--block 0.1] [--rate 100]
 
@@ -87,7 +91,19 @@ def timed(fn, *args) -> float:
     return time.process_time() - t
 
 
-def measure(label: str, fn, args, pairs: int, rate: int) -> dict:
+def median_ci(xs: list) -> tuple:
+    """Distribution-free ~95% confidence interval of the median (order statistics)."""
+    ys = sorted(xs)
+    n = len(ys)
+    half = 0.98 * n**0.5  # 1.96 * sqrt(n) / 2
+    lo = max(0, int(n / 2 - half))
+    hi = min(n - 1, int(n / 2 + half + 0.5))
+    return ys[lo], ys[hi]
+
+
+def measure(label: str, fn, args, pairs: int, rate: int, control: bool = False) -> dict:
+    """control=True: both blocks of a pair run with the sampler off (an A/A run): its ratio
+    shows what the method reads when there is no difference at all."""
     ratios = []
     on_cpu = 0.0
     before = _native.stats()
@@ -95,10 +111,13 @@ def measure(label: str, fn, args, pairs: int, rate: int) -> dict:
         order = (False, True) if i % 2 == 0 else (True, False)
         res = {}
         for on in order:
-            if on:
+            if on and not control:
                 _native.start(rate, True, False, False, False)
+            # Let a fresh drain thread take and release the GIL once (its start-up) outside the
+            # timed block: the block measures sampling, not start(); both arms wait alike.
+            time.sleep(0.02)
             res[on] = timed(fn, *args)
-            if on:
+            if on and not control:
                 _native.stop()
                 _native.collect()
         ratios.append(res[True] / res[False])
@@ -108,9 +127,11 @@ def measure(label: str, fn, args, pairs: int, rate: int) -> dict:
         after["drain_ns_total"] - before["drain_ns_total"]
     )
     q = statistics.quantiles(ratios, n=4)
+    ci = median_ci(ratios)
     return {
         "label": label,
         "median": statistics.median(ratios),
+        "ci95": ci,
         "p25": q[0],
         "p75": q[2],
         "min": min(ratios),
@@ -146,6 +167,9 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=100)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
+    ap.add_argument(
+        "--control", action="store_true", help="also run an A/A control (sampler off in both)"
+    )
     a = ap.parse_args()
     units = calibrate(a.block)
     print(machine())
@@ -154,13 +178,22 @@ def main() -> int:
         measure("1 thread", block_single, (units,), a.pairs, a.rate),
         measure(f"{a.threads} busy threads", Pool(a.threads).block, (units,), a.pairs, a.rate),
     ]
+    if a.control:
+        rows.append(
+            measure("control: 1 thread, sampler off in both", block_single, (units,), a.pairs,
+                    a.rate, control=True)
+        )  # fmt: skip
     after = _native.stats()
     print(f"rate {a.rate} Hz, {a.pairs} pairs of ~{a.block:.2f} s CPU blocks, process CPU time")
-    print("| workload | median on/off | p25-p75 | min-max | accounted overhead | samples |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| workload | median on/off | 95% CI of median | p25-p75 | min-max | accounted overhead "
+        "| samples |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['label']} | {r['median']:.4f} | {r['p25']:.4f}-{r['p75']:.4f} | "
+            f"| {r['label']} | {r['median']:.4f} | {r['ci95'][0]:.4f}-{r['ci95'][1]:.4f} | "
+            f"{r['p25']:.4f}-{r['p75']:.4f} | "
             f"{r['min']:.3f}-{r['max']:.3f} | {100 * r['accounted']:.3f}% | {r['samples']} |"
         )
     taken = after["samples_taken"] - before["samples_taken"]
