@@ -124,9 +124,20 @@ TEST(Util, HexAndTimes) {
   EXPECT_EQ(hex_u64(255), "00000000000000ff");
   EXPECT_EQ(unix_to_ns(1'700'000'000), 1'700'000'000'000'000'000);
   EXPECT_EQ(unix_to_ns(1'700'000'000'000), 1'700'000'000'000'000'000);
+  EXPECT_EQ(unix_to_ns(9'223'372'036), 9'223'372'036'000'000'000);
+  EXPECT_EQ(unix_to_ns(9'223'372'037), INT64_MAX);       // seconds past year 2262: saturates
+  EXPECT_EQ(unix_to_ns(99'999'999'999'999), INT64_MAX);  // ms
+  EXPECT_EQ(unix_to_ns(-5), 0);
   EXPECT_EQ(parse_duration_s("7d"), 7 * 86400);
   EXPECT_EQ(parse_size_bytes("10GB"), 10LL << 30);
   std::string d;
   EXPECT_TRUE(base64_decode(base64_encode("user:tok"), d));
   EXPECT_EQ(d, "user:tok");
+}
+
+TEST(Util, NextTrimmedLine) {
+  std::string_view text = "a;b 1 \r\n\nlast  ", line;
+  std::vector<std::string> got;
+  for (size_t pos = 0; next_trimmed_line(text, pos, line);) got.emplace_back(line);
+  EXPECT_EQ(got, (std::vector<std::string>{"a;b 1", "", "last"}));
 }

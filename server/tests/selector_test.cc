@@ -48,3 +48,21 @@ TEST(Selector, Errors) {
   }
   EXPECT_FALSE(parse_selector(std::string(5000, '{')));
 }
+
+TEST(Selector, RegexRepeatCountsAndBackreferencesAreBounded) {
+  // libstdc++ would overflow an int reading these numbers (UB) or build a huge automaton.
+  for (const char* bad :
+       {R"({a=~"x{1001}"})", R"({a=~"x{1,99999999999}"})", R"({a=~"(x)\\2222222222222222222"})"}) {
+    auto s = parse_selector(bad);
+    EXPECT_FALSE(s) << bad;
+    if (!s) EXPECT_NE(s.error.message.find("repeat counts"), std::string::npos);
+  }
+  for (const char* good : {R"({a=~"x{2,1000}"})", R"({a=~"\\d123456789"})",
+                           R"({a=~"user-12345678"})", R"({a=~"(x)\\1"})"}) {
+    auto s = parse_selector(good);
+    EXPECT_TRUE(s) << good << ": " << s.error.message;
+  }
+  auto s = parse_selector(R"({a=~"\\d123456789"})");
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(matches_all(*s, {{"a", "7123456789"}}));
+}

@@ -102,6 +102,8 @@ def malformed_corpus(pb) -> list[tuple[str, str, bytes, dict[str, str]]]:
             {"Content-Type": "multipart/form-data; boundary=b"},
         ),
         ("ingest: zero sampleRate", "/ingest?name=x&sampleRate=0", b"a 1", {}),
+        *_malformed_legacy_params(),
+        *_malformed_multipart(good_pprof),
         ("traces: garbage proto", "/v1/traces", b"\xff\xff\xff", XPB),
         ("traces: bad json", "/v1/traces", b"[[[", JSON),
         (
@@ -162,6 +164,85 @@ def malformed_corpus(pb) -> list[tuple[str, str, bytes, dict[str, str]]]:
     ]
 
 
+MP = {"Content-Type": "multipart/form-data; boundary=b"}
+
+
+def _mp(parts: list[tuple[str, bytes]], boundary: str = "b", close: bool = True) -> bytes:
+    """A multipart/form-data body; a part name of "" leaves out Content-Disposition's name."""
+    out = b""
+    for name, data in parts:
+        disp = f'form-data; name="{name}"' if name else "form-data"
+        out += f"--{boundary}\r\nContent-Disposition: {disp}\r\n\r\n".encode() + data + b"\r\n"
+    return out + (f"--{boundary}--\r\n".encode() if close else b"")
+
+
+def _malformed_multipart(good_pprof: bytes) -> list[tuple[str, str, bytes, dict[str, str]]]:
+    ok = [("profile", good_pprof)]
+    return [
+        (
+            "multipart: no boundary in Content-Type",
+            "/ingest?name=x",
+            _mp(ok),
+            {"Content-Type": "multipart/form-data"},
+        ),
+        ("multipart: body uses another boundary", "/ingest?name=x", _mp(ok, "zzz"), MP),
+        ("multipart: no closing boundary", "/ingest?name=x", _mp(ok, close=False), MP),
+        ("multipart: empty body", "/ingest?name=x", b"", MP),
+        ("multipart: not multipart at all", "/ingest?name=x", b"a;b 1\n", MP),
+        (
+            "multipart: part without headers",
+            "/ingest?name=x",
+            b"--b\r\n\r\n" + good_pprof + b"\r\n--b--\r\n",
+            MP,
+        ),
+        ("multipart: part without a name", "/ingest?name=x", _mp([("", good_pprof)]), MP),
+        ("multipart: profile is not pprof", "/ingest?name=x", _mp([("profile", b"\xff" * 9)]), MP),
+        (
+            "multipart: profile is truncated gzip",
+            "/ingest?name=x",
+            _mp([("profile", gzip.compress(good_pprof)[:20])]),
+            MP,
+        ),
+        (
+            "multipart: sample_type_config not an object",
+            "/ingest?name=x",
+            _mp([*ok, ("sample_type_config", b"[1, 2]")]),
+            MP,
+        ),
+        ("multipart: 65 parts", "/ingest?name=x", _mp([("junk", b"")] * 64 + ok), MP),
+        ("multipart: bad name parameter", "/ingest?name=x%7Ba", _mp(ok), MP),
+        ("multipart: bad from parameter", "/ingest?name=x&from=soon", _mp(ok), MP),
+    ]
+
+
+def _malformed_legacy_params() -> list[tuple[str, str, bytes, dict[str, str]]]:
+    return [
+        (f"ingest params: {q}", f"/ingest?name=x&{q}", b"a;b 1", {})
+        for q in (
+            "from=yesterday",
+            "from=12x",
+            "from=-5",
+            "from=99999999999",  # seconds past year 2262: the ns time would overflow
+            "until=1e9",
+            "until=99999999999999999999",  # beyond int64
+            "sampleRate=abc",
+            "sampleRate=-100",
+            "sampleRate=1000000001",
+            "format=jfr",
+        )
+    ] + [
+        ("ingest params: empty name", "/ingest?name=", b"a 1", {}),
+        # 999...9 samples x 10 ms in ns does not fit int64
+        ("ingest: count x period overflows", "/ingest?name=x", b"a;b 999999999999999999", {}),
+        (
+            "ingest: counts add up past int64",
+            "/ingest?name=x.alloc_objects&units=objects",
+            b"a 900000000000000000\n" * 11,
+            {},
+        ),
+    ]
+
+
 def _otlp_bad_stack(pb) -> bytes:
     r = pb.get("opentelemetry.proto.profiles.v1development.ExportProfilesServiceRequest")()
     r.dictionary.string_table.append("")
@@ -185,6 +266,52 @@ def test_malformed_bodies_get_4xx_and_server_stays_up(server, pb):
         {"profileTypeID": CPU, "labelSelector": '{service_name="survivor"}'},
     )
     assert "still_here_fn" in flame_names(fg["flamegraph"])  # nothing corrupted
+
+
+def test_malformed_query_parameters_get_4xx_and_server_stays_up(server):
+    code, body, _ = server.request("POST", "/ingest?name=paramsurvivor.cpu", b"kept_fn 5")
+    assert code == 200, body
+    bad = [
+        "/pyroscope/render?query=",
+        "/pyroscope/render?query=paramsurvivor.cpu%7B",  # selector not closed
+        "/pyroscope/render?query=.cpu",
+        "/pyroscope/render?query=paramsurvivor.cpu&from=yesterday",
+        "/pyroscope/render?query=paramsurvivor.cpu&from=now-forever",
+        "/pyroscope/render?query=paramsurvivor.cpu&until=now-99999999999999w",
+        "/pyroscope/render?query=paramsurvivor.cpu&from=-1",
+        "/pyroscope/render?query=paramsurvivor.cpu&maxNodes=-1",
+        "/pyroscope/render?query=paramsurvivor.cpu&maxNodes=12abc",
+        "/pyroscope/render?query=paramsurvivor.cpu%7Ba%3D~%22(%22%7D",  # bad regex
+        "/pyroscope/render?query=paramsurvivor.cpu%7Ba%3D~%22x%7B99999999999%7D%22%7D",  # x{huge}
+        "/api/v1/traces?limit=abc",
+        "/api/v1/traces?limit=0",
+        "/api/v1/traces?sort=name",
+        "/api/v1/traces?min_duration_ms=9223372036854775807",
+        "/api/v1/traces?from=-9223372036854775808",
+        "/api/v1/traces?to=99999999999999999999",
+        "/api/v1/traces/xyz",
+        "/api/v1/flamegraph?service=paramsurvivor&from=x",
+        "/api/v1/flamegraph?service=paramsurvivor&mode=everything",
+        "/api/v1/flamegraph?span_id=zz",
+        "/api/v1/flamegraph?span_id=0123456789abcdef&trace_id=12",
+        "/api/v1/flamegraph?service=paramsurvivor&selector=%7Ba%3D",
+        "/api/v1/flamegraph?service=paramsurvivor&max_nodes=1.5",
+        "/api/v1/flamegraph",
+        "/api/v1/timeline?from=9223372036854775807&to=-9223372036854775808",
+        "/api/v1/timeline?step_ms=-5",
+        "/api/v1/timeline?to=9223372036855",  # ms past year 2262
+        "/api/v1/timeline?selector=%7B",
+        "/api/v1/diff?left=service%3Dparamsurvivor",
+        "/api/v1/diff?left=service%3Dparamsurvivor&right=from%3Dx%26service%3Da",
+    ]
+    for path in bad:
+        code, resp, _ = server.request("GET", path)
+        assert 400 <= code < 500, (path, code, resp)
+        err = json.loads(resp)
+        assert set(err) == {"code", "message"} and err["message"], (path, err)
+        assert server.alive(), path
+    doc = server.get_json("/pyroscope/render?query=paramsurvivor.cpu&from=0&until=now")
+    assert "kept_fn" in doc["flamebearer"]["names"]  # nothing corrupted
 
 
 def test_limits(make_server, pb):

@@ -67,6 +67,19 @@ static Result<int64_t> get_int(const Params& p, const char* k, int64_t def) {
   }
 }
 
+// A time or duration parameter in ms: absent = def; given = an integer in [0, year 2262], so that
+// the ns values and differences computed from it cannot overflow.
+static Result<int64_t> get_ms(const Params& p, const char* k, int64_t def) {
+  constexpr int64_t kMaxMs = INT64_MAX / 1'000'000;
+  auto it = p.find(k);
+  if (it == p.end() || it->second.empty()) return def;
+  auto v = get_int(p, k, def);
+  if (v && (*v < 0 || *v > kMaxMs))
+    return bad_request(std::string("parameter '") + k + "' must be in 0.." +
+                       std::to_string(kMaxMs) + " (ms)");
+  return v;
+}
+
 Result<std::vector<SeriesInfo>> QueryEngine::match(const std::string& tenant,
                                                    const std::string& profile_type,
                                                    const std::string& selector) const {
@@ -298,8 +311,8 @@ Result<json> QueryEngine::traces(const std::string& tenant, const Params& p) con
   TraceFilter f;
   f.service = get(p, "service");
   f.name = get(p, "name");
-  auto mn = get_int(p, "min_duration_ms", -1), mx = get_int(p, "max_duration_ms", -1),
-       from = get_int(p, "from", 0), to = get_int(p, "to", INT64_MAX / 1'000'000),
+  auto mn = get_ms(p, "min_duration_ms", -1), mx = get_ms(p, "max_duration_ms", -1),
+       from = get_ms(p, "from", 0), to = get_ms(p, "to", INT64_MAX / 1'000'000),
        limit = get_int(p, "limit", 20);
   for (auto* r : {&mn, &mx, &from, &to, &limit})
     if (!*r) return r->error;
@@ -403,7 +416,7 @@ static std::unordered_set<uint64_t> descendants(const std::vector<SpanRow>& span
 }
 
 Result<StackSet> QueryEngine::api_selection(const std::string& tenant, const Params& p) const {
-  auto from = get_int(p, "from", 0), to = get_int(p, "to", INT64_MAX / 2);
+  auto from = get_ms(p, "from", 0), to = get_ms(p, "to", INT64_MAX / 2);
   if (!from) return from.error;
   if (!to) return to.error;
   std::string mode = get(p, "mode", "self");
@@ -493,8 +506,8 @@ Result<json> QueryEngine::flamegraph_json(const std::string& tenant, const Param
 
 Result<json> QueryEngine::timeline(const std::string& tenant, const Params& p) const {
   std::string service = get(p, "service");
-  auto from = get_int(p, "from", 0), to = get_int(p, "to", now_ns() / 1'000'000),
-       step = get_int(p, "step_ms", 0);
+  auto from = get_ms(p, "from", 0), to = get_ms(p, "to", now_ns() / 1'000'000),
+       step = get_ms(p, "step_ms", 0);
   for (auto* r : {&from, &to, &step})
     if (!*r) return r->error;
   int64_t step_ms = *step > 0 ? *step : std::max<int64_t>(10000, (*to - *from) / 200);

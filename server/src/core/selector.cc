@@ -1,6 +1,8 @@
 #include "core/selector.h"
 
 #include <cctype>
+#include <cstdint>
+#include <string_view>
 
 namespace spanprof {
 
@@ -28,6 +30,42 @@ bool matches_all(const Selector& s, const Labels& l) {
 }
 
 namespace {
+
+// libstdc++'s std::regex reads the numbers of `{n,m}` and of backreferences `\n` into an int with
+// no overflow check (UB: fuzz_selector found `\2222222222222222222`), and big repeat counts blow
+// up its automaton. Numbers in those places above kMaxRegexCount are refused before std::regex
+// sees the pattern. (A literal `{12345` inside a [...] class is refused too: rare, and the
+// message says why.)
+constexpr uint64_t kMaxRegexCount = 1000;
+bool regex_counts_ok(std::string_view p) {
+  bool in_brace = false;
+  for (size_t i = 0; i < p.size();) {
+    char c = p[i++];
+    bool number = false;
+    if (c == '\\') {
+      if (i < p.size() && !std::isdigit(static_cast<unsigned char>(p[i]))) {
+        ++i;  // an escaped character, not a backreference
+        continue;
+      }
+      number = true;
+    } else if (c == '{') {
+      in_brace = number = true;
+    } else if (c == ',' && in_brace) {
+      number = true;
+    } else if (c == '}') {
+      in_brace = false;
+    }
+    if (!number) continue;
+    uint64_t v = 0;
+    for (size_t digits = 0; i < p.size() && std::isdigit(static_cast<unsigned char>(p[i]));
+         ++i, ++digits) {
+      if (digits >= 6) return false;
+      v = v * 10 + uint64_t(p[i] - '0');
+    }
+    if (v > kMaxRegexCount) return false;
+  }
+  return true;
+}
 struct P {
   std::string_view t;
   size_t i = 0;
@@ -116,6 +154,9 @@ Result<Selector> parse_selector(std::string_view text) {
     m.value = std::move(v);
     if (m.op == Matcher::kRe || m.op == Matcher::kNre) {
       if (m.value.size() > kMaxRegexLength) return bad_request("regex too long for " + m.name);
+      if (!regex_counts_ok(m.value))
+        return bad_request("regex for " + m.name + ": repeat counts and backreferences above " +
+                           std::to_string(kMaxRegexCount) + " are not supported");
       try {
         m.re = std::make_shared<std::regex>(m.value, std::regex::ECMAScript);
       } catch (const std::regex_error& e) {

@@ -137,10 +137,22 @@ std::string gzip(std::string_view in) {
 
 int64_t unix_to_ns(int64_t t) {
   if (t <= 0) return 0;
-  if (t < 100'000'000'000LL) return t * 1'000'000'000LL;  // seconds
-  if (t < 100'000'000'000'000LL) return t * 1'000'000LL;  // milliseconds
-  if (t < 100'000'000'000'000'000LL) return t * 1'000LL;  // microseconds
-  return t;                                               // nanoseconds
+  int64_t mult = t < 100'000'000'000LL           ? 1'000'000'000LL  // seconds
+                 : t < 100'000'000'000'000LL     ? 1'000'000LL      // milliseconds
+                 : t < 100'000'000'000'000'000LL ? 1'000LL          // microseconds
+                                                 : 1;               // nanoseconds
+  int64_t ns;
+  // Past year 2262 in s/ms/µs the product overflows (outside input): saturate instead.
+  return __builtin_mul_overflow(t, mult, &ns) ? INT64_MAX : ns;
+}
+
+bool next_trimmed_line(std::string_view text, size_t& pos, std::string_view& line) {
+  if (pos >= text.size()) return false;
+  size_t nl = text.find('\n', pos);
+  line = text.substr(pos, nl == std::string_view::npos ? text.npos : nl - pos);
+  pos = nl == std::string_view::npos ? text.size() : nl + 1;
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+  return true;
 }
 
 int64_t parse_duration_s(std::string_view s) {

@@ -22,13 +22,18 @@ bool is_gzip(std::string_view b);
 Result<std::string> gunzip(std::string_view in, size_t max_out);
 std::string gzip(std::string_view in);
 
-// Unix time in s, ms, µs or ns chosen by magnitude → ns. 0 stays 0.
+// Unix time in s, ms, µs or ns chosen by magnitude → ns. 0 (and below) → 0; times past year 2262
+// (the ns value would overflow) → INT64_MAX.
 int64_t unix_to_ns(int64_t t);
 // "7d", "12h", "30m", "45s" → seconds; -1 on error.
 int64_t parse_duration_s(std::string_view s);
 // "10GB", "512MB", "1024" → bytes; -1 on error.
 int64_t parse_size_bytes(std::string_view s);
 int64_t now_ns();
+
+// Text bodies line by line: the line starting at `pos` without its '\n' and trailing '\r'/' '
+// (the folded format's trimming), `pos` moved past it; false at the end of `text`.
+bool next_trimmed_line(std::string_view text, size_t& pos, std::string_view& line);
 
 std::string base64_encode(std::string_view in);
 uint64_t hash64(std::string_view s);

@@ -17,6 +17,9 @@
 #include "core/log.h"
 #include "core/query.h"
 #include "core/util.h"
+#include "http/body.h"
+#include "http/legacy.h"
+#include "http/params.h"
 #include "otlp_profiles.pb.h"
 #include "otlp_trace.pb.h"
 #include "pprof.pb.h"
@@ -80,48 +83,6 @@ bool authorized(const Request& req, const std::string& token) {
   return false;
 }
 
-struct Body {
-  std::string data;
-  std::vector<httplib::MultipartFormData> parts;
-};
-
-// Reads the body (httplib has already undone Content-Encoding) and stops at `limit` bytes of
-// decompressed data, so a gzip bomb costs at most `limit` bytes of memory. httplib itself also
-// stops decompressing at its payload limit (`wire_limit`); that failure is reported as 413 too.
-Status read_body(const Request& req, const ContentReader& reader, size_t limit, size_t wire_limit,
-                 Body& b) {
-  size_t total = 0;
-  bool over = false;
-  bool ok;
-  if (req.is_multipart_form_data()) {
-    ok = reader(
-        [&](const httplib::MultipartFormData& f) {
-          b.parts.push_back(f);
-          return true;
-        },
-        [&](const char* d, size_t n) {
-          if ((total += n) > limit) return !(over = true);
-          if (!b.parts.empty()) b.parts.back().content.append(d, n);
-          return true;
-        });
-  } else {
-    ok = reader([&](const char* d, size_t n) {
-      if ((total += n) > limit) return !(over = true);
-      b.data.append(d, n);
-      return true;
-    });
-  }
-  if (over) return too_large("decompressed body exceeds " + std::to_string(limit) + " bytes");
-  constexpr size_t kInflateChunk = 2 * 16384;  // httplib's decompression buffer, twice
-  if (!ok && req.has_header("Content-Encoding") && total + kInflateChunk >= wire_limit)
-    return too_large("decompressed body exceeds " + std::to_string(wire_limit) + " bytes");
-  if (!ok &&
-      std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) > wire_limit)
-    return too_large("request body exceeds " + std::to_string(wire_limit) + " bytes");
-  if (!ok) return bad_request("could not read the request body (bad encoding or framing)");
-  return std::nullopt;
-}
-
 bool is_json_ct(const Request& req) {
   return req.get_header_value("Content-Type").find("json") != std::string::npos;
 }
@@ -139,23 +100,6 @@ void send_message(Response& res, const google::protobuf::Message& m, bool as_jso
     res.set_content(to_json(m), "application/json");
   else
     res.set_content(m.SerializeAsString(), proto_ct);
-}
-
-int64_t parse_render_time(const std::string& s, int64_t now_ms, int64_t def) {
-  if (s.empty()) return def;
-  if (s.rfind("now", 0) == 0) {
-    if (s == "now") return now_ms;
-    if (s.size() > 4 && s[3] == '-') {
-      int64_t d = parse_duration_s(s.substr(4));
-      return d < 0 ? def : now_ms - d * 1000;
-    }
-    return def;
-  }
-  try {
-    return unix_to_ns(std::stoll(s)) / 1'000'000;
-  } catch (...) {
-    return def;
-  }
 }
 
 std::vector<uint64_t> parse_span_selector(const google::protobuf::RepeatedPtrField<std::string>& v,
@@ -278,63 +222,10 @@ class Routes {
          });
     auto legacy = [this](const Request& req, Response& res, const std::string& tenant,
                          Body& b) -> Status {
-      LegacyParams p;
-      p.name = req.get_param_value("name");
-      auto num = [&](const char* k, int64_t def) -> int64_t {
-        std::string v = req.get_param_value(k);
-        if (v.empty()) return def;
-        try {
-          return std::stoll(v);
-        } catch (...) {
-          return INT64_MIN;
-        }
-      };
-      p.from = num("from", 0);
-      p.until = num("until", 0);
-      p.sample_rate = num("sampleRate", 100);
-      if (p.from == INT64_MIN || p.until == INT64_MIN || p.sample_rate == INT64_MIN)
-        return bad_request("from, until and sampleRate must be integers");
-      p.spy_name = req.get_param_value("spyName");
-      if (req.has_param("units")) p.units = req.get_param_value("units");
-      if (req.has_param("aggregationType")) p.aggregation = req.get_param_value("aggregationType");
-      p.format = req.get_param_value("format");
       std::vector<RawProfile> profiles;
-      Labels series;
-      std::string suffix;
-      if (auto e = legacy_series(p, cfg_.limits, series, suffix)) return e;
-      if (!b.parts.empty() || req.is_multipart_form_data()) {
-        const httplib::MultipartFormData *prof = nullptr, *cfgp = nullptr;
-        for (auto& part : b.parts) {
-          if (part.name == "profile") prof = &part;
-          if (part.name == "sample_type_config") cfgp = &part;
-        }
-        if (!prof) return bad_request("multipart upload needs a 'profile' part");
-        std::vector<std::pair<std::string, std::string>> types;
-        if (cfgp)
-          if (auto e = parse_sample_type_config(cfgp->content, types)) return e;
-        if (auto e = decode_pprof(prof->content, tenant, series, cfg_.limits, profiles,
-                                  cfgp ? &types : nullptr))
-          return e;
-      } else if (p.format == "pprof") {
-        if (auto e = decode_pprof(b.data, tenant, series, cfg_.limits, profiles)) return e;
-      } else if (p.format == "jfr" || p.format == "trie" || p.format == "tree") {
-        return unprocessable("format=" + p.format + " is not supported by spanprof");
-      } else {
-        std::string text = b.data;
-        if (is_gzip(text)) {
-          auto r = gunzip(text, cfg_.limits.max_decompressed_bytes);
-          if (!r) return r.error;
-          text = std::move(*r);
-        }
-        if (auto e = decode_folded(text, p.format == "lines", p, tenant, cfg_.limits, profiles))
-          return e;
-      }
-      // Legacy API: from/until (any unit) are the profile's time range, also for pprof bodies.
-      if (p.from > 0)
-        for (auto& rp : profiles) {
-          rp.time_ns = unix_to_ns(p.from);
-          if (p.until > p.from) rp.duration_ns = unix_to_ns(p.until) - rp.time_ns;
-        }
+      if (auto e = legacy_ingest(req.params, req.is_multipart_form_data(), b.data, b.parts, tenant,
+                                 cfg_.limits, profiles))
+        return e;
       if (auto e = store_.write_profiles(std::move(profiles))) return e;
       res.status = 200;
       return std::nullopt;
@@ -398,8 +289,10 @@ class Routes {
                                    for (auto& [id, si] : seen) {
                                      auto* pt = out.add_profile_types();
                                      pt->set_id(id);
-                                     auto lab = [&](const char* k) {
-                                       auto* v = find_label(si->labels, k);
+                                     // Explicit capture: clang 14 (fuzz build) cannot capture
+                                     // a structured binding.
+                                     auto lab = [&labels = si->labels](const char* k) {
+                                       auto* v = find_label(labels, k);
                                        return v ? *v : std::string();
                                      };
                                      pt->set_name(lab("__name__"));
@@ -545,37 +438,13 @@ class Routes {
     s.Get("/pyroscope/render", [this](const Request& req, Response& res) {
       auto t = tenant_of(req);
       if (!t) return send_error(res, t.error);
-      std::string query = req.get_param_value("query");
-      size_t brace = query.find('{');
-      std::string head = query.substr(0, brace);
-      std::string sel = brace == std::string::npos ? "{}" : query.substr(brace);
-      std::string pt;
-      if (head.find(':') != std::string::npos) {
-        pt = head;
-      } else {
-        // Legacy "app.cpu{...}": the application becomes a service_name matcher.
-        std::string app = head, suffix = "cpu";
-        size_t dot = head.rfind('.');
-        if (dot != std::string::npos) app = head.substr(0, dot), suffix = head.substr(dot + 1);
-        pt = suffix == "cpu" ? "process_cpu:cpu:nanoseconds:cpu:nanoseconds" : "";
-        std::string inner = sel.substr(1, sel.size() - 2);
-        sel = "{service_name=\"" + app + "\"" +
-              (inner.find_first_not_of(" ") == std::string::npos ? "" : "," + inner) + "}";
-      }
-      int64_t now_ms = now_ns() / 1'000'000;
-      int64_t from = parse_render_time(req.get_param_value("from"), now_ms, now_ms - 3600'000);
-      int64_t until = parse_render_time(req.get_param_value("until"), now_ms, now_ms);
-      int64_t max_nodes = 0;
-      try {
-        std::string mn = req.get_param_value("maxNodes");
-        if (mn.empty()) mn = req.get_param_value("max-nodes");
-        if (!mn.empty()) max_nodes = std::stoll(mn);
-      } catch (...) {
-        return send_error(res, bad_request("maxNodes must be an integer"));
-      }
+      auto rq = parse_render_params(req.params, now_ns() / 1'000'000);
+      if (!rq) return send_error(res, rq.error);
+      const std::string &pt = rq->profile_type, &sel = rq->selector;
+      int64_t from = rq->from_ms, until = rq->until_ms;
       auto st = q_.merge(*t, pt, sel, from, until, {});
       if (!st) return send_error(res, st.error);
-      auto fg = q_.flamegraph(*st, max_nodes);
+      auto fg = q_.flamegraph(*st, rq->max_nodes);
       auto series = q_.select_series(*t, pt, sel, from, until, 10, {}, false);
       std::vector<double> samples;
       if (series && !series->empty())
@@ -591,15 +460,15 @@ class Routes {
                         {"spyName", ""},
                         {"sampleRate", st->period > 0 ? 1'000'000'000 / st->period : 100},
                         {"units", st->sample_unit},
-                        {"name", query}}},
+                        {"name", rq->query}}},
                       {"timeline",
                        {{"startTime", from / 1000}, {"samples", samples}, {"durationDelta", 10}}}});
     });
   }
 
   void api_routes(httplib::Server& s) {
-    auto get = [this, &s](const std::string& path,
-                          std::function<Result<json>(const std::string&, const Request&)> fn) {
+    auto get = [&s](const std::string& path,
+                    std::function<Result<json>(const std::string&, const Request&)> fn) {
       s.Get(path, [fn](const Request& req, Response& res) {
         auto t = tenant_of(req);
         if (!t) return send_error(res, t.error);
@@ -608,11 +477,7 @@ class Routes {
         send_json(res, *r);
       });
     };
-    auto params = [](const Request& req) {
-      Params p;
-      for (auto& [k, v] : req.params) p[k] = v;
-      return p;
-    };
+    auto params = [](const Request& req) { return api_params(req.params); };
     get("/api/v1/info", [](const std::string&, const Request&) -> Result<json> {
       return json{{"server", "spanprof"}, {"version", SPANPROF_VERSION}};
     });
