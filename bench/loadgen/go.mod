@@ -1,0 +1,3 @@
+module spanprof/bench/loadgen
+
+go 1.19
