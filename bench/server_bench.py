@@ -36,9 +36,11 @@ from conftest import load_protos, make_pprof  # noqa: E402
 
 BINARY = Path(os.environ.get("SPANPROF_SERVER_BIN", ROOT / "build" / "server" / "spanprof-server"))
 PPROF = ROOT / "build" / "tools" / "pprof"
+LOADGEN = ROOT / "build" / "tools" / "spanprof-loadgen"  # bench/loadgen, built by scripts/setup
 CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 MARK = b"eeeeeeee"  # replaced per push by an 8-hex push id: span/trace ids become unique
 SPANS, STACKS_PER_SPAN, DEPTH, POOL = 50, 6, 40, 60
+SPAN_NAMES = 8  # span_name is a series label: the server stores one profile per name in a push
 PERIOD = 10_000_000
 
 
@@ -57,7 +59,7 @@ def template(pb, service: str) -> bytes:
             "span_id": MARK.decode() + f"{j:08x}",
             "active_span_id": MARK.decode() + f"{j + 0x10000:08x}",
             "trace_id": MARK.decode() + f"{j:024x}",
-            "span_name": f"GET /route{j % 8}",
+            "span_name": f"GET /route{j % SPAN_NAMES}",
         }
         for _ in range(STACKS_PER_SPAN):
             stacks.append((pool[rnd.randrange(POOL)], rnd.randint(1, 20), labels))
@@ -125,65 +127,175 @@ def post(c: http.client.HTTPConnection, path: str, body: bytes, headers: dict) -
 
 
 # ---------------- ingest throughput ----------------
+PUSH_PATH = "/push.v1.PusherService/Push"
+PUSH_HEADERS = {"Content-Type": "application/proto", "Content-Encoding": "gzip"}
+
+
+def ingest_bodies(widx: int, bodies: int) -> list[bytes]:
+    """Client `widx`'s push bodies, gzipped, each with its own span/trace ids."""
+    pb = load_protos()
+    body_t = push_body(pb, template(pb, f"ingest-{widx}"), f"ingest-{widx}")
+    return [gzip.compress(body_t.replace(MARK, push_id(widx, n)), 1) for n in range(bodies)]
+
+
 def _ingest_worker(port: int, widx: int, seconds: float, bodies: int, ready, go, out) -> None:
     # Bodies are built and gzipped before the clock starts (each with its own span/trace ids), so
     # the timed loop is only HTTP on a keep-alive connection: the clients measure the server, not
     # Python's protobuf and gzip. Past `bodies` pushes the bodies repeat (ids then recur, which
     # the server stores like any other push).
-    pb = load_protos()
-    body_t = push_body(pb, template(pb, f"ingest-{widx}"), f"ingest-{widx}")
-    pre = [gzip.compress(body_t.replace(MARK, push_id(widx, n)), 1) for n in range(bodies)]
-    headers = {"Content-Type": "application/proto", "Content-Encoding": "gzip"}
+    pre = ingest_bodies(widx, bodies)
     c = conn(port)
     ready.put(widx)
     go.wait()
     n = ok = 0
+    lat = []
     cpu = time.process_time()
     end = time.time() + seconds
     while time.time() < end:
-        status, _ = post(c, "/push.v1.PusherService/Push", pre[n % bodies], headers)
+        t = time.perf_counter()
+        status, _ = post(c, PUSH_PATH, pre[n % bodies], PUSH_HEADERS)
+        lat.append((time.perf_counter() - t) * 1000)
         ok += status == 200
         n += 1
-    out.put((ok, time.process_time() - cpu))
+    out.put((ok, time.process_time() - cpu, n, lat))
 
 
-def bench_ingest(seconds: float, clients: int) -> dict:
+def _write_bodies(job: tuple[int, int, str]) -> None:
+    """One client's bodies as loadgen frames: uint32 little-endian length, then the bytes."""
+    widx, bodies, path = job
+    with open(path, "wb") as f:
+        for b in ingest_bodies(widx, bodies):
+            f.write(len(b).to_bytes(4, "little") + b)
+
+
+def ingest_python(port: int, seconds: float, clients: int, bodies: int, server_pid: int) -> dict:
+    """One Python process per connection: the fallback when the Go load generator is not built."""
+    q: mp.Queue = mp.Queue()
+    ready: mp.Queue = mp.Queue()
+    go = mp.Event()
+    ps = [
+        mp.Process(target=_ingest_worker, args=(port, i, seconds, bodies, ready, go, q))
+        for i in range(clients)
+    ]
+    for p in ps:
+        p.start()
+    for _ in ps:
+        ready.get()
+    cpu0 = cpu_seconds(server_pid)
+    go.set()
+    results = [q.get() for _ in ps]
+    cpu1 = cpu_seconds(server_pid)
+    for p in ps:
+        p.join()
+    ok = sum(r[0] for r in results)
+    requests = sum(r[2] for r in results)
+    lat = [x for r in results for x in r[3]]
+    return {
+        "pushes": ok,
+        "errors": requests - ok,
+        "acked_pushes": ok,
+        "server_cpu_s": cpu1 - cpu0,
+        "client_cpu_ms_per_push": sum(r[1] for r in results) * 1000 / max(1, requests),
+        "latency_ms": {p: pct(lat, n) for p, n in (("p50", 50), ("p90", 90), ("p99", 99))},
+        "warmup_s": 0.0,
+    }
+
+
+def ingest_go(
+    port: int, seconds: float, clients: int, bodies: int, server_pid: int, warmup: float
+) -> dict:
+    """build/tools/spanprof-loadgen: one keep-alive connection per client, one push in flight on
+    each, cycling through every client's bodies (connection i starts at client i's)."""
+    with tempfile.TemporaryDirectory(prefix="spanprof-loadgen-") as d:
+        files = [os.path.join(d, f"bodies-{i}.bin") for i in range(clients)]
+        with mp.Pool(min(clients, os.cpu_count() or 1)) as pool:
+            pool.map(_write_bodies, [(i, bodies, f) for i, f in enumerate(files)])
+        cmd = [str(LOADGEN), "-url", f"http://127.0.0.1:{port}{PUSH_PATH}", "-c", str(clients)]
+        cmd += ["-d", f"{seconds}s", "-warmup", f"{warmup}s"]
+        for k, v in PUSH_HEADERS.items():
+            cmd += ["-H", f"{k}: {v}"]
+        cpu0 = cpu_seconds(server_pid)
+        p = subprocess.run(
+            [*cmd, *files], capture_output=True, text=True, timeout=seconds + warmup + 300
+        )
+        cpu1 = cpu_seconds(server_pid)
+    if p.returncode != 0:
+        raise RuntimeError(f"spanprof-loadgen failed: {p.stderr.strip()}")
+    r = json.loads(p.stdout)
+    errors = sum(r["errors"].values())
+    if errors:
+        print(f"loadgen errors {r['errors']}: {r.get('first_error', '')}", file=sys.stderr)
+    return {
+        "pushes": r["ok"],
+        "errors": errors,
+        # The server's CPU covers the whole run (warm-up and the pushes in flight at the
+        # deadline too), so it is divided by every acknowledged push of the run.
+        "acked_pushes": r["total_ok"],
+        "server_cpu_s": cpu1 - cpu0,
+        "client_cpu_ms_per_push": r["cpu_ms_per_request"],
+        "latency_ms": {k: r["latency_ms"][k] for k in ("p50", "p90", "p99")},
+        "warmup_s": warmup,
+        # TCP connections opened: more than `clients` when the server closes kept-alive ones.
+        "dials": r["dials"],
+    }
+
+
+def bench_ingest(seconds: float, clients: int, generator: str = "auto", warmup: float = 1) -> dict:
+    if generator == "auto":
+        generator = "go" if LOADGEN.exists() else "python"
     with tempfile.TemporaryDirectory() as d:
         s = Server(d)
-        q: mp.Queue = mp.Queue()
-        ready: mp.Queue = mp.Queue()
-        go = mp.Event()
-        bodies = max(100, min(4000, int(seconds * 3000 / clients)))
-        ps = [
-            mp.Process(target=_ingest_worker, args=(s.port, i, seconds, bodies, ready, go, q))
-            for i in range(clients)
-        ]
-        for p in ps:
-            p.start()
-        for _ in ps:
-            ready.get()
-        cpu0 = cpu_seconds(s.proc.pid)
-        go.set()
-        results = [q.get() for _ in ps]
-        cpu1 = cpu_seconds(s.proc.pid)
-        total = sum(r[0] for r in results)
-        client_cpu = sum(r[1] for r in results)
-        for p in ps:
-            p.join()
+        if generator == "go":
+            bodies = max(100, min(4000, int((seconds + warmup) * 3000 / clients)))
+            r = ingest_go(s.port, seconds, clients, bodies, s.proc.pid, warmup)
+        else:
+            bodies = max(100, min(4000, int(seconds * 3000 / clients)))
+            r = ingest_python(s.port, seconds, clients, bodies, s.proc.pid)
+        c = conn(s.port)
+        c.request("GET", "/api/v1/stats")
+        stored = json.loads(c.getresponse().read())["profiles"]
+        c.close()
         s.stop()
+    total = r["pushes"]
     return {
+        "generator": generator,
         "clients": clients,
         "seconds": seconds,
+        "warmup_s": r["warmup_s"],
         "pushes": total,
         "pushes_per_s": total / seconds,
+        "errors": r["errors"],
         "rows_per_push": SPANS * STACKS_PER_SPAN,
         # The clients share the 2 cores with the server: server CPU per push says what one
-        # server core sustains independent of how fast Python can produce pushes.
-        "server_cpu_ms_per_push": (cpu1 - cpu0) * 1000 / max(1, total),
-        # What the Python clients spend per push (HTTP only: bodies are pre-encoded).
-        "client_cpu_ms_per_push": client_cpu * 1000 / max(1, total),
+        # server core sustains independent of how fast the clients can produce pushes.
+        "server_cpu_ms_per_push": r["server_cpu_s"] * 1000 / max(1, r["acked_pushes"]),
+        # What the clients spend per push (HTTP only: bodies are pre-encoded).
+        "client_cpu_ms_per_push": r["client_cpu_ms_per_push"],
+        "latency_ms": r["latency_ms"],
+        "dials": r.get("dials"),
+        # Every acknowledged push is durable: after the run the database holds SPAN_NAMES
+        # profiles per acknowledged push.
+        "acked_pushes": r["acked_pushes"],
+        "stored_profiles": stored,
+        "stored_ok": stored == r["acked_pushes"] * SPAN_NAMES,
         "load_avg_1m": os.getloadavg()[0],
     }
+
+
+def ingest_line(i: dict) -> str:
+    lat = i["latency_ms"]
+    line = (
+        f"ingest ({i['generator']} loadgen, {i['clients']} connections): {i['pushes_per_s']:.0f}"
+        f" pushes/s, server CPU {i['server_cpu_ms_per_push']:.2f} ms/push, client CPU"
+        f" {i['client_cpu_ms_per_push']:.2f} ms/push, latency p50 {lat['p50']:.1f} ms p99"
+        f" {lat['p99']:.1f} ms, {i['errors']} errors, load average {i['load_avg_1m']:.1f}"
+    )
+    if not i["stored_ok"]:
+        line += (
+            f"; STORED {i['stored_profiles']} profiles for {i['acked_pushes']} acknowledged"
+            f" pushes (expected {SPAN_NAMES} each)"
+        )
+    return line
 
 
 def cpu_seconds(pid: int) -> float:
@@ -238,7 +350,20 @@ def main() -> int:
     ap.add_argument("--hours", type=float, default=24)
     ap.add_argument("--services", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=10, help="ingest throughput run length")
-    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument(
+        "--clients",
+        default="4",
+        help="ingest connections; a comma list (4,8,16) runs the ingest once per value",
+    )
+    ap.add_argument(
+        "--loadgen",
+        choices=("auto", "go", "python"),
+        default="auto",
+        help="ingest load generator: go = build/tools/spanprof-loadgen (auto: go if built)",
+    )
+    ap.add_argument(
+        "--warmup", type=float, default=1, help="seconds of uncounted load first (Go loadgen only)"
+    )
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--ingest-only", action="store_true", help="only the ingest throughput run")
@@ -248,14 +373,14 @@ def main() -> int:
         return 1
     pb = load_protos()
     res: dict = {"date": time.strftime("%Y-%m-%d"), "machine": machine()}
-    res["ingest"] = bench_ingest(a.seconds, a.clients)
-    i = res["ingest"]
-    print(
-        f"ingest: {i['pushes_per_s']:.0f} pushes/s, server CPU {i['server_cpu_ms_per_push']:.2f} ms"
-        f"/push, client CPU {i['client_cpu_ms_per_push']:.2f} ms/push, {i['clients']} clients,"
-        f" load average {i['load_avg_1m']:.1f}",
-        file=sys.stderr,
-    )
+    sweep = []
+    for clients in [int(c) for c in a.clients.split(",")]:
+        i = bench_ingest(a.seconds, clients, a.loadgen, a.warmup)
+        sweep.append(i)
+        print(ingest_line(i), file=sys.stderr)
+    res["ingest"] = sweep[0]
+    if len(sweep) > 1:
+        res["ingest_sweep"] = sweep
     if a.ingest_only:
         if a.json:
             print(json.dumps(res, indent=2))
@@ -395,26 +520,54 @@ def report(r: dict, a) -> None:
         f"`bench/server_bench.py --hours {a.hours:g} --services {a.services} --seconds {a.seconds:g} --clients {a.clients}` ({r['date']}, {r['machine']}):\n"
     )
     i = r["ingest"]
+    if i["generator"] == "go":
+        how = (
+            "`build/tools/spanprof-loadgen` (bench/loadgen, Go) with"
+            f" {i['clients']} keep-alive HTTP/1.1 connections, one push in flight on each, after"
+            f" {i['warmup_s']:g} s of uncounted warm-up"
+        )
+    else:
+        how = (
+            f"{i['clients']} Python client processes (http.client; build/tools/spanprof-loadgen"
+            " was not built), each one keep-alive HTTP/1.1 connection posting back to back"
+        )
     print(
-        f"Ingest load: {i['clients']} client processes on this machine, each one keep-alive HTTP/1.1"
-        " connection posting back to back (so that many pushes are in flight for group commit);"
+        f"Ingest load: {how}, on this machine (so that many pushes are in flight for group commit);"
         " bodies (push.v1 + gzip, each with its own span/trace ids) are built before the clock"
-        " starts, so the timed loop is only HTTP — the client CPU row shows what the clients cost."
+        " starts, so the timed loop is only HTTP — the client CPU row shows what the load"
+        " generator costs (on loopback TCP the sender also pays the kernel's receive work)."
         f" 1-min load average at the end of the ingest run: {i.get('load_avg_1m', 0):.1f}.\n"
     )
     print("| measure | value | target |")
     print("|---|---:|---:|")
-    print(
-        f"| ingest, durable (push.v1, gzip, {i['rows_per_push']} rows, {i['clients']} clients) | {i['pushes_per_s']:.0f} pushes/s ({i['pushes_per_s'] * i['rows_per_push']:.0f} rows/s) | >= 2,000 pushes/s |"
-    )
+    for j in r.get("ingest_sweep", [i]):
+        print(
+            f"| ingest, durable (push.v1, gzip, {j['rows_per_push']} rows, {j['clients']} connections)"
+            f" | {j['pushes_per_s']:.0f} pushes/s ({j['pushes_per_s'] * j['rows_per_push']:.0f} rows/s),"
+            f" {j.get('errors', 0)} errors | >= 2,000 pushes/s |"
+        )
     print(
         f"| server CPU per push during that run | {i['server_cpu_ms_per_push']:.2f} ms"
         f" ({1000 / max(0.001, i['server_cpu_ms_per_push']):.0f} pushes/s per core) | |"
     )
     if "client_cpu_ms_per_push" in i:
         print(
-            f"| client CPU per push (pre-encoded bodies, keep-alive) | {i['client_cpu_ms_per_push']:.2f} ms"
-            f" (1-min load average {i['load_avg_1m']:.1f}) | |"
+            f"| client CPU per push ({i.get('generator', 'python')} load generator, pre-encoded"
+            f" bodies, keep-alive) | {i['client_cpu_ms_per_push']:.2f} ms"
+            f" (1-min load average {i['load_avg_1m']:.1f})"
+            + (f", {i['dials']} TCP connections opened" if i.get("dials") else "")
+            + " | |"
+        )
+    if "latency_ms" in i:
+        lat = i["latency_ms"]
+        print(
+            f"| push latency under that load (HTTP round trip, durable) | p50 {lat['p50']:.1f} ms,"
+            f" p99 {lat['p99']:.1f} ms | |"
+        )
+    if not i.get("stored_ok", True):
+        print(
+            f"| **stored profiles after the run** | {i['stored_profiles']} for {i['acked_pushes']}"
+            f" acknowledged pushes, expected {SPAN_NAMES} each | |"
         )
     print(
         f"| stored: {a.services} services x {a.hours:g} h | {st['profiles']} profiles, {st['sample_rows']} sample rows, loaded in {r['load_s']:.0f} s | |"
