@@ -57,12 +57,24 @@ TEST(Selector, RegexRepeatCountsAndBackreferencesAreBounded) {
     EXPECT_FALSE(s) << bad;
     if (!s) EXPECT_NE(s.error.message.find("repeat counts"), std::string::npos);
   }
-  for (const char* good : {R"({a=~"x{2,1000}"})", R"({a=~"\\d123456789"})",
-                           R"({a=~"user-12345678"})", R"({a=~"(x)\\1"})"}) {
+  for (const char* good :
+       {R"({a=~"x{2,1000}"})", R"({a=~"\\d123456789"})", R"({a=~"user-12345678"})"}) {
     auto s = parse_selector(good);
     EXPECT_TRUE(s) << good << ": " << s.error.message;
   }
   auto s = parse_selector(R"({a=~"\\d123456789"})");
   ASSERT_TRUE(s);
   EXPECT_TRUE(matches_all(*s, {{"a", "7123456789"}}));
+}
+
+TEST(Selector, RegexMatchingIsPolynomial) {
+  // 30 nested stars: the backtracking executor never returned; the NFA executor is immediate.
+  std::string nested = std::string(30, '(') + "p*";
+  for (int i = 0; i < 30; ++i) nested += ")*";
+  auto s = parse_selector("{a=~\"" + nested + "x\"}");
+  ASSERT_TRUE(s) << s.error.message;
+  EXPECT_FALSE(matches_all(*s, {{"a", "prod"}}));
+  auto b = parse_selector(R"({a=~"(x)\\1"})");  // backreferences: not in Prometheus' syntax
+  ASSERT_FALSE(b);
+  EXPECT_EQ(b.error.status, 400);
 }

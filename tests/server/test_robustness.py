@@ -7,6 +7,7 @@ import gzip
 import json
 import signal
 import time
+import urllib.parse
 
 from conftest import CPU, flame_names, make_pprof, push_request
 
@@ -283,6 +284,7 @@ def test_malformed_query_parameters_get_4xx_and_server_stays_up(server):
         "/pyroscope/render?query=paramsurvivor.cpu&maxNodes=12abc",
         "/pyroscope/render?query=paramsurvivor.cpu%7Ba%3D~%22(%22%7D",  # bad regex
         "/pyroscope/render?query=paramsurvivor.cpu%7Ba%3D~%22x%7B99999999999%7D%22%7D",  # x{huge}
+        "/pyroscope/render?query=paramsurvivor.cpu%7Ba%3D~%22(x)%5C%5C1%22%7D",  # backreference
         "/api/v1/traces?limit=abc",
         "/api/v1/traces?limit=0",
         "/api/v1/traces?sort=name",
@@ -310,6 +312,12 @@ def test_malformed_query_parameters_get_4xx_and_server_stays_up(server):
         err = json.loads(resp)
         assert set(err) == {"code", "message"} and err["message"], (path, err)
         assert server.alive(), path
+    # 30 nested stars: libstdc++'s default backtracking matcher never returned on this one.
+    nested = urllib.parse.quote("(" * 30 + "p*" + ")*" * 30 + "x")
+    code, resp, _ = server.request(
+        "GET", f"/pyroscope/render?query=paramsurvivor.cpu%7Bservice_name%3D~%22{nested}%22%7D"
+    )
+    assert code == 200 and json.loads(resp)["flamebearer"]["numTicks"] == 0, resp
     doc = server.get_json("/pyroscope/render?query=paramsurvivor.cpu&from=0&until=now")
     assert "kept_fn" in doc["flamebearer"]["names"]  # nothing corrupted
 

@@ -37,6 +37,17 @@ namespace {
 // sees the pattern. (A literal `{12345` inside a [...] class is refused too: rare, and the
 // message says why.)
 constexpr uint64_t kMaxRegexCount = 1000;
+
+// libstdc++ matches with a backtracking executor by default: `((((p*)*)*)*)*x`, 30 levels deep,
+// never finished against "prod" (fuzz_selector; one request would hold a server thread forever).
+// Its __polynomial option selects the Thompson-NFA executor (time O(value length × automaton
+// states), the automaton capped at _GLIBCXX_REGEX_STATE_LIMIT states) and refuses
+// backreferences, which Prometheus' RE2 syntax does not have either.
+#ifdef __GLIBCXX__
+constexpr auto kRegexFlags = std::regex::ECMAScript | std::regex_constants::__polynomial;
+#else
+#error "selectors rely on libstdc++'s polynomial-time std::regex mode"
+#endif
 bool regex_counts_ok(std::string_view p) {
   bool in_brace = false;
   for (size_t i = 0; i < p.size();) {
@@ -158,7 +169,7 @@ Result<Selector> parse_selector(std::string_view text) {
         return bad_request("regex for " + m.name + ": repeat counts and backreferences above " +
                            std::to_string(kMaxRegexCount) + " are not supported");
       try {
-        m.re = std::make_shared<std::regex>(m.value, std::regex::ECMAScript);
+        m.re = std::make_shared<std::regex>(m.value, kRegexFlags);
       } catch (const std::regex_error& e) {
         return bad_request("invalid regex for label " + m.name + ": " + e.what());
       }
