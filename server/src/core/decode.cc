@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "core/pbwire.h"
 #include "core/util.h"
 #include "otlp_profiles.pb.h"
 #include "otlp_trace.pb.h"
@@ -85,15 +86,6 @@ struct Builder {
     frame_idx.emplace(std::move(key), i);
     return i;
   }
-  // pprof frames are deduplicated by (function id, line) — integers, no string copies; the
-  // store deduplicates again by name, file and line, so two function ids with equal strings
-  // still end up as one location.
-  std::map<std::pair<uint64_t, int64_t>, uint32_t> fid_idx;
-  uint32_t frame_of(uint64_t fid, int64_t line, const std::string& f, const std::string& file) {
-    auto [it, added] = fid_idx.try_emplace({fid, line}, uint32_t(frames.size()));
-    if (added) frames.push_back({f, file, line});
-    return it->second;
-  }
   uint32_t labels(Labels l) {
     sort_labels(l);
     auto it = label_idx.find(l);
@@ -117,6 +109,153 @@ Status check_all_label_sets(const Labels& series, const std::vector<Labels>& set
 }
 }  // namespace
 
+namespace {
+// A pprof read in place (views into the input): the tables needed to resolve samples, which may
+// come before or after the samples in the message.
+struct PprofView {
+  struct Func {
+    uint64_t id = 0;
+    int64_t name = 0, file = 0;
+  };
+  struct Loc {
+    uint64_t id = 0, address = 0;
+    uint32_t lines_begin = 0, lines_end = 0;  // [begin, end) in `lines`, as written (callee first)
+  };
+  struct Line {
+    uint64_t function = 0;
+    int64_t line = 0;
+  };
+  std::vector<std::string_view> strings;
+  std::vector<std::pair<int64_t, int64_t>> sample_types;  // (type, unit) string indices
+  std::vector<std::string_view> samples;                  // undecoded Sample messages
+  std::vector<Func> funcs;
+  std::vector<Loc> locs;
+  std::vector<Line> lines;
+  std::pair<int64_t, int64_t> period_type{0, 0};
+  bool has_period_type = false;
+  int64_t time_nanos = 0, duration_nanos = 0, period = 0;
+};
+
+// ValueType {1: type, 2: unit}; repeated occurrences merge field by field, as protobuf does.
+void read_value_type(std::string_view m, std::pair<int64_t, int64_t>& vt, pb::Reader& outer) {
+  pb::Reader r(m);
+  uint32_t f, w;
+  while (r.next(f, w)) {
+    if (f == 1 && w == pb::kVarint)
+      vt.first = int64_t(r.varint());
+    else if (f == 2 && w == pb::kVarint)
+      vt.second = int64_t(r.varint());
+    else
+      r.skip(w);
+  }
+  if (!r.ok()) outer.fail();
+}
+
+// Field numbers from perftools.profiles (profile.proto).
+bool read_pprof(std::string_view data, PprofView& v) {
+  pb::Reader r(data);
+  uint32_t f, w;
+  while (r.next(f, w)) {
+    if (w == pb::kLen && f == 2) {
+      v.samples.push_back(r.bytes());
+    } else if (w == pb::kLen && f == 6) {
+      v.strings.push_back(r.bytes());
+    } else if (w == pb::kLen && f == 4) {  // Location {1 id, 3 address, 4 line}
+      pb::Reader m(r.bytes());
+      PprofView::Loc loc;
+      loc.lines_begin = loc.lines_end = uint32_t(v.lines.size());
+      uint32_t lf, lw;
+      while (m.next(lf, lw)) {
+        if (lf == 1 && lw == pb::kVarint) {
+          loc.id = m.varint();
+        } else if (lf == 3 && lw == pb::kVarint) {
+          loc.address = m.varint();
+        } else if (lf == 4 && lw == pb::kLen) {  // Line {1 function_id, 2 line}
+          pb::Reader ln(m.bytes());
+          PprofView::Line line;
+          uint32_t nf, nw;
+          while (ln.next(nf, nw)) {
+            if (nf == 1 && nw == pb::kVarint)
+              line.function = ln.varint();
+            else if (nf == 2 && nw == pb::kVarint)
+              line.line = int64_t(ln.varint());
+            else
+              ln.skip(nw);
+          }
+          if (!ln.ok()) m.fail();
+          v.lines.push_back(line);
+          loc.lines_end = uint32_t(v.lines.size());
+        } else {
+          m.skip(lw);
+        }
+      }
+      if (!m.ok()) r.fail();
+      v.locs.push_back(loc);
+    } else if (w == pb::kLen && f == 5) {  // Function {1 id, 2 name, 4 filename}
+      pb::Reader m(r.bytes());
+      PprofView::Func fn;
+      uint32_t ff, fw;
+      while (m.next(ff, fw)) {
+        if (ff == 1 && fw == pb::kVarint)
+          fn.id = m.varint();
+        else if (ff == 2 && fw == pb::kVarint)
+          fn.name = int64_t(m.varint());
+        else if (ff == 4 && fw == pb::kVarint)
+          fn.file = int64_t(m.varint());
+        else
+          m.skip(fw);
+      }
+      if (!m.ok()) r.fail();
+      v.funcs.push_back(fn);
+    } else if (w == pb::kLen && f == 1) {
+      v.sample_types.emplace_back(0, 0);
+      read_value_type(r.bytes(), v.sample_types.back(), r);
+    } else if (w == pb::kLen && f == 11) {
+      v.has_period_type = true;
+      read_value_type(r.bytes(), v.period_type, r);
+    } else if (w == pb::kVarint && f == 9) {
+      v.time_nanos = int64_t(r.varint());
+    } else if (w == pb::kVarint && f == 10) {
+      v.duration_nanos = int64_t(r.varint());
+    } else if (w == pb::kVarint && f == 12) {
+      v.period = int64_t(r.varint());
+    } else {
+      r.skip(w);
+    }
+  }
+  return r.ok();
+}
+
+// Maps the ids a writer chose to positions: a table when ids are dense (writers number 1..n),
+// else a hash map. A later entry with the same id replaces an earlier one.
+class IdIndex {
+ public:
+  template <class T>
+  void build(const std::vector<T>& items) {
+    uint64_t max_id = 0;
+    for (auto& x : items) max_id = std::max(max_id, x.id);
+    if (max_id <= 2 * items.size() + 64) {
+      dense_.assign(max_id + 1, kNone);
+      for (size_t i = 0; i < items.size(); ++i) dense_[items[i].id] = uint32_t(i);
+    } else {
+      sparse_.reserve(items.size());
+      for (size_t i = 0; i < items.size(); ++i) sparse_[items[i].id] = uint32_t(i);
+    }
+  }
+  // Position of `id`, or kNone.
+  uint32_t find(uint64_t id) const {
+    if (!dense_.empty() || sparse_.empty()) return id < dense_.size() ? dense_[id] : kNone;
+    auto it = sparse_.find(id);
+    return it == sparse_.end() ? kNone : it->second;
+  }
+  static constexpr uint32_t kNone = UINT32_MAX;
+
+ private:
+  std::vector<uint32_t> dense_;
+  std::unordered_map<uint64_t, uint32_t> sparse_;
+};
+}  // namespace
+
 Status decode_pprof(std::string_view data, const std::string& tenant, const Labels& series,
                     const Limits& lim, std::vector<RawProfile>& out,
                     const std::vector<std::pair<std::string, std::string>>* only_types) {
@@ -127,144 +266,189 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
     inflated = std::move(*r);
     data = inflated;
   }
-  // An arena: a push holds thousands of small messages (labels, samples); freeing them one by
-  // one was a large share of ingest CPU.
-  google::protobuf::Arena arena;
-  auto& p = *google::protobuf::Arena::CreateMessage<perftools::profiles::Profile>(&arena);
-  if (!p.ParseFromArray(data.data(), int(data.size())))
-    return bad_request("raw_profile is not a valid pprof protobuf");
-  const auto& st = p.string_table();
-  auto str = [&](int64_t i, bool& ok) -> const std::string& {
-    static const std::string empty;
-    if (i < 0 || i >= st.size()) {
-      ok = false;
-      return empty;
-    }
-    return st.Get(int(i));
-  };
+  PprofView p;
+  if (!read_pprof(data, p)) return bad_request("raw_profile is not a valid pprof protobuf");
+  const auto& st = p.strings;
   bool ok = true;
-  if (p.sample_type_size() == 0) return bad_request("pprof has no sample_type");
-  // Pointers into the parsed message's string table (alive until the end of this function).
-  std::unordered_map<uint64_t, std::pair<const std::string*, const std::string*>> funcs;
-  funcs.reserve(size_t(p.function_size()));
-  for (auto& f : p.function()) funcs[f.id()] = {&str(f.name(), ok), &str(f.filename(), ok)};
+  auto str = [&](int64_t i) -> std::string_view {
+    if (i < 0 || uint64_t(i) >= st.size()) {
+      ok = false;
+      return {};
+    }
+    return st[size_t(i)];
+  };
+  if (p.sample_types.empty()) return bad_request("pprof has no sample_type");
+  if (p.samples.size() > lim.max_samples_per_profile)
+    return too_large("pprof has more than " + std::to_string(lim.max_samples_per_profile) +
+                     " samples");
+  IdIndex func_index, loc_index;
+  func_index.build(p.funcs);
+  loc_index.build(p.locs);
   Builder b;
-  // location id → [begin, end) in loc_frames: its frame indices, caller first (pprof lists
-  // inlined lines callee first). A later location with the same id replaces an earlier one.
+  b.frames.reserve(p.lines.size() + 1);
+  // Location position → [begin, end) in loc_frames: its frame indices, caller first (pprof
+  // lists inlined lines callee first).
   using Range = std::pair<uint32_t, uint32_t>;
   std::vector<uint32_t> loc_frames;
-  std::unordered_map<uint64_t, Range> locs;
-  locs.reserve(size_t(p.location_size()));
-  uint64_t max_loc_id = 0;
-  for (auto& l : p.location()) {
+  std::vector<Range> loc_range(p.locs.size());
+  // Frames deduplicated by (function position, line) — integers, no string copies; the store
+  // deduplicates again by name, file and line, so two function ids with equal strings still end
+  // up as one location.
+  struct PairHash {
+    size_t operator()(const std::pair<uint32_t, int64_t>& k) const {
+      return std::hash<uint64_t>()(uint64_t(k.second) * 0x9E3779B97F4A7C15ull ^ k.first);
+    }
+  };
+  std::unordered_map<std::pair<uint32_t, int64_t>, uint32_t, PairHash> frame_of;
+  frame_of.reserve(p.lines.size());
+  for (size_t li = 0; li < p.locs.size(); ++li) {
+    const auto& l = p.locs[li];
     uint32_t begin = uint32_t(loc_frames.size());
-    for (int i = l.line_size() - 1; i >= 0; --i) {
-      auto it = funcs.find(l.line(i).function_id());
-      if (it == funcs.end()) return bad_request("pprof line references an unknown function id");
-      loc_frames.push_back(
-          b.frame_of(it->first, l.line(i).line(), *it->second.first, *it->second.second));
+    for (uint32_t i = l.lines_end; i > l.lines_begin; --i) {
+      const auto& ln = p.lines[i - 1];
+      uint32_t fi = func_index.find(ln.function);
+      if (fi == IdIndex::kNone) return bad_request("pprof line references an unknown function id");
+      auto [it, added] = frame_of.try_emplace({fi, ln.line}, uint32_t(b.frames.size()));
+      if (added) {
+        std::string_view name = str(p.funcs[fi].name), file = str(p.funcs[fi].file);
+        if (!ok) return bad_request("pprof string index out of range");
+        b.frames.push_back({std::string(name), std::string(file), ln.line});
+      }
+      loc_frames.push_back(it->second);
     }
     if (loc_frames.size() == begin) {
       char buf[32];
-      snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(l.address()));
+      snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(l.address));
       loc_frames.push_back(b.frame(buf, "", 0));
     }
-    locs[l.id()] = {begin, uint32_t(loc_frames.size())};
-    max_loc_id = std::max(max_loc_id, l.id());
+    loc_range[li] = {begin, uint32_t(loc_frames.size())};
   }
-  // Writers number locations 1..n: then samples (thousands of references) index a table.
-  std::vector<Range> dense;
-  constexpr Range kNoLoc{UINT32_MAX, 0};
-  if (max_loc_id <= 2 * locs.size() + 64) {
-    dense.assign(max_loc_id + 1, kNoLoc);
-    for (auto& [id, r] : locs) dense[id] = r;
-  }
-  auto find_loc = [&](uint64_t id) -> const Range* {
-    if (!dense.empty()) return id < dense.size() && dense[id] != kNoLoc ? &dense[id] : nullptr;
-    auto it = locs.find(id);
-    return it == locs.end() ? nullptr : &it->second;
+  // Location id → its frame when it has exactly one (the common case: no inlining), else
+  // kMulti and the frames come from loc_range.
+  constexpr uint32_t kMulti = UINT32_MAX;
+  auto single_frame = [&](uint32_t li) {
+    return loc_range[li].second - loc_range[li].first == 1 ? loc_frames[loc_range[li].first]
+                                                           : kMulti;
   };
-  if (!ok) return bad_request("pprof string index out of range");
-  int64_t time_ns = p.time_nanos() > 0 ? p.time_nanos() : now_ns();
-  std::string ptype = "", punit = "";
-  if (p.has_period_type()) {
-    ptype = str(p.period_type().type(), ok);
-    punit = str(p.period_type().unit(), ok);
+  int64_t time_ns = p.time_nanos > 0 ? p.time_nanos : now_ns();
+  std::string ptype, punit;
+  if (p.has_period_type) {
+    ptype = std::string(str(p.period_type.first));
+    punit = std::string(str(p.period_type.second));
   }
+  if (!ok) return bad_request("pprof string index out of range");
+  const size_t ntypes = p.sample_types.size();
   // Decode samples once, then fan out per value index.
   struct S {
     std::vector<uint32_t> frames;
-    uint32_t label_set;
+    uint32_t label_set = 0;
     SpanIds ids;
   };
-  std::vector<S> samples;
-  samples.reserve(p.sample_size());
-  if (size_t(p.sample_size()) > lim.max_samples_per_profile)
-    return too_large("pprof has more than " + std::to_string(lim.max_samples_per_profile) +
-                     " samples");
+  std::vector<S> samples(p.samples.size());
+  std::vector<int64_t> values(p.samples.size() * ntypes);
   std::vector<std::pair<int64_t, int64_t>> label_key;
-  // Whether a label key (string-table index) names a span id: decided once per key, not per
-  // sample label. -1 unknown, else span_label_kind().
-  std::vector<int8_t> span_key(size_t(st.size()), -1);
+  // Whether a label key (string index) names a span id: decided once per key, not per sample
+  // label. -1 unknown, else span_label_kind().
+  std::vector<int8_t> span_key(st.size(), -1);
   // Span ids repeat across a profile's samples: parse each (kind, value string) once.
   struct Parsed {
     int8_t state = -1;  // -1 not parsed yet, 0 not a valid id, 1 valid
     uint64_t hi = 0, lo = 0;
   };
-  std::vector<std::array<Parsed, 2>> parsed_ids(size_t(st.size()));  // [0] 64-bit, [1] 128-bit
+  std::vector<std::array<Parsed, 2>> parsed_ids(st.size());  // [0] 64-bit, [1] 128-bit
   std::map<std::vector<std::pair<int64_t, int64_t>>, uint32_t> label_cache;
-  for (auto& s : p.sample()) {
-    S x;
-    x.frames.reserve(size_t(s.location_id_size()));
-    for (int i = s.location_id_size() - 1; i >= 0; --i) {
-      const Range* r = find_loc(s.location_id(i));
-      if (!r) return bad_request("pprof sample references an unknown location id");
-      x.frames.insert(x.frames.end(), loc_frames.begin() + r->first,
-                      loc_frames.begin() + r->second);
+  std::vector<uint64_t> loc_ids;
+  for (size_t si = 0; si < p.samples.size(); ++si) {
+    S& x = samples[si];
+    loc_ids.clear();
+    label_key.clear();
+    size_t nvalues = 0;
+    bool bad_label = false;
+    pb::Reader r(p.samples[si]);
+    uint32_t f, w;
+    while (r.next(f, w)) {
+      if (f == 1) {  // location_id, packed or not
+        r.varints(w, [&loc_ids](uint64_t id) { loc_ids.push_back(id); });
+      } else if (f == 2) {  // value
+        r.varints(w, [&](uint64_t v) {
+          if (nvalues < ntypes) values[si * ntypes + nvalues] = int64_t(v);
+          ++nvalues;
+        });
+      } else if (f == 3 && w == pb::kLen) {  // Label {1 key, 2 str, 3 num}
+        pb::Reader lr(r.bytes());
+        int64_t key = 0, sv = 0;
+        uint32_t lf, lw;
+        while (lr.next(lf, lw)) {
+          if (lf == 1 && lw == pb::kVarint)
+            key = int64_t(lr.varint());
+          else if (lf == 2 && lw == pb::kVarint)
+            sv = int64_t(lr.varint());
+          else
+            lr.skip(lw);
+        }
+        if (!lr.ok()) r.fail();
+        if (sv == 0) continue;  // numeric labels are not series labels
+        if (key < 0 || sv < 0 || uint64_t(key) >= st.size() || uint64_t(sv) >= st.size()) {
+          bad_label = true;
+          continue;
+        }
+        int8_t& sk = span_key[size_t(key)];
+        if (sk < 0) sk = span_label_kind(std::string(st[size_t(key)]));
+        if (sk) {
+          // Same effect as set_span_label(sk, v, x.ids), parsing each value string once.
+          Parsed& pv = parsed_ids[size_t(sv)][sk == 3];
+          if (pv.state < 0) {
+            std::string_view v = st[size_t(sv)];
+            pv.state = sk == 3 ? parse_hex_u128(v, pv.hi, pv.lo) : parse_hex_u64(v, pv.lo);
+          }
+          if (pv.state == 1) {
+            if (sk == 1) x.ids.span_id = pv.lo;
+            if (sk == 2) x.ids.active_span_id = pv.lo;
+            if (sk == 3) x.ids.trace_hi = pv.hi, x.ids.trace_lo = pv.lo;
+          }
+          continue;
+        }
+        label_key.emplace_back(key, sv);
+      } else {
+        r.skip(w);
+      }
+    }
+    if (!r.ok()) return bad_request("raw_profile is not a valid pprof protobuf");
+    if (bad_label) return bad_request("pprof label string index out of range");
+    x.frames.reserve(loc_ids.size());
+    for (size_t i = loc_ids.size(); i-- > 0;) {
+      uint32_t li = loc_index.find(loc_ids[i]);
+      if (li == IdIndex::kNone)
+        return bad_request("pprof sample references an unknown location id");
+      uint32_t one = single_frame(li);
+      if (one != kMulti) {
+        x.frames.push_back(one);
+      } else {
+        x.frames.insert(x.frames.end(), loc_frames.begin() + loc_range[li].first,
+                        loc_frames.begin() + loc_range[li].second);
+      }
     }
     if (x.frames.size() > lim.max_stack_depth)
       return bad_request("stack depth " + std::to_string(x.frames.size()) + " exceeds limit " +
                          std::to_string(lim.max_stack_depth));
-    // Label sets are looked up by their string-table indices; strings only on a miss.
-    label_key.clear();
-    for (auto& lab : s.label()) {
-      if (lab.str() == 0) continue;  // numeric labels are not series labels
-      const std::string& k = str(lab.key(), ok);
-      const std::string& v = str(lab.str(), ok);
-      if (!ok) return bad_request("pprof label string index out of range");
-      int8_t& sk = span_key[size_t(lab.key())];
-      if (sk < 0) sk = span_label_kind(k);
-      if (sk) {
-        // Same effect as set_span_label(sk, v, x.ids), parsing each value string once.
-        Parsed& pv = parsed_ids[size_t(lab.str())][sk == 3];
-        if (pv.state < 0)
-          pv.state = sk == 3 ? parse_hex_u128(v, pv.hi, pv.lo) : parse_hex_u64(v, pv.lo);
-        if (pv.state == 1) {
-          if (sk == 1) x.ids.span_id = pv.lo;
-          if (sk == 2) x.ids.active_span_id = pv.lo;
-          if (sk == 3) x.ids.trace_hi = pv.hi, x.ids.trace_lo = pv.lo;
-        }
-        continue;
-      }
-      label_key.emplace_back(lab.key(), lab.str());
-    }
+    // Label sets are looked up by their string indices; strings only on a miss.
     auto cached = label_cache.find(label_key);
     if (cached != label_cache.end()) {
       x.label_set = cached->second;
     } else {
       Labels l;
-      for (auto& [k, v] : label_key) l.emplace_back(st.Get(int(k)), st.Get(int(v)));
+      for (auto& [k, v] : label_key)
+        l.emplace_back(std::string(st[size_t(k)]), std::string(st[size_t(v)]));
       x.label_set = b.labels(std::move(l));
       label_cache.emplace(label_key, x.label_set);
     }
-    if (s.value_size() != p.sample_type_size())
+    if (nvalues != ntypes)
       return bad_request("pprof sample has a different number of values than sample types");
-    samples.push_back(std::move(x));
   }
   if (auto e = check_all_label_sets(series, b.label_sets, lim)) return e;
-  for (int vi = 0; vi < p.sample_type_size(); ++vi) {
-    std::string type = str(p.sample_type(vi).type(), ok);
-    std::string unit = str(p.sample_type(vi).unit(), ok);
+  for (size_t vi = 0; vi < ntypes; ++vi) {
+    std::string type(str(p.sample_types[vi].first));
+    std::string unit(str(p.sample_types[vi].second));
     if (!ok) return bad_request("pprof sample_type string index out of range");
     if (only_types) {
       bool found = false;
@@ -283,14 +467,14 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
     rp.period_type = ptype;
     rp.period_unit = punit;
     rp.time_ns = time_ns;
-    rp.duration_ns = p.duration_nanos();
-    rp.period = p.period();
-    bool last = vi + 1 == p.sample_type_size();  // the last type may take the buffers
+    rp.duration_ns = p.duration_nanos;
+    rp.period = p.period;
+    bool last = vi + 1 == ntypes;  // the last type may take the buffers
     rp.frames = last ? std::move(b.frames) : b.frames;
     rp.label_sets = last ? std::move(b.label_sets) : b.label_sets;
     rp.samples.reserve(samples.size());
     for (size_t i = 0; i < samples.size(); ++i) {
-      int64_t v = p.sample(int(i)).value(vi);
+      int64_t v = values[i * ntypes + vi];
       if (v == 0) continue;
       RawSample rs;
       rs.frames = last ? std::move(samples[i].frames) : samples[i].frames;
@@ -441,12 +625,17 @@ Status decode_folded(std::string_view body, bool lines_format, const LegacyParam
       s = semi + 1;
     }
     if (frames.empty() || count == 0) continue;
+    int64_t value;
+    if (__builtin_mul_overflow(count, mult, &value))
+      return bad_request("folded line: count x period exceeds int64");
     if (frames.size() > lim.max_stack_depth)
       return bad_request("stack depth " + std::to_string(frames.size()) + " exceeds limit " +
                          std::to_string(lim.max_stack_depth));
     auto it = seen.find(frames);
     if (it != seen.end()) {
-      rp.samples[it->second].value += count * mult;
+      if (__builtin_add_overflow(rp.samples[it->second].value, value,
+                                 &rp.samples[it->second].value))
+        return bad_request("folded stack: summed value exceeds int64");
       continue;
     }
     if (rp.samples.size() >= lim.max_samples_per_profile)
@@ -454,7 +643,7 @@ Status decode_folded(std::string_view body, bool lines_format, const LegacyParam
     seen.emplace(frames, rp.samples.size());
     RawSample rs;
     rs.frames = std::move(frames);
-    rs.value = count * mult;
+    rs.value = value;
     rp.samples.push_back(std::move(rs));
   }
   rp.frames = std::move(b.frames);

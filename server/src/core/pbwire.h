@@ -1,0 +1,104 @@
+// A bounds-checked reader of the protobuf wire format for the ingest hot path (pprof).
+// The generated parser materialises one message object per sample, label, location and line
+// (thousands per push); this reader walks the bytes in place and hands out views into them.
+// Every read checks bounds; malformed input clears ok() and makes every later read return 0.
+#pragma once
+#include <cstdint>
+#include <string_view>
+
+namespace spanprof::pb {
+
+enum WireType : uint32_t { kVarint = 0, kFixed64 = 1, kLen = 2, kFixed32 = 5 };
+
+class Reader {
+ public:
+  explicit Reader(std::string_view s)
+      : p_(reinterpret_cast<const uint8_t*>(s.data())), end_(p_ + s.size()) {}
+
+  bool ok() const { return ok_; }
+  void fail() { ok_ = false, p_ = end_; }
+
+  // The next field's number and wire type; false at the end of the input or after an error.
+  bool next(uint32_t& field, uint32_t& wire) {
+    if (!ok_ || p_ >= end_) return false;
+    uint64_t key = varint();
+    field = uint32_t(key >> 3);
+    wire = uint32_t(key & 7);
+    if (!ok_ || field == 0 || key >> 32) {
+      fail();
+      return false;
+    }
+    return true;
+  }
+
+  uint64_t varint() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (p_ >= end_) {
+        fail();
+        return 0;
+      }
+      uint8_t b = *p_++;
+      v |= uint64_t(b & 0x7f) << shift;
+      if (!(b & 0x80)) return v;
+    }
+    fail();
+    return 0;
+  }
+
+  std::string_view bytes() {
+    uint64_t n = varint();
+    if (!ok_ || n > uint64_t(end_ - p_)) {
+      fail();
+      return {};
+    }
+    std::string_view out(reinterpret_cast<const char*>(p_), size_t(n));
+    p_ += n;
+    return out;
+  }
+
+  // Skips a field of the given wire type (groups, types 3 and 4, are rejected).
+  void skip(uint32_t wire) {
+    switch (wire) {
+      case kVarint:
+        varint();
+        return;
+      case kFixed64:
+        advance(8);
+        return;
+      case kLen:
+        bytes();
+        return;
+      case kFixed32:
+        advance(4);
+        return;
+      default:
+        fail();
+    }
+  }
+
+  // A repeated varint field, packed (one length-delimited run) or not (one value per key).
+  template <class F>
+  void varints(uint32_t wire, F&& f) {
+    if (wire == kVarint) {
+      f(varint());
+    } else if (wire == kLen) {
+      Reader r(bytes());
+      while (r.ok_ && r.p_ < r.end_) f(r.varint());
+      if (!r.ok_) fail();
+    } else {
+      fail();
+    }
+  }
+
+ private:
+  void advance(size_t n) {
+    if (n > size_t(end_ - p_)) return fail();
+    p_ += n;
+  }
+  const uint8_t* p_;
+  const uint8_t* end_;
+  bool ok_ = true;
+};
+
+}  // namespace spanprof::pb
