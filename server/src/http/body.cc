@@ -1,8 +1,21 @@
 #include "http/body.h"
 
+#include <cctype>
 #include <cstdlib>
 
+#include "core/util.h"
+
 namespace spanprof {
+
+void take_over_gzip(httplib::Request& req) {
+  req.headers.erase(kGzipMarker);
+  if (req.is_multipart_form_data() || req.get_header_value_count("Content-Encoding") != 1) return;
+  std::string enc = req.get_header_value("Content-Encoding");
+  for (auto& c : enc) c = char(std::tolower(static_cast<unsigned char>(c)));
+  if (enc != "gzip" && enc != "x-gzip") return;
+  req.headers.erase("Content-Encoding");
+  req.headers.emplace(kGzipMarker, "1");
+}
 
 Status read_body(const httplib::Request& req, const httplib::ContentReader& reader, size_t limit,
                  size_t wire_limit, Body& b) {
@@ -37,6 +50,11 @@ Status read_body(const httplib::Request& req, const httplib::ContentReader& read
   if (!ok &&
       std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) > wire_limit)
     return too_large("request body exceeds " + std::to_string(wire_limit) + " bytes");
+  if (ok && req.has_header(kGzipMarker)) {
+    auto r = gunzip(b.data, limit);
+    if (!r) return r.error;
+    b.data = std::move(*r);
+  }
   if (!ok) {
     if (req.is_multipart_form_data())
       return bad_request("could not parse the multipart/form-data body (boundary or part headers)");

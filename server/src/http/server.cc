@@ -134,10 +134,14 @@ class Routes {
 
   void install(httplib::Server& s) {
     s.set_payload_max_length(cfg_.limits.max_body_bytes);
+    // httplib closes a keep-alive connection after 5 requests by default: agents push every
+    // 10-15 s on one connection, and each reconnect costs both sides a TCP handshake.
+    s.set_keep_alive_max_count(100000);
     s.set_tcp_nodelay(true);  // headers and body go out separately: avoid Nagle + delayed ACK
     s.set_read_timeout(30, 0);
     s.set_write_timeout(30, 0);
     s.set_pre_routing_handler([this](const Request& req, Response& res) {
+      take_over_gzip(const_cast<Request&>(req));  // httplib built it non-const; body not read yet
       if (req.path == "/healthz" || req.path == "/ready") return Handled::Unhandled;
       if (!authorized(req, cfg_.auth_token)) {
         res.set_header("WWW-Authenticate", "Bearer, Basic realm=\"spanprof\"");
