@@ -165,6 +165,22 @@ uint64_t loc_key(uint32_t fid, int64_t line) {
   return uint64_t(fid) << 32 | uint32_t(std::clamp<int64_t>(line, 0, INT32_MAX));
 }
 
+constexpr int64_t kSpanFlushMs = 1000;
+constexpr size_t kSpanFlushEntries = 8192;
+
+uint64_t frame_hash(const RawFrame& f) {
+  uint64_t a = std::hash<std::string_view>()(f.function);
+  uint64_t b = std::hash<std::string_view>()(f.file);
+  return a * 0x9E3779B97F4A7C15ull ^ (b + 0x632BE59BD9B4E019ull + (a << 6) + (a >> 2)) ^
+         uint64_t(f.line) * 0xC2B2AE3D27D4EB4Full;
+}
+
+uint64_t stack_hash(const std::vector<uint32_t>& locs) {
+  uint64_t h = 0xcbf29ce484222325ull ^ locs.size();
+  for (uint32_t l : locs) h = (h ^ l) * 0x100000001b3ull, h ^= h >> 29;
+  return h;
+}
+
 std::string labels_key(uint32_t tenant, const Labels& l) {
   std::string k = std::to_string(tenant);
   for (auto& [n, v] : l) {
@@ -213,8 +229,9 @@ struct Store::WriterStmts {
              "INSERT INTO profiles(id, series, time_ms, duration_ns, period, scale, total, rows, "
              "data) VALUES(?,?,?,?,?,?,?,?,?)"),
         span(db, "INSERT OR IGNORE INTO span_index(span_id, profile) VALUES(?, ?)"),
-        meta(db, "INSERT OR REPLACE INTO meta(key, value) VALUES('sample_rows', ?)") {}
-  Stmt stack, prof, span, meta;
+        meta(db, "INSERT OR REPLACE INTO meta(key, value) VALUES('sample_rows', ?)"),
+        indexed(db, "INSERT OR REPLACE INTO meta(key, value) VALUES('span_indexed', ?)") {}
+  Stmt stack, prof, span, meta, indexed;
 };
 
 Result<std::unique_ptr<Store>> Store::open(const StoreOptions& o) {
@@ -357,6 +374,29 @@ Status Store::load() {
     Stmt q(wdb_, "SELECT value FROM meta WHERE key='sample_rows'");
     if (q.step()) sample_rows_ = q.i(0);
   }
+  {
+    // Profiles committed after the last span index flush (a crash or kill): re-derive their
+    // entries from the rows. No 'span_indexed' key: a store written before the deferred index.
+    int64_t indexed = next_profile_id_ - 1;
+    Stmt m(wdb_, "SELECT value FROM meta WHERE key='span_indexed'");
+    if (m.step()) indexed = m.i(0);
+    Stmt q(wdb_, "SELECT id, data FROM profiles WHERE id > ? ORDER BY id");
+    q.bind(1, indexed);
+    std::vector<uint64_t> spans;
+    while (q.step()) {
+      spans.clear();
+      decode_rows(sqlite3_column_blob(q.s, 1), size_t(sqlite3_column_bytes(q.s, 1)), 1,
+                  [&](const SampleRow& r) {
+                    if (r.ids.span_id) spans.push_back(r.ids.span_id);
+                  });
+      std::sort(spans.begin(), spans.end());
+      spans.erase(std::unique(spans.begin(), spans.end()), spans.end());
+      for (auto sp : spans) pending_spans_.emplace_back(sp, q.i(0));
+    }
+    if (!pending_spans_.empty())
+      log_info("store: %zu span index entries re-derived from profiles after id %lld",
+               pending_spans_.size(), static_cast<long long>(indexed));
+  }
   log_info("store: opened %s: %zu strings, %zu stacks, %zu series, %lld profiles, %lld sample rows",
            path_.c_str(), strings_.size() - 1, stacks_.size() - 1, series_.size() - 1,
            static_cast<long long>(profiles_count_), static_cast<long long>(sample_rows_));
@@ -391,36 +431,67 @@ void Store::resolve(Job& j) {
   j.epoch = dict_epoch_;
   j.resolved.resize(j.profiles.size());
   std::string blob;
+  std::vector<uint32_t> locs;
   for (size_t k = 0; k < j.profiles.size(); ++k) {
     const RawProfile& p = j.profiles[k];
     Resolved& r = j.resolved[k];
     r.locs.assign(p.frames.size(), 0);
+    r.frame_hash.resize(p.frames.size());
+    r.frame_hit.assign(p.frames.size(), 0);
     for (size_t i = 0; i < p.frames.size(); ++i) {
-      auto n = string_ids_.find(p.frames[i].function);
+      const RawFrame& fr = p.frames[i];
+      uint64_t h = r.frame_hash[i] = frame_hash(fr);
+      auto fast = frame_locs_.find(h);
+      if (fast != frame_locs_.end() && frame_is(fast->second, fr)) {
+        r.locs[i] = fast->second;
+        r.frame_hit[i] = 1;
+        continue;
+      }
+      auto n = string_ids_.find(fr.function);
       if (n == string_ids_.end()) continue;
-      auto f = string_ids_.find(p.frames[i].file);
+      auto f = string_ids_.find(fr.file);
       if (f == string_ids_.end()) continue;
       auto fn = function_ids_.find(uint64_t(n->second) << 32 | f->second);
       if (fn == function_ids_.end()) continue;
-      auto l = location_ids_.find(loc_key(fn->second, p.frames[i].line));
+      auto l = location_ids_.find(loc_key(fn->second, fr.line));
       if (l != location_ids_.end()) r.locs[i] = l->second;
     }
     r.stacks.assign(p.samples.size(), 0);
+    r.stack_hash.resize(p.samples.size());
+    r.stack_hit.assign(p.samples.size(), 0);
     for (size_t i = 0; i < p.samples.size(); ++i) {
-      blob.clear();
+      locs.clear();
       bool known = true;
       for (auto f : p.samples[i].frames) {
         if (!r.locs[f]) {
           known = false;
           break;
         }
-        put_varint(blob, r.locs[f]);
+        locs.push_back(r.locs[f]);
       }
       if (!known) continue;
+      uint64_t h = r.stack_hash[i] = stack_hash(locs);
+      auto fast = stack_locs_.find(h);
+      if (fast != stack_locs_.end() && fast->second < stacks_.size() &&
+          stacks_[fast->second] == locs) {
+        r.stacks[i] = fast->second;
+        r.stack_hit[i] = 1;
+        continue;
+      }
+      blob.clear();
+      for (auto l : locs) put_varint(blob, l);
       auto it = stack_ids_.find(blob);
       if (it != stack_ids_.end()) r.stacks[i] = it->second;
     }
   }
+}
+
+bool Store::frame_is(uint32_t loc, const RawFrame& f) const {
+  if (loc == 0 || loc >= locations_.size()) return false;
+  const Loc& l = locations_[loc];
+  if (l.line != f.line || l.function >= functions_.size()) return false;
+  auto [name, file] = functions_[l.function];
+  return strings_[name] == f.function && strings_[file] == f.file;
 }
 
 Status Store::write_spans(std::vector<SpanRow> spans) {
@@ -437,9 +508,14 @@ Status Store::run_retention() {
 
 void Store::mark() {
   std::shared_lock g(dict_mu_);
-  mark_ = {strings_.size(),  functions_.size(),   locations_.size(),
-           stacks_.size(),   tenants_.size(),     series_.size(),
-           next_profile_id_, sample_rows_.load(), profiles_count_.load()};
+  size_t pending;
+  {
+    std::lock_guard p(pending_mu_);
+    pending = pending_spans_.size();
+  }
+  mark_ = {strings_.size(),     functions_.size(),     locations_.size(), stacks_.size(),
+           tenants_.size(),     series_.size(),        pending,           next_profile_id_,
+           sample_rows_.load(), profiles_count_.load()};
 }
 
 void Store::rollback_memory() {
@@ -458,24 +534,80 @@ void Store::rollback_memory() {
     stack_ids_.erase(b);
   }
   stacks_.resize(mark_.stacks);
+  frame_locs_.clear();
+  stack_locs_.clear();
   for (size_t i = mark_.tenants; i < tenants_.size(); ++i) tenant_ids_.erase(tenants_[i]);
   tenants_.resize(mark_.tenants);
   for (size_t i = mark_.series; i < series_.size(); ++i)
     series_ids_.erase(labels_key(series_[i].tenant, series_[i].labels));
   series_.resize(mark_.series);
+  {
+    std::lock_guard p(pending_mu_);
+    pending_spans_.resize(std::min(pending_spans_.size(), mark_.pending_spans));
+  }
   ++dict_epoch_;
   next_profile_id_ = mark_.next_profile_id;
   sample_rows_ = mark_.sample_rows;
   profiles_count_ = mark_.profiles_count;
 }
 
+bool Store::span_flush_due() const {
+  std::lock_guard p(pending_mu_);
+  return pending_spans_.size() >= kSpanFlushEntries ||
+         (!pending_spans_.empty() && now_ns() - last_span_flush_ns_ >= kSpanFlushMs * 1'000'000);
+}
+
+Status Store::flush_span_index() {
+  last_span_flush_ns_ = now_ns();
+  // One chunk per call, oldest first: a flush holds the writer (and the pushes waiting for it)
+  // for a bounded time. Entries are queued in profile id order, so after the chunk every profile
+  // below the first remaining entry's is fully indexed (only this thread adds entries, and no
+  // batch is open).
+  std::vector<std::pair<uint64_t, int64_t>> entries;
+  int64_t indexed;
+  {
+    std::lock_guard p(pending_mu_);
+    size_t n = std::min(pending_spans_.size(), kSpanFlushEntries);
+    entries.assign(pending_spans_.begin(), pending_spans_.begin() + ptrdiff_t(n));
+    indexed = n < pending_spans_.size() ? pending_spans_[n].second - 1 : next_profile_id_ - 1;
+  }
+  std::sort(entries.begin(), entries.end());
+  if (exec(wdb_, "BEGIN IMMEDIATE") != SQLITE_OK)
+    return internal_error(std::string("begin failed: ") + sqlite3_errmsg(wdb_));
+  for (auto [sp, pid] : entries) {
+    ws_->span.bind(1, int64_t(sp)).bind(2, pid);
+    if (ws_->span.run() != SQLITE_DONE) {
+      Error e = internal_error(std::string("insert span index: ") + sqlite3_errmsg(wdb_));
+      exec(wdb_, "ROLLBACK");
+      return e;
+    }
+  }
+  ws_->indexed.bind(1, indexed).run();
+  if (exec(wdb_, "COMMIT") != SQLITE_OK) {
+    Error e = internal_error(std::string("commit failed: ") + sqlite3_errmsg(wdb_));
+    exec(wdb_, "ROLLBACK");
+    return e;
+  }
+  std::lock_guard p(pending_mu_);
+  pending_spans_.erase(pending_spans_.begin(), pending_spans_.begin() + ptrdiff_t(entries.size()));
+  return std::nullopt;
+}
+
 void Store::writer_loop() {
   for (;;) {
     std::vector<std::unique_ptr<Job>> batch;
+    if (span_flush_due())
+      if (auto e = flush_span_index()) log_error("span index flush: %s", e->message.c_str());
     {
       std::unique_lock g(q_mu_);
-      q_cv_.wait(g, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty() && stopping_) return;
+      q_cv_.wait_for(g, std::chrono::milliseconds(kSpanFlushMs),
+                     [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty() && stopping_) {
+        g.unlock();
+        if (auto e = flush_span_index()) log_error("span index flush: %s", e->message.c_str());
+        return;
+      }
+      if (queue_.empty()) continue;
       // Group commit: everything queued so far shares one transaction and one fsync.
       size_t rows = 0;
       while (!queue_.empty() && rows < 200000) {
@@ -508,6 +640,9 @@ void Store::writer_loop() {
     std::vector<Job*> all;
     bool retention = false;
     for (auto& j : batch) all.push_back(j.get()), retention |= j->retention;
+    // Retention deletes span_index entries of the profiles it drops: index everything first.
+    if (retention)
+      if (auto e = flush_span_index()) log_error("span index flush: %s", e->message.c_str());
     Status st = run(all);
     // After retention deleted rows, give the WAL's pages back too (needs no open transaction).
     if (retention && !st) exec(wdb_, "PRAGMA wal_checkpoint(TRUNCATE)");
@@ -629,26 +764,35 @@ Status Store::apply_profile(RawProfile& p, const Resolved* pre, uint64_t epoch) 
         loc_of_frame[i] = lid;
       }
     }
+    // Frames that missed the fast path (or were resolved without it) are added to it.
+    for (size_t i = 0; i < p.frames.size(); ++i)
+      if (!pre || !pre->frame_hit[i])
+        frame_locs_.insert_or_assign(pre ? pre->frame_hash[i] : frame_hash(p.frames[i]),
+                                     loc_of_frame[i]);
     Stmt& ins_stack = ws_->stack;
     std::string blob;
+    std::vector<uint32_t> locs;
     for (size_t i = 0; i < p.samples.size(); ++i) {
-      if (stack_of_sample[i]) continue;
-      blob.clear();
-      for (auto f : p.samples[i].frames) put_varint(blob, loc_of_frame[f]);
-      auto it = stack_ids_.find(blob);
-      if (it != stack_ids_.end()) {
-        stack_of_sample[i] = it->second;
-        continue;
-      }
-      uint32_t sid = uint32_t(stacks_.size());
-      ins_stack.bind(1, sid).blob(2, blob);
-      if (ins_stack.run() != SQLITE_DONE)
-        return internal_error(std::string("insert stack: ") + sqlite3_errmsg(wdb_));
-      std::vector<uint32_t> locs;
+      if (pre && pre->stack_hit[i]) continue;
+      locs.clear();
       for (auto f : p.samples[i].frames) locs.push_back(loc_of_frame[f]);
-      stacks_.push_back(std::move(locs));
-      stack_ids_[blob] = sid;
-      stack_of_sample[i] = sid;
+      if (!stack_of_sample[i]) {
+        blob.clear();
+        for (auto l : locs) put_varint(blob, l);
+        auto it = stack_ids_.find(blob);
+        if (it != stack_ids_.end()) {
+          stack_of_sample[i] = it->second;
+        } else {
+          uint32_t sid = uint32_t(stacks_.size());
+          ins_stack.bind(1, sid).blob(2, blob);
+          if (ins_stack.run() != SQLITE_DONE)
+            return internal_error(std::string("insert stack: ") + sqlite3_errmsg(wdb_));
+          stacks_.push_back(locs);
+          stack_ids_[blob] = sid;
+          stack_of_sample[i] = sid;
+        }
+      }
+      stack_locs_.insert_or_assign(stack_hash(locs), stack_of_sample[i]);
     }
     std::vector<bool> used(p.label_sets.size(), false);
     for (auto& s : p.samples) used[s.label_set] = true;
@@ -689,44 +833,70 @@ Status Store::apply_profile(RawProfile& p, const Resolved* pre, uint64_t epoch) 
       series_.push_back(std::move(si));
     }
   }
-  // One profile row per series; samples aggregated by (stack, ids).
-  struct Key {
+  // One profile row per series; samples aggregated by (stack, ids), rows ordered by them.
+  struct Row {
+    int64_t series;
     uint32_t stack;
     SpanIds ids;
-    bool operator<(const Key& o) const {
-      return std::tie(stack, ids.span_id, ids.active_span_id, ids.trace_hi, ids.trace_lo) <
-             std::tie(o.stack, o.ids.span_id, o.ids.active_span_id, o.ids.trace_hi, o.ids.trace_lo);
+    int64_t value;
+    auto key() const {
+      return std::tie(series, stack, ids.span_id, ids.active_span_id, ids.trace_hi, ids.trace_lo);
     }
   };
-  std::map<int64_t, std::map<Key, int64_t>> by_series;
+  std::vector<Row> all;
+  all.reserve(p.samples.size());
   for (size_t i = 0; i < p.samples.size(); ++i)
-    by_series[series_of_set[p.samples[i].label_set]][{stack_of_sample[i], p.samples[i].ids}] +=
-        p.samples[i].value;
+    all.push_back({series_of_set[p.samples[i].label_set], stack_of_sample[i], p.samples[i].ids,
+                   p.samples[i].value});
+  std::sort(all.begin(), all.end(), [](const Row& x, const Row& y) { return x.key() < y.key(); });
+  size_t merged = 0;
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (merged > 0 && all[merged - 1].key() == all[i].key()) {
+      all[merged - 1].value += all[i].value;
+    } else {
+      all[merged++] = all[i];
+    }
+  }
+  all.resize(merged);
   Stmt& ins_prof = ws_->prof;
-  Stmt& ins_span = ws_->span;
   std::string data;
   std::vector<uint64_t> span_ids;
-  for (auto& [sid, rows] : by_series) {
+  struct IdsHash {
+    size_t operator()(const SpanIds& x) const {
+      return size_t((x.span_id * 0x9E3779B97F4A7C15ull) ^ (x.active_span_id * 31) ^ x.trace_hi ^
+                    (x.trace_lo << 1));
+    }
+  };
+  struct IdsEq {
+    bool operator()(const SpanIds& x, const SpanIds& y) const {
+      return x.span_id == y.span_id && x.active_span_id == y.active_span_id &&
+             x.trace_hi == y.trace_hi && x.trace_lo == y.trace_lo;
+    }
+  };
+  std::unordered_map<SpanIds, uint32_t, IdsHash, IdsEq> id_index;
+  std::vector<uint32_t> row_id;
+  std::vector<const SpanIds*> table;
+  for (size_t begin = 0, end; begin < all.size(); begin = end) {
+    const int64_t sid = all[begin].series;
+    for (end = begin; end < all.size() && all[end].series == sid;) ++end;
     int64_t pid = next_profile_id_++;
     int64_t total = 0;
     // Store value / period when every value is a multiple of it (cpu: samples × period):
     // small varints instead of nanoseconds.
     int64_t scale = p.period > 0 ? p.period : 1;
-    for (auto& [k, v] : rows) {
-      total += v;
-      if (v % scale) scale = 1;
+    for (size_t i = begin; i < end; ++i) {
+      total += all[i].value;
+      if (all[i].value % scale) scale = 1;
     }
     // The id table: distinct (span, active span, trace) tuples in first-seen order.
-    std::map<std::tuple<uint64_t, uint64_t, uint64_t, uint64_t>, uint32_t> id_index;
-    std::vector<uint32_t> row_id(rows.size());
-    size_t i = 0;
-    for (auto& [k, v] : rows) {
-      auto t = std::make_tuple(k.ids.span_id, k.ids.active_span_id, k.ids.trace_hi, k.ids.trace_lo);
-      row_id[i++] = id_index.emplace(t, uint32_t(id_index.size())).first->second;
+    id_index.clear();
+    row_id.clear();
+    table.clear();
+    for (size_t i = begin; i < end; ++i) {
+      auto [it, added] = id_index.try_emplace(all[i].ids, uint32_t(table.size()));
+      if (added) table.push_back(&all[i].ids);
+      row_id.push_back(it->second);
     }
-    std::vector<const SpanIds*> table(id_index.size());
-    i = 0;
-    for (auto& [k, v] : rows) table[row_id[i++]] = &k.ids;
     data.clear();
     put_varint(data, table.size());
     span_ids.clear();
@@ -737,11 +907,10 @@ Status Store::apply_profile(RawProfile& p, const Resolved* pre, uint64_t epoch) 
       put_fixed64(data, x->trace_lo);
       if (x->span_id) span_ids.push_back(x->span_id);
     }
-    i = 0;
-    for (auto& [k, v] : rows) {
-      put_varint(data, k.stack);
-      put_varint(data, zigzag(v / scale));
-      put_varint(data, row_id[i++]);
+    for (size_t i = begin; i < end; ++i) {
+      put_varint(data, all[i].stack);
+      put_varint(data, zigzag(all[i].value / scale));
+      put_varint(data, row_id[i - begin]);
     }
     ins_prof.bind(1, pid)
         .bind(2, sid)
@@ -750,20 +919,19 @@ Status Store::apply_profile(RawProfile& p, const Resolved* pre, uint64_t epoch) 
         .bind(5, p.period)
         .bind(6, scale)
         .bind(7, total)
-        .bind(8, int64_t(rows.size()))
+        .bind(8, int64_t(end - begin))
         .blob(9, data);
     if (ins_prof.run() != SQLITE_DONE)
       return internal_error(std::string("insert profile: ") + sqlite3_errmsg(wdb_));
-    // One span index entry per (local-root span, profile); sorted so the b-tree sees its keys
-    // in order.
+    // One span index entry per (local-root span, profile), queued for the writer's bulk insert
+    // (see pending_spans_).
     std::sort(span_ids.begin(), span_ids.end());
     span_ids.erase(std::unique(span_ids.begin(), span_ids.end()), span_ids.end());
-    for (auto sp : span_ids) {
-      ins_span.bind(1, int64_t(sp)).bind(2, pid);
-      if (ins_span.run() != SQLITE_DONE)
-        return internal_error(std::string("insert span index: ") + sqlite3_errmsg(wdb_));
+    {
+      std::lock_guard g(pending_mu_);
+      for (auto sp : span_ids) pending_spans_.emplace_back(sp, pid);
     }
-    sample_rows_ += int64_t(rows.size());
+    sample_rows_ += int64_t(end - begin);
     ++profiles_count_;
   }
   return std::nullopt;
@@ -980,11 +1148,29 @@ void Store::scan_span_ids(
     std::string data;
   };
   std::unordered_map<int64_t, std::optional<Hit>> hits;
+  // Entries not yet in the b-tree first: the writer removes them only after they committed
+  // there, and the b-tree read below starts after this (a flush in between shows them twice,
+  // never not at all; pids are deduplicated).
+  std::vector<std::pair<uint64_t, int64_t>> pending;
+  {
+    std::vector<uint64_t> wanted(span_ids);
+    std::sort(wanted.begin(), wanted.end());
+    std::lock_guard p(pending_mu_);
+    for (auto& e : pending_spans_)
+      if (std::binary_search(wanted.begin(), wanted.end(), e.first)) pending.push_back(e);
+  }
+  std::vector<int64_t> pids;
   for (auto sid : span_ids) {
     if (!sid) continue;
+    pids.clear();
+    for (auto& [sp, pid] : pending)
+      if (sp == sid) pids.push_back(pid);
     q.bind(1, int64_t(sid));
-    while (q.step()) {
-      int64_t pid = q.i(0);
+    while (q.step()) pids.push_back(q.i(0));
+    sqlite3_reset(q.s);
+    std::sort(pids.begin(), pids.end());
+    pids.erase(std::unique(pids.begin(), pids.end()), pids.end());
+    for (int64_t pid : pids) {
       auto it = hits.find(pid);
       if (it == hits.end()) {
         std::optional<Hit> h;

@@ -122,6 +122,9 @@ class Store {
   // Dictionary ids found by resolve() before queueing (0 = not found, the writer interns it).
   struct Resolved {
     std::vector<uint32_t> locs, stacks;  // per RawProfile frame / sample
+    // Probe keys of frame_locs_ / stack_locs_ and whether the probe hit (the writer adds misses).
+    std::vector<uint64_t> frame_hash, stack_hash;
+    std::vector<uint8_t> frame_hit, stack_hit;
   };
   struct Job {
     std::vector<RawProfile> profiles;
@@ -163,6 +166,12 @@ class Store {
   std::unordered_map<uint64_t, uint32_t> location_ids_;  // loc_key(function, line)
   std::vector<std::vector<uint32_t>> stacks_{{}};
   std::unordered_map<std::string, uint32_t> stack_ids_;
+  // Ingest fast path: one probe per frame, (name, file, line) hash → location, and one per
+  // sample, location-ids hash → stack, instead of four string/id lookups and a varint key. A hit
+  // is checked against the dictionary (hash collisions fall back to the exact maps above).
+  // Filled by the writer; cleared by rollback_memory().
+  std::unordered_map<uint64_t, uint32_t> frame_locs_, stack_locs_;
+  bool frame_is(uint32_t loc, const RawFrame& f) const;
   std::vector<std::string> tenants_{""};
   std::unordered_map<std::string, uint32_t> tenant_ids_;
   std::vector<SeriesInfo> series_{SeriesInfo{}};
@@ -171,7 +180,7 @@ class Store {
   int64_t next_profile_id_ = 1;
   std::atomic<int64_t> sample_rows_{0}, profiles_count_{0};
   struct Mark {
-    size_t strings, functions, locations, stacks, tenants, series;
+    size_t strings, functions, locations, stacks, tenants, series, pending_spans;
     int64_t next_profile_id, sample_rows, profiles_count;
   } mark_{};
 
@@ -182,6 +191,19 @@ class Store {
   std::thread writer_, retention_thread_, checkpoint_thread_;
   struct WriterStmts;
   std::unique_ptr<WriterStmts> ws_;  // statements prepared once on the writer connection
+  // span_index entries of committed profiles not yet in the b-tree. Inserting 50 random keys per
+  // push into the b-tree in every group commit dirtied ~one page per key per commit (the writer's
+  // largest serial cost); the writer instead inserts them sorted, in chunks of
+  // kSpanFlushEntries between batches (and at least every kSpanFlushMs). The profile rows (which
+  // hold the span ids) are durable when a push is acknowledged; meta 'span_indexed' = the highest
+  // profile id whose entries are in the b-tree, and load() re-derives the entries of later
+  // profiles. Readers look here first, then in the b-tree (the writer empties this only after the
+  // flush committed).
+  mutable std::mutex pending_mu_;
+  std::vector<std::pair<uint64_t, int64_t>> pending_spans_;  // (span id, profile id)
+  int64_t last_span_flush_ns_ = 0;                           // writer thread
+  Status flush_span_index();                                 // writer thread, no open txn
+  bool span_flush_due() const;
   void checkpoint_loop();
   std::mutex ret_mu_;
   std::condition_variable ret_cv_;
