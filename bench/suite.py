@@ -572,10 +572,10 @@ def run_script(cmd: List[str], timeout: float, json_path: Optional[Path] = None)
     return res
 
 
-# Arguments of the per-part scripts; the rest run with their defaults. server_bench.py keeps its
-# day of data but with 3 services instead of 10, to keep the whole suite within 30 minutes.
+# Arguments of the per-part scripts; the rest run with their defaults.
 FULL_ARGS = {
-    "server_bench.py": ["--hours", "24", "--services", "3"],
+    "agent_overhead.py": ["--pairs", "300", "--control"],
+    "server_bench.py": ["--hours", "24", "--services", "10", "--clients", "16,8,4"],
     "span_processor_cost.py": ["--pairs", "60", "--spans", "1000"],
 }
 QUICK_ARGS = {
