@@ -165,7 +165,7 @@ def main() -> int:
     ap.add_argument("--pairs", type=int, default=100)
     ap.add_argument("--block", type=float, default=0.1, help="CPU seconds per block")
     ap.add_argument("--rate", type=int, default=100)
-    ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=8, help="0: only the one-thread workload")
     ap.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
     ap.add_argument(
         "--control", action="store_true", help="also run an A/A control (sampler off in both)"
@@ -174,10 +174,11 @@ def main() -> int:
     units = calibrate(a.block)
     print(machine())
     before = _native.stats()
-    rows = [
-        measure("1 thread", block_single, (units,), a.pairs, a.rate),
-        measure(f"{a.threads} busy threads", Pool(a.threads).block, (units,), a.pairs, a.rate),
-    ]
+    rows = [measure("1 thread", block_single, (units,), a.pairs, a.rate)]
+    if a.threads > 0:
+        rows.append(
+            measure(f"{a.threads} busy threads", Pool(a.threads).block, (units,), a.pairs, a.rate)
+        )
     if a.control:
         rows.append(
             measure("control: 1 thread, sampler off in both", block_single, (units,), a.pairs,

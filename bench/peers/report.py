@@ -709,18 +709,24 @@ def sample_cost_table(ext: Dict[str, Any]) -> List[str]:
                 f"{f(r.get('in_signal_p50_us_le'), 2)} | {f(r.get('in_signal_p90_us_le'), 2)} | "
                 f"{r['in_signal_max_us']:.1f} | {r['warm_us']:.2f} |"
             )
-    ok = None
+    # The cost of a sample is the mean in-signal time (exact: total handler ns / samples); the
+    # histogram's median is only known to its bucket (4 per power of two).
+    verdicts = []
     for key, res in runs:
         for r in (res.get("json") or {}).get("rows", []):
-            if r["depth"] == 100 and "@" not in key and r.get("in_signal_p50_us_le") is not None:
-                # The histogram gives the upper bound of the median's bucket (4 buckets per power
-                # of two, so the bucket starts about 1/1.25 below it).
-                hi = r["in_signal_p50_us_le"]
-                ok = True if hi <= 10 else (False if hi / 1.25 >= 10 else None)
+            if r["depth"] == 100 and r.get("in_signal_mean_us") is not None:
+                ver = key.split("@")[1] if "@" in key else "3.11"
+                mean = r["in_signal_mean_us"]
+                verdicts.append(
+                    f"- Target < 10 µs per sample at 100 frames, CPython {ver} (in-signal mean "
+                    f"{mean:.2f} µs): {verdict(mean < 10)}."
+                )
     out += [
         "",
-        f"- Target < 10 µs per sample at 100 frames (3.11, in-signal median): {verdict(ok)}. At "
-        "100 Hz even 20 µs per sample is 0.2% of a core.",
+        *sorted(verdicts),
+        "- At 100 Hz even 20 µs per sample is 0.2% of a core. The warm column is the code's own "
+        "cost; the rest of the in-signal time is cache misses on the frames after the timer tick "
+        "(3.9/3.10 frames are separate heap objects, hence their higher figure).",
         "",
     ]
     return out
