@@ -13,7 +13,6 @@
 #include "core/util.h"
 #include "otlp_profiles.pb.h"
 #include "otlp_trace.pb.h"
-#include "pprof.pb.h"
 #include "push.pb.h"
 
 namespace spanprof {

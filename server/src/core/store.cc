@@ -604,7 +604,17 @@ void Store::writer_loop() {
                      [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty() && stopping_) {
         g.unlock();
-        if (auto e = flush_span_index()) log_error("span index flush: %s", e->message.c_str());
+        // Index everything before closing (what a failure leaves is re-derived at the next start).
+        for (;;) {
+          {
+            std::lock_guard p(pending_mu_);
+            if (pending_spans_.empty()) break;
+          }
+          if (auto e = flush_span_index()) {
+            log_error("span index flush: %s", e->message.c_str());
+            break;
+          }
+        }
         return;
       }
       if (queue_.empty()) continue;

@@ -34,8 +34,9 @@ namespace {
 constexpr size_t kMaxCachedCodes = 16384;
 constexpr size_t kMaxBatchBytes = kRingBytes;
 constexpr int kDrainIntervalMs = 100;
-// Taking the GIL from a busy application forces a switch that costs it about 60-80 us of CPU on
-// these VMs (measured: 0.1% at one take per drain round). So the drain takes it only for new code
+// Taking the GIL from a busy application forces a switch: with a take every round the drain cost
+// ~60-80 us of CPU per round on these VMs, ~15-25 us without (bench/agent_drain_cost.py, before and
+// after this rule). So the drain takes it only for new code
 // objects, when the interpreter's thread list head moved (a thread started or, often, ended), and
 // at least once per kForcedScanMs so timers of threads that exited elsewhere in the list are
 // deleted and threads started outside `threading` get armed.

@@ -202,7 +202,8 @@ void wait_for_handlers() {
 }
 
 // ---- arming new threads at their first Python call -----------------------------------------
-// The scan runs every 100 ms; a thread that lives shorter would never be armed. threading's
+// The drain's scan runs when the thread list changed or once a second; a thread that lives
+// shorter than the gap would never be armed. threading's
 // documented profile hook (threading.setprofile) runs in every new threading.Thread before run():
 // ours arms the calling thread, restores the hook the user had (if any) for this thread and
 // forwards the first event to it. Installed by start(), the user's hook restored by stop().
