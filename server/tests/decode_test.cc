@@ -83,6 +83,82 @@ TEST(Decode, PprofGzipAndLimits) {
   EXPECT_EQ(e->status, 400);
 }
 
+TEST(Decode, RepeatedStacksAreMarkedAndLocationFieldsConcatenate) {
+  // Sample 0 and 2 share one packed location_id run; sample 1 lists its locations unpacked
+  // then packed (values concatenate in field order); two sample types, and sample 0 has value 0
+  // for the second, so there sample 2 is the first of its stack.
+  perftools::profiles::Profile p;
+  for (auto s : {"", "cpu", "nanoseconds", "samples", "count", "main", "work", "app.py"})
+    p.add_string_table(s);
+  for (auto [t, u] : {std::pair{1, 2}, {3, 4}}) {
+    auto* st = p.add_sample_type();
+    st->set_type(t);
+    st->set_unit(u);
+  }
+  for (int i = 1; i <= 2; ++i) {
+    auto* f = p.add_function();
+    f->set_id(uint64_t(i));
+    f->set_name(4 + i);
+    f->set_filename(7);
+    auto* l = p.add_location();
+    l->set_id(uint64_t(i));
+    l->add_line()->set_function_id(uint64_t(i));
+  }
+  auto sample = [&](std::vector<uint64_t> locs, int64_t a, int64_t b) {
+    auto* s = p.add_sample();
+    for (auto l : locs) s->add_location_id(l);
+    s->add_value(a);
+    s->add_value(b);
+  };
+  sample({2, 1}, 5, 0);
+  sample({}, 7, 7);
+  sample({2, 1}, 3, 3);
+  std::string bytes = p.SerializeAsString();
+  // Hand-encode sample 1: location_id 1 unpacked (key 0x08), then a packed run [2] (key 0x0a).
+  perftools::profiles::Profile one;
+  one.add_sample()->add_value(7);
+  one.mutable_sample(0)->add_value(7);
+  std::string values = one.sample(0).SerializeAsString();  // 0x12 len 7 7
+  std::string mixed = std::string("\x08\x01\x0a\x01\x02", 5) + values;
+  perftools::profiles::Profile rebuilt;
+  ASSERT_TRUE(rebuilt.ParseFromString(bytes));
+  rebuilt.mutable_sample(1)->Clear();
+  ASSERT_TRUE(rebuilt.mutable_sample(1)->ParseFromString(mixed));
+  ASSERT_EQ(rebuilt.sample(1).location_id_size(), 2);
+  ASSERT_EQ(rebuilt.sample(1).location_id(0), 1u);
+  // Re-serialising would re-pack the field: splice the hand-made sample in at the wire level.
+  perftools::profiles::Profile head = rebuilt;
+  head.clear_sample();
+  std::string wire;
+  for (int i = 0; i < 3; ++i) {
+    std::string m = i == 1 ? mixed : rebuilt.sample(i).SerializeAsString();
+    wire += '\x12';
+    wire += char(m.size());
+    wire += m;
+  }
+  wire += head.SerializeAsString();
+  std::vector<RawProfile> out;
+  ASSERT_FALSE(decode_pprof(wire, "t", {}, Limits{}, out));
+  ASSERT_EQ(out.size(), 2u);
+  auto names = [&](const RawProfile& r, const RawSample& s) {
+    std::string n;
+    for (auto f : s.frames) n += r.frames[f].function + ";";
+    return n;
+  };
+  const RawProfile& cpu = out[0];
+  ASSERT_EQ(cpu.samples.size(), 3u);
+  EXPECT_EQ(names(cpu, cpu.samples[0]), "main;work;");  // pprof lists leaf first
+  EXPECT_EQ(names(cpu, cpu.samples[1]), "work;main;");  // [1, 2]: leaf work, root main
+  EXPECT_EQ(names(cpu, cpu.samples[2]), "main;work;");
+  EXPECT_EQ(cpu.samples[0].same_stack_as, RawSample::kNoSample);
+  EXPECT_EQ(cpu.samples[1].same_stack_as, RawSample::kNoSample);
+  EXPECT_EQ(cpu.samples[2].same_stack_as, 0u);
+  const RawProfile& count = out[1];
+  ASSERT_EQ(count.samples.size(), 2u);  // sample 0 has value 0 here
+  EXPECT_EQ(names(count, count.samples[1]), "main;work;");
+  EXPECT_EQ(count.samples[1].same_stack_as, RawSample::kNoSample);
+}
+
 TEST(Decode, FoldedText) {
   LegacyParams p;
   p.name = "myapp.cpu{env=prod}";

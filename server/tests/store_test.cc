@@ -232,3 +232,30 @@ TEST(Store, SampleRowsAndSpanIndexRoundTrip) {
   EXPECT_EQ(rows, 0u);
   EXPECT_EQ((*s)->stats().sample_rows, 120 + 2);
 }
+
+TEST(Store, StackHintsAreCheckedAndAcksFollowAWalSync) {
+  TmpDir d;
+  int64_t now = now_ns();
+  auto s = Store::open({d.path});
+  ASSERT_TRUE(s) << s.error.message;
+  RawProfile p = profile("anonymous", "svc", now, 0);
+  RawSample c = p.samples[0];  // main;work, like sample 0: a true hint
+  c.same_stack_as = 0;
+  c.value = 5 * p.period;
+  p.samples[1].same_stack_as = 0;  // main;idle: a false hint, must be ignored
+  p.samples.push_back(c);
+  ASSERT_FALSE((*s)->write_profiles({p}));
+  // The push was answered after the WAL holding it was synced.
+  auto st = (*s)->stats();
+  EXPECT_GE(st.wal_syncs, 1);
+  EXPECT_GE(st.synced_batches, st.wal_syncs);
+  QueryEngine q(**s);
+  auto m = q.merge("anonymous", "process_cpu:cpu:nanoseconds:cpu:nanoseconds",
+                   R"({service_name="svc"})", 0, now / 1'000'000 + 1000, {});
+  ASSERT_TRUE(m);
+  auto f = q.flamegraph(*m, 0);
+  EXPECT_EQ(f.total, 9 * 10'000'000);
+  // A followed false hint would have put idle's sample under work.
+  EXPECT_EQ(f.names, (std::vector<std::string>{"total", "main", "idle", "work"}));
+  EXPECT_EQ(st.stacks, 2);
+}

@@ -357,17 +357,31 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
   std::vector<std::array<Parsed, 2>> parsed_ids(st.size());  // [0] 64-bit, [1] 128-bit
   std::map<std::vector<std::pair<int64_t, int64_t>>, uint32_t> label_cache;
   std::vector<uint64_t> loc_ids;
+  // Samples of one stack in different spans repeat the same packed location_id bytes: such a
+  // sample copies the frames of the first one (and says so in RawSample::same_stack_as).
+  std::unordered_map<std::string_view, uint32_t> stack_of_run;
+  std::vector<uint32_t> same_stack(p.samples.size(), RawSample::kNoSample);
   for (size_t si = 0; si < p.samples.size(); ++si) {
     S& x = samples[si];
     loc_ids.clear();
     label_key.clear();
     size_t nvalues = 0;
     bool bad_label = false;
+    // The first packed location_id run, kept undecoded while it is the only one.
+    std::string_view run;
+    bool deferred = false;
+    auto push_loc = [&loc_ids](uint64_t id) { loc_ids.push_back(id); };
     pb::Reader r(p.samples[si]);
     uint32_t f, w;
     while (r.next(f, w)) {
-      if (f == 1) {  // location_id, packed or not
-        r.varints(w, [&loc_ids](uint64_t id) { loc_ids.push_back(id); });
+      if (f == 1) {  // location_id, packed or not; values concatenate in field order
+        if (w == pb::kLen && loc_ids.empty() && !deferred && run.empty()) {
+          run = r.bytes();
+          deferred = true;
+          continue;
+        }
+        if (deferred) r.packed(run, push_loc), deferred = false;
+        r.varints(w, push_loc);
       } else if (f == 2) {  // value
         r.varints(w, [&](uint64_t v) {
           if (nvalues < ntypes) values[si * ntypes + nvalues] = int64_t(v);
@@ -414,7 +428,17 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
     }
     if (!r.ok()) return bad_request("raw_profile is not a valid pprof protobuf");
     if (bad_label) return bad_request("pprof label string index out of range");
-    x.frames.reserve(loc_ids.size());
+    if (deferred) {
+      auto [seen, added] = stack_of_run.try_emplace(run, uint32_t(si));
+      if (!added) {
+        same_stack[si] = seen->second;
+        x.frames = samples[seen->second].frames;
+      } else {
+        r.packed(run, push_loc);
+        if (!r.ok()) return bad_request("raw_profile is not a valid pprof protobuf");
+      }
+    }
+    if (same_stack[si] == RawSample::kNoSample) x.frames.reserve(loc_ids.size());
     for (size_t i = loc_ids.size(); i-- > 0;) {
       uint32_t li = loc_index.find(loc_ids[i]);
       if (li == IdIndex::kNone)
@@ -472,10 +496,18 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
     rp.frames = last ? std::move(b.frames) : b.frames;
     rp.label_sets = last ? std::move(b.label_sets) : b.label_sets;
     rp.samples.reserve(samples.size());
+    // Index in rp.samples of the first emitted sample of each stack (samples of value 0 are
+    // left out, so the decoder's indices do not carry over).
+    std::vector<uint32_t> first_out(samples.size(), RawSample::kNoSample);
     for (size_t i = 0; i < samples.size(); ++i) {
       int64_t v = values[i * ntypes + vi];
       if (v == 0) continue;
       RawSample rs;
+      uint32_t& first = first_out[same_stack[i] == RawSample::kNoSample ? i : same_stack[i]];
+      if (first == RawSample::kNoSample)
+        first = uint32_t(rp.samples.size());
+      else
+        rs.same_stack_as = first;
       rs.frames = last ? std::move(samples[i].frames) : samples[i].frames;
       rs.value = v;
       rs.ids = samples[i].ids;

@@ -32,6 +32,15 @@ class Reader {
   }
 
   uint64_t varint() {
+    // Field keys, indices and ids are mostly one or two bytes.
+    if (end_ - p_ >= 2) {
+      if (p_[0] < 0x80) return *p_++;
+      if (p_[1] < 0x80) {
+        uint64_t v = uint64_t(p_[0] & 0x7f) | uint64_t(p_[1]) << 7;
+        p_ += 2;
+        return v;
+      }
+    }
     uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
       if (p_ >= end_) {
@@ -83,12 +92,18 @@ class Reader {
     if (wire == kVarint) {
       f(varint());
     } else if (wire == kLen) {
-      Reader r(bytes());
-      while (r.ok_ && r.p_ < r.end_) f(r.varint());
-      if (!r.ok_) fail();
+      packed(bytes(), f);
     } else {
       fail();
     }
+  }
+
+  // The values of a packed run read earlier with bytes(); a malformed run fails this reader.
+  template <class F>
+  void packed(std::string_view run, F&& f) {
+    Reader r(run);
+    while (r.ok_ && r.p_ < r.end_) f(r.varint());
+    if (!r.ok_) fail();
   }
 
  private:

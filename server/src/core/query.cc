@@ -559,8 +559,10 @@ Result<json> QueryEngine::diff(const std::string& tenant, const Params& p) const
 json QueryEngine::stats() const {
   auto s = s_.stats();
   double per = s.sample_rows ? double(s.db_bytes + s.wal_bytes) / double(s.sample_rows) : 0;
-  return {{"db_bytes", s.db_bytes}, {"wal_bytes", s.wal_bytes}, {"sample_rows", s.sample_rows},
-          {"profiles", s.profiles}, {"stacks", s.stacks},       {"bytes_per_sample_row", per}};
+  return {{"db_bytes", s.db_bytes},       {"wal_bytes", s.wal_bytes},
+          {"sample_rows", s.sample_rows}, {"profiles", s.profiles},
+          {"stacks", s.stacks},           {"bytes_per_sample_row", per},
+          {"wal_syncs", s.wal_syncs},     {"synced_batches", s.synced_batches}};
 }
 
 }  // namespace spanprof

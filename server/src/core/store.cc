@@ -1,6 +1,8 @@
 #include "core/store.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -250,7 +252,8 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& o) {
   exec(s->wdb_, "PRAGMA auto_vacuum=INCREMENTAL");
   if (auto e = s->check_schema()) return *e;
   if (exec(s->wdb_, "PRAGMA journal_mode=WAL") != SQLITE_OK ||
-      exec(s->wdb_, "PRAGMA synchronous=FULL") != SQLITE_OK ||
+      // Commits write the WAL without syncing it; syncer_loop() syncs before acknowledging.
+      exec(s->wdb_, "PRAGMA synchronous=NORMAL") != SQLITE_OK ||
       exec(s->wdb_, "PRAGMA cache_size=-65536") != SQLITE_OK || exec(s->wdb_, kSchema) != SQLITE_OK)
     return internal_error("cannot initialise schema in " + s->path_);
   if (auto e = s->load()) return *e;
@@ -260,6 +263,7 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& o) {
   s->ws_ = std::make_unique<WriterStmts>(s->wdb_);
   s->checkpoint_thread_ = std::thread([p = s.get()] { p->checkpoint_loop(); });
   s->writer_ = std::thread([p = s.get()] { p->writer_loop(); });
+  s->syncer_ = std::thread([p = s.get()] { p->syncer_loop(); });
   s->retention_thread_ = std::thread([p = s.get()] { p->retention_loop(); });
   return s;
 }
@@ -278,6 +282,13 @@ Store::~Store() {
   if (retention_thread_.joinable()) retention_thread_.join();
   if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
   if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard g(sync_mu_);
+    sync_stop_ = true;
+  }
+  sync_cv_.notify_all();
+  if (syncer_.joinable()) syncer_.join();
+  if (wal_fd_ >= 0) ::close(wal_fd_);
   ws_.reset();
   for (auto* r : readers_) sqlite3_close(r);
   if (wdb_) {
@@ -410,6 +421,10 @@ Status Store::submit(std::unique_ptr<Job> job) {
   {
     std::lock_guard g(q_mu_);
     if (stopping_) return Error{503, "unavailable", "server is shutting down"};
+    if (sync_failed_)
+      return internal_error(
+          "storage failed: syncing the write-ahead log to disk failed earlier (see the server "
+          "log); restart the server after checking the disk");
     queue_.push_back(std::move(job));
   }
   q_cv_.notify_one();
@@ -421,6 +436,12 @@ Status Store::write_profiles(std::vector<RawProfile> profiles) {
   j->profiles = std::move(profiles);
   resolve(*j);
   return submit(std::move(j));
+}
+
+// The earlier sample whose stack sample i shares (the decoder's hint, checked), else i.
+static size_t dup_of(const RawProfile& p, size_t i) {
+  uint32_t d = p.samples[i].same_stack_as;
+  return d < i && p.samples[d].frames == p.samples[i].frames ? d : i;
 }
 
 // Runs on the caller's (HTTP worker's) thread, in parallel with other requests: looks up every
@@ -460,6 +481,12 @@ void Store::resolve(Job& j) {
     r.stack_hash.resize(p.samples.size());
     r.stack_hit.assign(p.samples.size(), 0);
     for (size_t i = 0; i < p.samples.size(); ++i) {
+      if (size_t d = dup_of(p, i); d != i) {
+        r.stacks[i] = r.stacks[d];
+        r.stack_hash[i] = r.stack_hash[d];
+        r.stack_hit[i] = r.stack_hit[d];
+        continue;
+      }
       locs.clear();
       bool known = true;
       for (auto f : p.samples[i].frames) {
@@ -656,13 +683,66 @@ void Store::writer_loop() {
     Status st = run(all);
     // After retention deleted rows, give the WAL's pages back too (needs no open transaction).
     if (retention && !st) exec(wdb_, "PRAGMA wal_checkpoint(TRUNCATE)");
+    Committed c;
     if (st && all.size() > 1) {
       // One job failed: retry each alone so the others still commit.
-      for (auto* j : all) j->done.set_value(run({j}));
+      for (auto* j : all) c.status.push_back(run({j}));
     } else {
-      for (auto* j : all) j->done.set_value(st);
+      c.status.assign(all.size(), st);
     }
+    c.jobs = std::move(batch);
+    {
+      std::lock_guard g(sync_mu_);
+      sync_q_.push_back(std::move(c));
+    }
+    sync_cv_.notify_one();
   }
+}
+
+void Store::syncer_loop() {
+  for (;;) {
+    std::deque<Committed> ready;
+    {
+      std::unique_lock g(sync_mu_);
+      sync_cv_.wait(g, [&] { return sync_stop_ || !sync_q_.empty(); });
+      if (sync_q_.empty()) return;  // stopping, and the writer (joined first) queues no more
+      ready.swap(sync_q_);
+    }
+    bool wrote = false;
+    for (auto& c : ready)
+      for (auto& s : c.status) wrote |= !s;
+    Status synced = wrote ? sync_wal() : std::nullopt;
+    if (synced) {
+      sync_failed_ = true;
+      log_error("store: %s; refusing further writes", synced->message.c_str());
+    }
+    wal_syncs_ += wrote;
+    synced_batches_ += int64_t(ready.size());
+    for (auto& c : ready)
+      for (size_t i = 0; i < c.jobs.size(); ++i)
+        c.jobs[i]->done.set_value(c.status[i] ? c.status[i] : synced);
+  }
+}
+
+Status Store::sync_wal() {
+  // The WAL lives as long as the writer connection; it is only truncated (same inode), but a
+  // replaced file must never be mistaken for the one SQLite writes, so check it every time.
+  const std::string wal = path_ + "-wal";
+  struct stat now, held;
+  if (::stat(wal.c_str(), &now) != 0)
+    return internal_error("cannot find the write-ahead log " + wal + ": " + strerror(errno));
+  if (wal_fd_ >= 0 &&
+      (::fstat(wal_fd_, &held) != 0 || held.st_ino != now.st_ino || held.st_dev != now.st_dev)) {
+    ::close(wal_fd_);
+    wal_fd_ = -1;
+  }
+  if (wal_fd_ < 0) wal_fd_ = ::open(wal.c_str(), O_RDONLY | O_CLOEXEC);
+  if (wal_fd_ < 0)
+    return internal_error("cannot open the write-ahead log " + wal + ": " + strerror(errno));
+  if (::fdatasync(wal_fd_) != 0)
+    return internal_error("fdatasync of the write-ahead log failed: " +
+                          std::string(strerror(errno)));
+  return std::nullopt;
 }
 
 uint32_t Store::tenant_id_locked(const std::string& t) {
@@ -783,6 +863,10 @@ Status Store::apply_profile(RawProfile& p, const Resolved* pre, uint64_t epoch) 
     std::string blob;
     std::vector<uint32_t> locs;
     for (size_t i = 0; i < p.samples.size(); ++i) {
+      if (size_t d = dup_of(p, i); d != i) {
+        stack_of_sample[i] = stack_of_sample[d];
+        continue;
+      }
       if (pre && pre->stack_hit[i]) continue;
       locs.clear();
       for (auto f : p.samples[i].frames) locs.push_back(loc_of_frame[f]);
@@ -1335,6 +1419,8 @@ StoreStats Store::stats() const {
   }
   s.sample_rows = sample_rows_;
   s.profiles = profiles_count_;
+  s.wal_syncs = wal_syncs_;
+  s.synced_batches = synced_batches_;
   return s;
 }
 

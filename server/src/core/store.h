@@ -66,6 +66,7 @@ struct TraceFilter {
 
 struct StoreStats {
   int64_t db_bytes = 0, wal_bytes = 0, sample_rows = 0, profiles = 0, spans = 0, stacks = 0;
+  int64_t wal_syncs = 0, synced_batches = 0;  // fdatasyncs of the WAL, group commits they covered
 };
 
 class Store {
@@ -205,6 +206,27 @@ class Store {
   Status flush_span_index();                                 // writer thread, no open txn
   bool span_flush_due() const;
   void checkpoint_loop();
+  // Acknowledgement after durability, off the writer's critical path: the writer commits with
+  // synchronous=NORMAL (WAL frames written, not synced) and hands each batch here; this thread
+  // fdatasyncs the WAL once for every batch committed since its last sync and only then answers
+  // them, while the writer applies the next batch. A sync covers all earlier commits (the WAL is
+  // written in commit order), so an acknowledged push survives power loss as with
+  // synchronous=FULL. After a failed sync the store refuses writes: what the kernel dropped
+  // cannot be told apart from what it kept.
+  struct Committed {
+    std::vector<std::unique_ptr<Job>> jobs;
+    std::vector<Status> status;
+  };
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  std::deque<Committed> sync_q_;
+  bool sync_stop_ = false;  // guarded by sync_mu_
+  std::thread syncer_;
+  int wal_fd_ = -1;  // syncer thread
+  std::atomic<bool> sync_failed_{false};
+  std::atomic<int64_t> wal_syncs_{0}, synced_batches_{0};
+  void syncer_loop();
+  Status sync_wal();
   std::mutex ret_mu_;
   std::condition_variable ret_cv_;
   bool ret_stop_ = false;  // guarded by ret_mu_

@@ -56,7 +56,11 @@ struct RawFrame {
 };
 
 struct RawSample {
+  static constexpr uint32_t kNoSample = UINT32_MAX;
   std::vector<uint32_t> frames;  // root first; indices into RawProfile::frames
+  // A hint from the decoder: an earlier sample of the same RawProfile with equal `frames`, so
+  // the store resolves each distinct stack once. kNoSample when none is known.
+  uint32_t same_stack_as = kNoSample;
   int64_t value = 0;
   SpanIds ids;
   uint32_t label_set = 0;  // index into RawProfile::label_sets (extra series labels)
