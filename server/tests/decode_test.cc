@@ -4,6 +4,7 @@
 
 #include "core/util.h"
 #include "pprof.pb.h"
+#include "push.pb.h"
 
 using namespace spanprof;
 
@@ -157,6 +158,53 @@ TEST(Decode, RepeatedStacksAreMarkedAndLocationFieldsConcatenate) {
   ASSERT_EQ(count.samples.size(), 2u);  // sample 0 has value 0 here
   EXPECT_EQ(names(count, count.samples[1]), "main;work;");
   EXPECT_EQ(count.samples[1].same_stack_as, RawSample::kNoSample);
+}
+
+TEST(Decode, PushReadInPlaceAgreesWithTheGeneratedParser) {
+  push::v1::PushRequest req;
+  for (auto svc : {"a", "b"}) {
+    auto* s = req.add_series();
+    auto* first = s->add_samples();
+    first->set_raw_profile(make_pprof());
+    first->set_id("4d1c");  // an ID after the profile, as clients send it
+    s->add_samples()->set_raw_profile(gzip(make_pprof(4)));
+    s->add_annotations()->set_key("k");  // a field the server ignores
+    auto* l = s->add_labels();           // labels after the samples
+    l->set_name("service_name");
+    l->set_value(svc);
+  }
+  std::string body = req.SerializeAsString();
+  // An unknown field 7 of the request as a group holding a nested group (start tag 0x3b, inner
+  // field 1 group 0x0b..0x0c, end tag 0x3c): proto2 writers may send those.
+  std::string grouped = body + std::string("\x3b\x0b\x08\x01\x0c\x3c", 6);
+  for (const std::string& b : {body, grouped}) {
+    std::vector<RawProfile> got, want;
+    ASSERT_FALSE(decode_push(b, false, "t", Limits{}, got));
+    ASSERT_FALSE(decode_push_generated(b, false, "t", Limits{}, want));
+    ASSERT_EQ(got.size(), 4u);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].series, want[i].series);
+      EXPECT_EQ(got[i].samples.size(), want[i].samples.size());
+      EXPECT_EQ(got[i].samples[0].frames, want[i].samples[0].frames);
+    }
+    EXPECT_EQ(*find_label(got[3].series, "service_name"), "b");
+  }
+  // Each of these is refused by both: a group closed by the wrong field, a truncated body, a
+  // label value that is not UTF-8, an empty label name.
+  auto bad_label = req;
+  bad_label.mutable_series(0)->mutable_labels(0)->set_value("\xc3\x28");
+  auto no_name = req;
+  no_name.mutable_series(1)->mutable_labels(0)->clear_name();
+  for (const std::string& b :
+       {body + std::string("\x3b\x08\x01\x44", 4), body.substr(0, body.size() - 3),
+        bad_label.SerializeAsString(), no_name.SerializeAsString()}) {
+    std::vector<RawProfile> got, want;
+    auto e = decode_push(b, false, "t", Limits{}, got);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->status, 400);
+    EXPECT_TRUE(decode_push_generated(b, false, "t", Limits{}, want));
+  }
 }
 
 TEST(Decode, FoldedText) {

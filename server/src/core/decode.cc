@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
@@ -145,7 +146,7 @@ void read_value_type(std::string_view m, std::pair<int64_t, int64_t>& vt, pb::Re
     else if (f == 2 && w == pb::kVarint)
       vt.second = int64_t(r.varint());
     else
-      r.skip(w);
+      r.skip(w, f);
   }
   if (!r.ok()) outer.fail();
 }
@@ -179,13 +180,13 @@ bool read_pprof(std::string_view data, PprofView& v) {
             else if (nf == 2 && nw == pb::kVarint)
               line.line = int64_t(ln.varint());
             else
-              ln.skip(nw);
+              ln.skip(nw, nf);
           }
           if (!ln.ok()) m.fail();
           v.lines.push_back(line);
           loc.lines_end = uint32_t(v.lines.size());
         } else {
-          m.skip(lw);
+          m.skip(lw, lf);
         }
       }
       if (!m.ok()) r.fail();
@@ -202,7 +203,7 @@ bool read_pprof(std::string_view data, PprofView& v) {
         else if (ff == 4 && fw == pb::kVarint)
           fn.file = int64_t(m.varint());
         else
-          m.skip(fw);
+          m.skip(fw, ff);
       }
       if (!m.ok()) r.fail();
       v.funcs.push_back(fn);
@@ -219,11 +220,70 @@ bool read_pprof(std::string_view data, PprofView& v) {
     } else if (w == pb::kVarint && f == 12) {
       v.period = int64_t(r.varint());
     } else {
-      r.skip(w);
+      r.skip(w, f);
     }
   }
   return r.ok();
 }
+
+inline uint64_t mix64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  return x ^ (x >> 33);
+}
+
+// A hash of a byte run (8 bytes per step): for the packed location runs of samples.
+inline uint64_t hash_bytes(std::string_view s) {
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ s.size();
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w;
+    memcpy(&w, s.data() + i, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdull;
+    h ^= h >> 29;
+  }
+  uint64_t tail = 0;
+  memcpy(&tail, s.data() + i, s.size() - i);
+  return mix64(h ^ tail);
+}
+
+// Key → uint32 for at most `n` keys, chosen up front: open addressing in a power-of-two table
+// at most half full, so no allocation per entry (a push inserts thousands).
+template <class Key, class Hash>
+class FlatMap {
+ public:
+  explicit FlatMap(size_t n) {
+    size_t cap = 16;
+    while (cap < 2 * n) cap <<= 1;
+    slots_.assign(cap, kEmpty);
+    keys_.reserve(n);
+    vals_.reserve(n);
+    limit_ = n;
+  }
+  // The value of `k` and false, or `v` newly stored for it and true. Past `n` keys nothing is
+  // stored and the result is {v, true} each time (callers size the map from the input).
+  std::pair<uint32_t, bool> try_emplace(const Key& k, uint32_t v) {
+    const size_t mask = slots_.size() - 1;
+    for (size_t i = size_t(Hash()(k)) & mask;; i = (i + 1) & mask) {
+      uint32_t s = slots_[i];
+      if (s == kEmpty) {
+        if (keys_.size() >= limit_) return {v, true};
+        slots_[i] = uint32_t(keys_.size());
+        keys_.push_back(k);
+        vals_.push_back(v);
+        return {v, true};
+      }
+      if (keys_[s] == k) return {vals_[s], false};
+    }
+  }
+
+ private:
+  static constexpr uint32_t kEmpty = UINT32_MAX;
+  std::vector<uint32_t> slots_;
+  std::vector<Key> keys_;
+  std::vector<uint32_t> vals_;
+  size_t limit_ = 0;
+};
 
 // Maps the ids a writer chose to positions: a table when ids are dense (writers number 1..n),
 // else a hash map. A later entry with the same id replaces an earlier one.
@@ -294,12 +354,11 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
   // deduplicates again by name, file and line, so two function ids with equal strings still end
   // up as one location.
   struct PairHash {
-    size_t operator()(const std::pair<uint32_t, int64_t>& k) const {
-      return std::hash<uint64_t>()(uint64_t(k.second) * 0x9E3779B97F4A7C15ull ^ k.first);
+    uint64_t operator()(const std::pair<uint32_t, int64_t>& k) const {
+      return mix64(uint64_t(k.second) * 0x9E3779B97F4A7C15ull ^ k.first);
     }
   };
-  std::unordered_map<std::pair<uint32_t, int64_t>, uint32_t, PairHash> frame_of;
-  frame_of.reserve(p.lines.size());
+  FlatMap<std::pair<uint32_t, int64_t>, PairHash> frame_of(p.lines.size());
   for (size_t li = 0; li < p.locs.size(); ++li) {
     const auto& l = p.locs[li];
     uint32_t begin = uint32_t(loc_frames.size());
@@ -307,13 +366,13 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
       const auto& ln = p.lines[i - 1];
       uint32_t fi = func_index.find(ln.function);
       if (fi == IdIndex::kNone) return bad_request("pprof line references an unknown function id");
-      auto [it, added] = frame_of.try_emplace({fi, ln.line}, uint32_t(b.frames.size()));
+      auto [frame, added] = frame_of.try_emplace({fi, ln.line}, uint32_t(b.frames.size()));
       if (added) {
         std::string_view name = str(p.funcs[fi].name), file = str(p.funcs[fi].file);
         if (!ok) return bad_request("pprof string index out of range");
         b.frames.push_back({std::string(name), std::string(file), ln.line});
       }
-      loc_frames.push_back(it->second);
+      loc_frames.push_back(frame);
     }
     if (loc_frames.size() == begin) {
       char buf[32];
@@ -359,7 +418,10 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
   std::vector<uint64_t> loc_ids;
   // Samples of one stack in different spans repeat the same packed location_id bytes: such a
   // sample copies the frames of the first one (and says so in RawSample::same_stack_as).
-  std::unordered_map<std::string_view, uint32_t> stack_of_run;
+  struct RunHash {
+    uint64_t operator()(std::string_view r) const { return hash_bytes(r); }
+  };
+  FlatMap<std::string_view, RunHash> stack_of_run(p.samples.size());
   std::vector<uint32_t> same_stack(p.samples.size(), RawSample::kNoSample);
   for (size_t si = 0; si < p.samples.size(); ++si) {
     S& x = samples[si];
@@ -397,7 +459,7 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
           else if (lf == 2 && lw == pb::kVarint)
             sv = int64_t(lr.varint());
           else
-            lr.skip(lw);
+            lr.skip(lw, lf);
         }
         if (!lr.ok()) r.fail();
         if (sv == 0) continue;  // numeric labels are not series labels
@@ -423,16 +485,16 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
         }
         label_key.emplace_back(key, sv);
       } else {
-        r.skip(w);
+        r.skip(w, f);
       }
     }
     if (!r.ok()) return bad_request("raw_profile is not a valid pprof protobuf");
     if (bad_label) return bad_request("pprof label string index out of range");
     if (deferred) {
-      auto [seen, added] = stack_of_run.try_emplace(run, uint32_t(si));
+      auto [first, added] = stack_of_run.try_emplace(run, uint32_t(si));
       if (!added) {
-        same_stack[si] = seen->second;
-        x.frames = samples[seen->second].frames;
+        same_stack[si] = first;
+        x.frames = samples[first].frames;
       } else {
         r.packed(run, push_loc);
         if (!r.ok()) return bad_request("raw_profile is not a valid pprof protobuf");
@@ -533,8 +595,121 @@ static Status parse_message(std::string_view body, bool is_json, google::protobu
   return std::nullopt;
 }
 
+namespace {
+// Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF):
+// what protobuf requires of a proto3 string field.
+bool valid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    unsigned c = *p++;
+    if (c < 0x80) continue;
+    int n;
+    unsigned min;
+    if ((c & 0xe0) == 0xc0) {
+      n = 1, min = 0x80, c &= 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2, min = 0x800, c &= 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3, min = 0x10000, c &= 0x07;
+    } else {
+      return false;
+    }
+    if (end - p < n) return false;
+    for (int i = 0; i < n; ++i) {
+      if ((p[i] & 0xc0) != 0x80) return false;
+      c = c << 6 | (p[i] & 0x3f);
+    }
+    p += n;
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return false;
+  }
+  return true;
+}
+
+// PushRequest {1: RawProfileSeries {1: LabelPair {1 name, 2 value}, 2: RawSample {1 raw_profile,
+// 2 ID}, 3: ProfileAnnotation}} (push.proto, types.proto) read in place: each raw profile is a
+// view into the body, not a copy. It accepts exactly what the generated parser accepts
+// (fuzz_push checks).
+Status decode_push_proto(std::string_view body, const std::string& tenant, const Limits& lim,
+                         std::vector<RawProfile>& out) {
+  const Error invalid = bad_request("invalid protobuf PushRequest");
+  pb::Reader r(body);
+  uint32_t f, w;
+  std::vector<std::string_view> raws;
+  while (r.next(f, w)) {
+    if (f != 1 || w != pb::kLen) {
+      r.skip(w, f);
+      continue;
+    }
+    pb::Reader s(r.bytes());
+    Labels series;
+    raws.clear();
+    uint32_t sf, sw;
+    while (s.next(sf, sw)) {
+      if (sf == 1 && sw == pb::kLen) {
+        pb::Reader l(s.bytes());
+        std::string_view name, value;
+        uint32_t lf, lw;
+        while (l.next(lf, lw)) {
+          if (lf == 1 && lw == pb::kLen)
+            name = l.bytes();
+          else if (lf == 2 && lw == pb::kLen)
+            value = l.bytes();
+          else
+            l.skip(lw, lf);
+        }
+        if (!l.ok() || !valid_utf8(name) || !valid_utf8(value)) return invalid;
+        if (name.empty()) return bad_request("series label with an empty name");
+        series.emplace_back(std::string(name), std::string(value));
+      } else if (sf == 2 && sw == pb::kLen) {
+        pb::Reader x(s.bytes());
+        std::string_view raw;
+        uint32_t xf, xw;
+        while (x.next(xf, xw)) {
+          if (xf == 1 && xw == pb::kLen) {
+            raw = x.bytes();
+          } else if (xf == 2 && xw == pb::kLen) {
+            if (!valid_utf8(x.bytes())) return invalid;
+          } else {
+            x.skip(xw, xf);
+          }
+        }
+        if (!x.ok()) return invalid;
+        raws.push_back(raw);
+      } else if (sf == 3 && sw == pb::kLen) {  // ProfileAnnotation {1 key, 2 value}: unused,
+        pb::Reader a(s.bytes());               // but held to the same rules as the rest
+        uint32_t af, aw;
+        while (a.next(af, aw)) {
+          if ((af == 1 || af == 2) && aw == pb::kLen) {
+            if (!valid_utf8(a.bytes())) return invalid;
+          } else {
+            a.skip(aw, af);
+          }
+        }
+        if (!a.ok()) return invalid;
+      } else {
+        s.skip(sw, sf);
+      }
+    }
+    if (!s.ok()) return invalid;
+    sort_labels(series);
+    if (auto e = check_labels(series, lim)) return e;
+    for (auto raw : raws)
+      if (auto e = decode_pprof(raw, tenant, series, lim, out)) return e;
+  }
+  if (!r.ok()) return invalid;
+  return std::nullopt;
+}
+}  // namespace
+
 Status decode_push(std::string_view body, bool is_json, const std::string& tenant,
                    const Limits& lim, std::vector<RawProfile>& out) {
+  if (!is_json) return decode_push_proto(body, tenant, lim, out);
+  return decode_push_generated(body, true, tenant, lim, out);
+}
+
+Status decode_push_generated(std::string_view body, bool is_json, const std::string& tenant,
+                             const Limits& lim, std::vector<RawProfile>& out) {
   google::protobuf::Arena arena;
   auto& req = *google::protobuf::Arena::CreateMessage<push::v1::PushRequest>(&arena);
   if (auto e = parse_message(body, is_json, req, "PushRequest")) return e;

@@ -21,9 +21,13 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
                     const Limits& lim, std::vector<RawProfile>& out,
                     const std::vector<std::pair<std::string, std::string>>* only_types = nullptr);
 
-// push.v1.PushRequest in binary proto or proto3 JSON.
+// push.v1.PushRequest in binary proto (read in place) or proto3 JSON.
 Status decode_push(std::string_view body, bool json, const std::string& tenant, const Limits& lim,
                    std::vector<RawProfile>& out);
+// The same through the generated protobuf parser: JSON bodies, and the reference fuzz_push and
+// the tests compare the in-place reader with.
+Status decode_push_generated(std::string_view body, bool json, const std::string& tenant,
+                             const Limits& lim, std::vector<RawProfile>& out);
 
 // Legacy /ingest query parameters.
 struct LegacyParams {

@@ -8,7 +8,19 @@
 
 namespace spanprof::pb {
 
-enum WireType : uint32_t { kVarint = 0, kFixed64 = 1, kLen = 2, kFixed32 = 5 };
+// The reads below run once per byte run of a push (hundreds of thousands per second); a call per
+// varint cost more than the decoding itself.
+#define SPANPROF_PB_INLINE inline __attribute__((always_inline))
+
+enum WireType : uint32_t {
+  kVarint = 0,
+  kFixed64 = 1,
+  kLen = 2,
+  kStartGroup = 3,
+  kEndGroup = 4,
+  kFixed32 = 5
+};
+inline constexpr int kMaxGroupDepth = 100;  // protobuf's default recursion limit
 
 class Reader {
  public:
@@ -19,19 +31,21 @@ class Reader {
   void fail() { ok_ = false, p_ = end_; }
 
   // The next field's number and wire type; false at the end of the input or after an error.
-  bool next(uint32_t& field, uint32_t& wire) {
+  SPANPROF_PB_INLINE bool next(uint32_t& field, uint32_t& wire) {
     if (!ok_ || p_ >= end_) return false;
-    uint64_t key = varint();
-    field = uint32_t(key >> 3);
-    wire = uint32_t(key & 7);
-    if (!ok_ || field == 0 || key >> 32) {
+    const uint8_t* start = p_;
+    // A key is at most 5 bytes; as protobuf does, bits past 32 are dropped.
+    const auto key = uint32_t(varint());
+    field = key >> 3;
+    wire = key & 7;
+    if (!ok_ || field == 0 || p_ - start > 5) {
       fail();
       return false;
     }
     return true;
   }
 
-  uint64_t varint() {
+  SPANPROF_PB_INLINE uint64_t varint() {
     // Field keys, indices and ids are mostly one or two bytes.
     if (end_ - p_ >= 2) {
       if (p_[0] < 0x80) return *p_++;
@@ -55,9 +69,10 @@ class Reader {
     return 0;
   }
 
-  std::string_view bytes() {
+  SPANPROF_PB_INLINE std::string_view bytes() {
+    const uint8_t* start = p_;
     uint64_t n = varint();
-    if (!ok_ || n > uint64_t(end_ - p_)) {
+    if (!ok_ || n > uint64_t(end_ - p_) || p_ - start > 5) {  // a length is at most 5 bytes
       fail();
       return {};
     }
@@ -66,9 +81,23 @@ class Reader {
     return out;
   }
 
-  // Skips a field of the given wire type (groups, types 3 and 4, are rejected).
-  void skip(uint32_t wire) {
+  // Skips a field of the given wire type; `field` matters only for groups (types 3 and 4, a
+  // proto2 form some writers still use for unknown fields): a start-group is skipped up to its
+  // matching end-group, nested at most kMaxGroupDepth deep; a stray end-group is an error.
+  void skip(uint32_t wire, uint32_t field, int depth = 0) {
     switch (wire) {
+      case kStartGroup: {
+        uint32_t f, w;
+        if (depth >= kMaxGroupDepth) return fail();
+        while (next(f, w)) {
+          if (w == kEndGroup) {
+            if (f != field) fail();
+            return;
+          }
+          skip(w, f, depth + 1);
+        }
+        return fail();
+      }
       case kVarint:
         varint();
         return;

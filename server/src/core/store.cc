@@ -232,8 +232,24 @@ struct Store::WriterStmts {
              "data) VALUES(?,?,?,?,?,?,?,?,?)"),
         span(db, "INSERT OR IGNORE INTO span_index(span_id, profile) VALUES(?, ?)"),
         meta(db, "INSERT OR REPLACE INTO meta(key, value) VALUES('sample_rows', ?)"),
-        indexed(db, "INSERT OR REPLACE INTO meta(key, value) VALUES('span_indexed', ?)") {}
+        indexed(db, "INSERT OR REPLACE INTO meta(key, value) VALUES('span_indexed', ?)"),
+        begin_(db, "BEGIN IMMEDIATE"),
+        commit_(db, "COMMIT"),
+        rollback_(db, "ROLLBACK") {}
   Stmt stack, prof, span, meta, indexed;
+  // Transaction control, prepared once (sqlite3_exec compiles the statement on every call).
+  bool begin() { return ok(begin_, "BEGIN IMMEDIATE"); }
+  bool commit() { return ok(commit_, "COMMIT"); }
+  void rollback() { ok(rollback_, "ROLLBACK"); }
+
+ private:
+  Stmt begin_, commit_, rollback_;
+  static bool ok(Stmt& st, const char* what) {
+    int rc = st.run();
+    if (rc == SQLITE_DONE) return true;
+    log_error("sqlite: %s: %s", what, sqlite3_errstr(rc));
+    return false;
+  }
 };
 
 Result<std::unique_ptr<Store>> Store::open(const StoreOptions& o) {
@@ -599,20 +615,19 @@ Status Store::flush_span_index() {
     indexed = n < pending_spans_.size() ? pending_spans_[n].second - 1 : next_profile_id_ - 1;
   }
   std::sort(entries.begin(), entries.end());
-  if (exec(wdb_, "BEGIN IMMEDIATE") != SQLITE_OK)
-    return internal_error(std::string("begin failed: ") + sqlite3_errmsg(wdb_));
+  if (!ws_->begin()) return internal_error(std::string("begin failed: ") + sqlite3_errmsg(wdb_));
   for (auto [sp, pid] : entries) {
     ws_->span.bind(1, int64_t(sp)).bind(2, pid);
     if (ws_->span.run() != SQLITE_DONE) {
       Error e = internal_error(std::string("insert span index: ") + sqlite3_errmsg(wdb_));
-      exec(wdb_, "ROLLBACK");
+      ws_->rollback();
       return e;
     }
   }
   ws_->indexed.bind(1, indexed).run();
-  if (exec(wdb_, "COMMIT") != SQLITE_OK) {
+  if (!ws_->commit()) {
     Error e = internal_error(std::string("commit failed: ") + sqlite3_errmsg(wdb_));
-    exec(wdb_, "ROLLBACK");
+    ws_->rollback();
     return e;
   }
   std::lock_guard p(pending_mu_);
@@ -656,19 +671,19 @@ void Store::writer_loop() {
     }
     auto run = [&](std::vector<Job*> jobs) -> Status {
       mark();
-      if (exec(wdb_, "BEGIN IMMEDIATE") != SQLITE_OK)
+      if (!ws_->begin())
         return internal_error(std::string("begin failed: ") + sqlite3_errmsg(wdb_));
       for (auto* j : jobs) {
         if (auto e = apply(*j)) {
-          exec(wdb_, "ROLLBACK");
+          ws_->rollback();
           rollback_memory();
           return e;
         }
       }
       ws_->meta.bind(1, sample_rows_).run();
-      if (exec(wdb_, "COMMIT") != SQLITE_OK) {
+      if (!ws_->commit()) {
         Error e = internal_error(std::string("commit failed: ") + sqlite3_errmsg(wdb_));
-        exec(wdb_, "ROLLBACK");
+        ws_->rollback();
         rollback_memory();
         return e;
       }
