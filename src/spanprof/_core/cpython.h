@@ -84,6 +84,11 @@ const char* layout_mismatch();
 
 // handler-safe: number of frames in the chain (bounded by `cap` + 1).
 uint32_t count_frames(PyThreadState* ts, uint32_t cap);
+// handler-safe: at least the number of frames in the chain as far as the interpreter's own
+// accounting goes, without walking it (bounded by `cap` + 1; 0 when there is no frame). 3.9 and
+// 3.10 chain heap objects, so walking twice (count, then copy) paid each cold frame twice; 3.11+
+// frames sit in the thread's data stack and this is count_frames().
+uint32_t frame_bound(PyThreadState* ts, uint32_t cap);
 // handler-safe: writes at most `cap` frames leaf-first into `out`, returns how many.
 uint32_t walk_frames(PyThreadState* ts, RawFrame* out, uint32_t cap, WalkCounts* counts);
 

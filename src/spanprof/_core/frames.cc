@@ -91,6 +91,8 @@ uint32_t count_frames(PyThreadState* ts, uint32_t cap) {
   return n;
 }
 
+uint32_t frame_bound(PyThreadState* ts, uint32_t cap) { return count_frames(ts, cap); }
+
 uint32_t walk_frames(PyThreadState* ts, RawFrame* out, uint32_t cap, WalkCounts* counts) {
   uint32_t n = 0;
   IFrame* f = top_frame(ts);
@@ -129,6 +131,18 @@ uint32_t count_frames(PyThreadState* ts, uint32_t cap) {
   uint32_t n = 0;
   for (PyFrameObject* f = ts->frame; f != nullptr && n <= cap; f = f->f_back) ++n;
   return n;
+}
+
+// Every frame on the chain went through _PyEval_EvalFrameDefault, which counts itself in
+// recursion_depth before it links the frame as ts->frame and uncounts after unlinking it; C code
+// that guards its own recursion counts there too, so the bound can exceed the chain (the record
+// then has spare room). A frame evaluator that bypasses the count (PEP 523) could make it short:
+// walk_frames() then stops at the bound and the sample is marked truncated and counted.
+uint32_t frame_bound(PyThreadState* ts, uint32_t cap) {
+  if (ts->frame == nullptr) return 0;
+  const int depth = ts->recursion_depth;
+  const uint64_t bound = depth < 1 ? 1 : static_cast<uint64_t>(depth) + 1;
+  return bound > cap ? cap + 1 : static_cast<uint32_t>(bound);
 }
 
 uint32_t walk_frames(PyThreadState* ts, RawFrame* out, uint32_t cap, WalkCounts* counts) {

@@ -59,7 +59,7 @@ void sample_this_thread(pid_t tid) {
     st.samples_dropped_not_gil.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  uint32_t n = py::count_frames(ts, kMaxFrames);
+  uint32_t n = py::frame_bound(ts, kMaxFrames);
   if (n == 0) {
     st.samples_dropped_empty.fetch_add(1, std::memory_order_relaxed);
     return;
