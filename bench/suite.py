@@ -577,6 +577,7 @@ FULL_ARGS = {
     "agent_overhead.py": ["--pairs", "300", "--control"],
     "server_bench.py": ["--hours", "24", "--services", "10", "--clients", "16,8,4"],
     "span_processor_cost.py": ["--pairs", "60", "--spans", "1000"],
+    "agent_sample_cost.py": ["--repeats", "5"],
 }
 QUICK_ARGS = {
     "agent_overhead.py": ["--pairs", "20"],
