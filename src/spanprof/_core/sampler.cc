@@ -47,7 +47,7 @@ inline int64_t elapsed_since(int64_t t0) { return mono_ns() - t0; }
 // `tid`: the kernel id of this thread, carried in the timer's sigval (the timer is created for
 // one thread and signals only it), so 3.9/3.10, whose thread state lacks it, need no gettid
 // system call per sample.
-void sample_this_thread(pid_t tid) {
+void sample_this_thread([[maybe_unused]] pid_t tid) {
   const int64_t t0 = mono_ns();
   Stats& st = stats();
   auto* ts = static_cast<PyThreadState*>(pthread_getspecific(g_tss_key));
