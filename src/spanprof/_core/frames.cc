@@ -85,9 +85,18 @@ const char* layout_mismatch() {
 
 #if PY_VERSION_HEX >= 0x030B0000
 
+// The interpreter may publish a new frame as current before it stores the frame's `previous`
+// (plain stores, reordered by the compiler), so a handler can find stale data-stack bytes there;
+// CI caught count_frames() following such a pointer (0x3, 0x1000013) into a SIGSEGV. Only
+// aligned user-space addresses are followed; anything else ends the chain (counted as truncated).
+inline bool plausible(const IFrame* f) {
+  const auto a = reinterpret_cast<uintptr_t>(f);
+  return a >= 0x10000 && a < (uintptr_t{1} << 47) && (a & 7) == 0;
+}
+
 uint32_t count_frames(PyThreadState* ts, uint32_t cap) {
   uint32_t n = 0;
-  for (IFrame* f = top_frame(ts); f != nullptr && n <= cap; f = f->previous) ++n;
+  for (IFrame* f = top_frame(ts); plausible(f) && n <= cap; f = f->previous) ++n;
   return n;
 }
 
@@ -96,7 +105,7 @@ uint32_t frame_bound(PyThreadState* ts, uint32_t cap) { return count_frames(ts, 
 uint32_t walk_frames(PyThreadState* ts, RawFrame* out, uint32_t cap, WalkCounts* counts) {
   uint32_t n = 0;
   IFrame* f = top_frame(ts);
-  for (; f != nullptr && n < cap; f = f->previous) {
+  for (; plausible(f) && n < cap; f = f->previous) {
 #if PY_VERSION_HEX >= 0x030C0000
     if (f->owner == FRAME_OWNED_BY_CSTACK) continue;  // shim frame between C and Python
 #endif
@@ -121,7 +130,7 @@ uint32_t walk_frames(PyThreadState* ts, RawFrame* out, uint32_t cap, WalkCounts*
     out[n].key = key_of(co);
     ++n;
   }
-  if (f != nullptr) counts->truncated = 1;
+  if (f != nullptr) counts->truncated = 1;  // past the cap, or an implausible link
   return n;
 }
 
