@@ -82,12 +82,9 @@ struct WalkCounts {
 // _PyRuntime.debug_offsets). Returns nullptr when they match, else what differs.
 const char* layout_mismatch();
 
-// handler-safe: number of frames in the chain (bounded by `cap` + 1).
-uint32_t count_frames(PyThreadState* ts, uint32_t cap);
-// handler-safe: at least the number of frames in the chain as far as the interpreter's own
-// accounting goes, without walking it (bounded by `cap` + 1; 0 when there is no frame). 3.9 and
-// 3.10 chain heap objects, so walking twice (count, then copy) paid each cold frame twice; 3.11+
-// frames sit in the thread's data stack and this is count_frames().
+// handler-safe: at least the number of frames in the chain (bounded by `cap` + 1; 0 when there is
+// no frame). 3.11+ count the contiguous data-stack frames; 3.9/3.10 chain heap objects, so they
+// take the interpreter's own recursion count instead of walking the cold frames twice.
 uint32_t frame_bound(PyThreadState* ts, uint32_t cap);
 // handler-safe: writes at most `cap` frames leaf-first into `out`, returns how many.
 uint32_t walk_frames(PyThreadState* ts, RawFrame* out, uint32_t cap, WalkCounts* counts);

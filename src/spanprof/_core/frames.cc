@@ -94,13 +94,12 @@ inline bool plausible(const IFrame* f) {
   return a >= 0x10000 && a < (uintptr_t{1} << 47) && (a & 7) == 0;
 }
 
-uint32_t count_frames(PyThreadState* ts, uint32_t cap) {
+// Frames sit contiguously in the thread's data stack, so counting them is cheap: the exact count.
+uint32_t frame_bound(PyThreadState* ts, uint32_t cap) {
   uint32_t n = 0;
   for (IFrame* f = top_frame(ts); plausible(f) && n <= cap; f = f->previous) ++n;
   return n;
 }
-
-uint32_t frame_bound(PyThreadState* ts, uint32_t cap) { return count_frames(ts, cap); }
 
 uint32_t walk_frames(PyThreadState* ts, RawFrame* out, uint32_t cap, WalkCounts* counts) {
   uint32_t n = 0;
@@ -135,12 +134,6 @@ uint32_t walk_frames(PyThreadState* ts, RawFrame* out, uint32_t cap, WalkCounts*
 }
 
 #else  // 3.9, 3.10: the PyFrameObject chain
-
-uint32_t count_frames(PyThreadState* ts, uint32_t cap) {
-  uint32_t n = 0;
-  for (PyFrameObject* f = ts->frame; f != nullptr && n <= cap; f = f->f_back) ++n;
-  return n;
-}
 
 // Every frame on the chain went through _PyEval_EvalFrameDefault, which counts itself in
 // recursion_depth before it links the frame as ts->frame and uncounts after unlinking it; C code
