@@ -231,3 +231,93 @@ def test_handler_replaced_while_running_disarms_our_timers():
     calls, lost, active = map(int, r.stdout.split())
     assert lost == 1 and active == 0
     assert calls <= 15  # at most what was in flight before the next scan noticed
+
+
+def test_stacks_stay_whole_while_frames_are_entered_and_left():
+    # CPython 3.11/3.12 publish a new frame before it is linked (and 3.11 pops one before it
+    # publishes the caller): a sample landing there once followed stack garbage into a SIGSEGV.
+    # Many threads doing nothing but C->Python calls, generator resumes and returns across
+    # data-stack chunks, sampled at the highest rate: the program must finish, and every
+    # sample's stack must be a real one, rooted in the worker that made the calls.
+    r = run_python(
+        """
+        import json, sys, threading, time
+        from spanprof import _native
+
+        def leaf(x):
+            return x + 1
+
+        def recurse(n):
+            return 0 if n == 0 else 1 + recurse(n - 1)
+
+        def gen(n):
+            yield from range(n)
+
+        def worker(stop, k):
+            data = list(range(200))
+            while not stop.is_set():
+                list(map(leaf, data))
+                sorted(data, key=lambda v: -v)
+                sum(x for x in gen(200))
+                recurse(180 + (k * 37) % 400)
+
+        sys.setrecursionlimit(5000)
+        _native.start(1000, True, False, False, False)
+        stop = threading.Event()
+        threads = [threading.Thread(target=worker, args=(stop, k)) for k in range(6)]
+        for t in threads: t.start()
+        time.sleep(3)
+        stop.set()
+        for t in threads: t.join()
+        _native.stop()
+        stacks = [([f[0] for f in fr], c) for fr, _l, c in _native.collect().samples()]
+        print(json.dumps({"stacks": stacks, "stats": _native.stats()}))
+        """,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    import json
+
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    st = out["stats"]
+    worker_leaves = {"leaf", "recurse", "gen", "<lambda>", "<genexpr>", "worker"}
+    in_worker = [
+        (s, c) for s, c in out["stacks"] if any(n.split(".")[-1] in worker_leaves for n in s)
+    ]
+    assert sum(c for _s, c in in_worker) >= 200, st
+    for s, _c in in_worker:
+        assert any(n.split(".")[-1] == "worker" for n in s), s
+        assert s[-1].split(".")[-1] == "_bootstrap", s  # the thread's outermost frame
+    assert st["samples_dropped_unsettled"] <= st["samples_taken"] // 100, st
+
+
+def test_fault_guard_catches_bad_reads_and_leaves_real_faults_to_their_owner():
+    # The handler reads interpreter memory under a SIGSEGV/SIGBUS guard. A fault inside the guard
+    # is caught; any other fault must reach whoever handled SIGSEGV before (here faulthandler),
+    # while the profiler runs and after it stopped, and kill the process as it would have.
+    for when in ("running", "stopped", "no_faulthandler"):
+        r = run_python(
+            f"""
+            import ctypes, faulthandler, sys
+            from spanprof import _native
+            if "{when}" != "no_faulthandler":
+                faulthandler.enable()
+            _native.start(100, True, False, False, False)
+            assert _native._fault_guard_selftest() == 3
+            if "{when}" == "stopped":
+                _native.stop()
+            print("before-crash", flush=True)
+            ctypes.string_at(0)
+            print("survived", flush=True)
+            """,
+            timeout=60,
+        )
+        assert "before-crash" in r.stdout, (when, r.stderr)
+        assert "survived" not in r.stdout, when
+        if "libasan" in os.environ.get("LD_PRELOAD", ""):
+            # The sanitizer's own SIGSEGV handler is the first owner: it reports and exits 1.
+            assert r.returncode != 0 and "SEGV" in r.stderr, (when, r.returncode, r.stderr)
+        else:
+            assert r.returncode == -11, (when, r.returncode, r.stderr)
+        if when != "no_faulthandler":
+            assert "Segmentation fault" in r.stderr, (when, r.stderr)

@@ -58,6 +58,8 @@ bool sampler_was_running_at_fork();
 void sampler_emergency_stop();  // Py_AtExit: no Python, no GIL
 // Benchmark aid: runs the handler's sampling path `iterations` times on this thread, returns ns.
 uint64_t sampler_probe(int iterations);
+// GIL held. Exercises the signal handler's fault guard on a PROT_NONE page (see sampler.cc).
+int sampler_fault_guard_selftest();
 
 // drain.cc
 void drain_start();          // GIL held; starts the drain thread

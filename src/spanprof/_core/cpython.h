@@ -76,15 +76,21 @@ struct WalkCounts {
   uint32_t invalid = 0;     // frame whose code pointer is not a code object
   uint32_t incomplete = 0;  // frame still being set up (skipped, as CPython's own tracebacks do)
   uint32_t truncated = 0;   // 1 when the chain was longer than the cap
+  uint32_t transition = 0;  // 1 when caught entering/leaving a frame; the walk began at the caller
 };
 
 // GIL held. Checks the layouts this build relies on against the running interpreter (3.13+:
 // _PyRuntime.debug_offsets). Returns nullptr when they match, else what differs.
 const char* layout_mismatch();
 
+// frame_bound()'s answer when the interpreter is part-way through entering or leaving a frame
+// (3.11, 3.12; see frames.cc): the chain cannot be trusted, the sample is dropped.
+inline constexpr uint32_t kUnsettled = 0xFFFFFFFFu;
+
 // handler-safe: at least the number of frames in the chain (bounded by `cap` + 1; 0 when there is
-// no frame). 3.11+ count the contiguous data-stack frames; 3.9/3.10 chain heap objects, so they
-// take the interpreter's own recursion count instead of walking the cold frames twice.
+// no frame; kUnsettled). 3.11+ count the contiguous data-stack frames; 3.9/3.10 chain heap
+// objects, so they take the interpreter's own recursion count instead of walking the cold frames
+// twice. May read freed memory in a window the checks cannot see: call under the fault guard.
 uint32_t frame_bound(PyThreadState* ts, uint32_t cap);
 // handler-safe: writes at most `cap` frames leaf-first into `out`, returns how many.
 uint32_t walk_frames(PyThreadState* ts, RawFrame* out, uint32_t cap, WalkCounts* counts);

@@ -20,12 +20,110 @@ inline uint32_t key_of(const PyCodeObject* co) {
 #if PY_VERSION_HEX >= 0x030B0000
 using IFrame = _PyInterpreterFrame;
 
-inline IFrame* top_frame(PyThreadState* ts) {
+inline bool plausible(const IFrame* f) {
+  const auto a = reinterpret_cast<uintptr_t>(f);
+  return a >= 0x10000 && a < (uintptr_t{1} << 47) && (a & 7) == 0;
+}
+
+// 3.12+ run a shim frame on the C stack below each entry into the interpreter; it is the top
+// while the interpreter enters and leaves, and is recognised by its fixed code.
+inline bool is_entry_shim([[maybe_unused]] PyThreadState* ts, [[maybe_unused]] const IFrame* f) {
 #if PY_VERSION_HEX >= 0x030D0000
-  return ts->current_frame;
+  return f->owner == FRAME_OWNED_BY_CSTACK && f->f_executable == Py_None;
+#elif PY_VERSION_HEX >= 0x030C0000
+  return f->owner == FRAME_OWNED_BY_CSTACK &&
+         f->f_code == reinterpret_cast<PyCodeObject*>(ts->interp->interpreter_trampoline);
 #else
-  return ts->cframe != nullptr ? ts->cframe->current_frame : nullptr;
+  return false;
 #endif
+}
+
+// A generator's frame, linked to its caller: a stale pointer to a suspended generator (whose
+// `previous` the interpreter clears when it yields) must not pass. The stress test also caught
+// 3.12 with an executing generator on top whose `previous` was still null (while the interpreter
+// entered it from C); such a sample starts at the caller instead.
+inline bool is_generator_frame(const IFrame* f) {
+  if (f->owner != FRAME_OWNED_BY_GENERATOR) return false;
+  const auto* gen = reinterpret_cast<const PyGenObject*>(reinterpret_cast<const char*>(f) -
+                                                         offsetof(PyGenObject, gi_iframe));
+  const PyTypeObject* t = Py_TYPE(reinterpret_cast<const PyObject*>(gen));
+  if (t != &PyGen_Type && t != &PyCoro_Type && t != &PyAsyncGen_Type) return false;
+  return f->previous != nullptr;
+}
+
+inline uintptr_t addr(const void* p) { return reinterpret_cast<uintptr_t>(p); }
+
+// Where an executing frame can live: the used part of the thread's current data-stack chunk,
+// inside a generator or coroutine object, or (3.12+) the entry shim. The last two read memory
+// `f` points at, which may be unmapped: the sampler's fault guard covers that.
+// A frame can also sit in the previous chunk: 3.12+ publish the caller before they pop (and
+// free) the callee's chunk, so a return across a chunk boundary briefly has the top below it.
+inline bool settled(PyThreadState* ts, const IFrame* f) {
+  const _PyStackChunk* chunk = ts->datastack_chunk;
+  if (addr(f) >= addr(chunk) && addr(f) < addr(ts->datastack_top)) return true;
+  if (!plausible(f)) return false;
+  if (is_generator_frame(f) || is_entry_shim(ts, f)) return true;
+  const _PyStackChunk* prev = chunk != nullptr ? chunk->previous : nullptr;
+  return prev != nullptr && addr(f) >= addr(prev) && addr(f) < addr(&prev->data[prev->top]);
+}
+
+struct Top {
+  IFrame* frame = nullptr;  // where the walk starts; null: no Python frame
+  bool unsettled = false;   // the chain cannot be trusted: drop the sample
+  bool transition = false;  // caught entering or leaving a frame; starts at the caller
+};
+
+// The newest frame is not always settled when a signal lands:
+// - 3.11 and 3.12 point tstate->cframe at a new _PyCFrame on the C stack before they store its
+//   current_frame, which until then holds whatever that stack slot held before (the stress test
+//   found C-stack addresses, stale frames and small integers there). The frame being entered
+//   has not started; the caller, still current in the previous cframe, is where the time goes.
+// - 3.11 pops a returning frame off the data stack before it publishes the caller. The popped
+//   frame lies above the data-stack top with its `previous` link intact (_PyFrame_Clear leaves
+//   it), and that caller is the frame about to resume. When the popped frame was the first of a
+//   chunk, the chunk is freed: that case looks like the one above and is attributed to the
+//   previous cframe's frame, missing the frames in between (it needs a return across a chunk
+//   boundary, 16 KiB of frames).
+// Anything else (3.13 publishes in a safe order) is counted and dropped.
+inline Top top_frame(PyThreadState* ts) {
+  Top t;
+#if PY_VERSION_HEX >= 0x030D0000
+  IFrame* f = ts->current_frame;
+  if (f == nullptr) return t;
+  if (settled(ts, f)) {
+    t.frame = f;
+  } else {
+    t.unsettled = true;
+  }
+#else
+  _PyCFrame* cf = ts->cframe;
+  if (cf == nullptr) return t;
+  IFrame* f = cf->current_frame;
+  if (f == nullptr && cf->previous == nullptr) return t;  // root cframe: no Python frame
+  if (settled(ts, f)) {
+    t.frame = f;
+    return t;
+  }
+  t.transition = true;
+#if PY_VERSION_HEX < 0x030C0000
+  if (addr(f) >= addr(ts->datastack_top) && addr(f) < addr(ts->datastack_limit) &&
+      settled(ts, f->previous)) {
+    t.frame = f->previous;
+    return t;
+  }
+#endif
+  if (cf->previous != nullptr) {
+    IFrame* caller = cf->previous->current_frame;
+    if (caller == nullptr) return t;  // entering the thread's first Python frame
+    if (settled(ts, caller)) {
+      t.frame = caller;
+      return t;
+    }
+  }
+  t.transition = false;
+  t.unsettled = true;
+#endif
+  return t;
 }
 
 inline PyObject* frame_code(const IFrame* f) {
@@ -85,25 +183,24 @@ const char* layout_mismatch() {
 
 #if PY_VERSION_HEX >= 0x030B0000
 
-// The interpreter may publish a new frame as current before it stores the frame's `previous`
-// (plain stores, reordered by the compiler), so a handler can find stale data-stack bytes there;
-// CI caught count_frames() following such a pointer (0x3, 0x1000013) into a SIGSEGV. Only
-// aligned user-space addresses are followed; anything else ends the chain (counted as truncated).
-inline bool plausible(const IFrame* f) {
-  const auto a = reinterpret_cast<uintptr_t>(f);
-  return a >= 0x10000 && a < (uintptr_t{1} << 47) && (a & 7) == 0;
-}
-
 // Frames sit contiguously in the thread's data stack, so counting them is cheap: the exact count.
+// Links below a settled top were stored before the frame above them was published; the
+// plausibility test on each one is defence in depth (CI once saw a walk fault on 0x3 and
+// 0x1000013 before the unsettled-top check existed).
 uint32_t frame_bound(PyThreadState* ts, uint32_t cap) {
+  const Top top = top_frame(ts);
+  if (top.unsettled) return kUnsettled;
+  IFrame* f = top.frame;
   uint32_t n = 0;
-  for (IFrame* f = top_frame(ts); plausible(f) && n <= cap; f = f->previous) ++n;
+  for (; plausible(f) && n <= cap; f = f->previous) ++n;
   return n;
 }
 
 uint32_t walk_frames(PyThreadState* ts, RawFrame* out, uint32_t cap, WalkCounts* counts) {
   uint32_t n = 0;
-  IFrame* f = top_frame(ts);
+  const Top top = top_frame(ts);
+  counts->transition = top.transition ? 1 : 0;
+  IFrame* f = top.frame;
   for (; plausible(f) && n < cap; f = f->previous) {
 #if PY_VERSION_HEX >= 0x030C0000
     if (f->owner == FRAME_OWNED_BY_CSTACK) continue;  // shim frame between C and Python

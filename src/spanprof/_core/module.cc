@@ -317,6 +317,7 @@ PyObject* mod_stats(PyObject*, PyObject*) {
   const Stats& s = stats();
   const uint64_t dropped = s.samples_dropped_ring_full.load() + s.samples_dropped_no_tstate.load() +
                            s.samples_dropped_not_gil.load() + s.samples_dropped_empty.load() +
+                           s.samples_dropped_unsettled.load() + s.samples_dropped_fault.load() +
                            s.samples_dropped_no_frames.load();
   ok = ok && put("samples_dropped", dropped);
   ok = ok && put("signal", static_cast<uint64_t>(sampler_signal()));
@@ -416,6 +417,10 @@ PyObject* mod_probe(PyObject*, PyObject* arg) {
   return PyLong_FromUnsignedLongLong(sampler_probe(static_cast<int>(n)));
 }
 
+PyObject* mod_fault_guard_selftest(PyObject*, PyObject*) {
+  return PyLong_FromLong(sampler_fault_guard_selftest());
+}
+
 void c_atexit() { sampler_emergency_stop(); }
 
 PyMethodDef kMethods[] = {
@@ -437,6 +442,9 @@ PyMethodDef kMethods[] = {
     {"handler_histogram", mod_handler_histogram, METH_NOARGS,
      "handler_histogram() -> list[int]: samples by handler time; for k >= 4 bucket k covers "
      "[(4 + k % 4) << (k // 4 - 2), (5 + k % 4) << (k // 4 - 2)) ns, buckets 0-3 are 0-3 ns"},
+    {"_fault_guard_selftest", mod_fault_guard_selftest, METH_NOARGS,
+     "Reads an unmapped page and a mapped one through the handler's fault guard; 3 when the "
+     "first fault was caught and the clean read passed."},
     {"_sample_cost_probe", mod_probe, METH_O,
      "_sample_cost_probe(n) -> ns: the handler's sampling path run n times on this thread "
      "(benchmarks only; writes into the ring)"},

@@ -34,6 +34,14 @@ class Ring {
     word->store(size, std::memory_order_release);
   }
 
+  // Async-signal-safe. Gives back a reserve()d record that will never be committed: the consumer
+  // skips it as padding.
+  static void cancel(uint8_t* body, uint32_t size) {
+    size = (size + kAlign - 1) & ~static_cast<uint32_t>(kAlign - 1);
+    auto* word = reinterpret_cast<std::atomic<uint32_t>*>(body - kHeader);
+    word->store(size | kPadFlag, std::memory_order_release);
+  }
+
   // Consumer side. Calls fn(body, size) for each committed record in order and stops at the first
   // uncommitted one. Returns the number of records consumed. Copies are up to the callee.
   template <typename Fn>

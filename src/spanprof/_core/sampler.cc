@@ -4,7 +4,9 @@
 // Timer management (create, delete) only happens with the GIL held, so the GIL is the lock of the
 // timer table. The handler touches no lock, allocates nothing and calls no Python API.
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,10 +46,137 @@ std::unordered_map<uint64_t, ThreadTimer>* g_timers = new std::unordered_map<uin
 
 inline int64_t elapsed_since(int64_t t0) { return mono_ns() - t0; }
 
+// ---- the fault guard --------------------------------------------------------------------------
+// A frame the interpreter is still publishing or already tearing down can point at memory that is
+// not mapped (frames.cc catches the cases it can recognise). A SIGSEGV or SIGBUS raised while this
+// thread's handler reads the interpreter's state jumps back to the handler, which drops the sample
+// and counts it (samples_dropped_fault). Any other fault goes to the handler installed before ours,
+// or takes the default action. Installed by start() (or probe()), restored by stop() if it is
+// still ours. Initial-exec TLS: reading it from a signal handler must not allocate.
+__attribute__((tls_model("initial-exec"))) thread_local sigjmp_buf* t_fault_jump = nullptr;
+struct sigaction g_prev_fault[2];      // SIGSEGV, SIGBUS, as found when ours was installed
+bool g_fault_guard_installed = false;  // GIL
+
+void on_fault(int sig, siginfo_t* info, void* uc) {
+  if (sigjmp_buf* jb = t_fault_jump) {
+    t_fault_jump = nullptr;
+    siglongjmp(*jb, 1);
+  }
+  const struct sigaction prev = g_prev_fault[sig == SIGBUS ? 1 : 0];
+  const bool sent = info != nullptr && info->si_code <= 0;  // kill()/raise(), not a real fault
+  if ((prev.sa_flags & SA_SIGINFO) == 0 &&
+      (prev.sa_handler == SIG_DFL || prev.sa_handler == SIG_IGN)) {
+    if (prev.sa_handler == SIG_IGN && sent) return;
+    // The default action: with it restored, a real fault re-executes the faulting instruction
+    // and the kernel ends the process as it would have without us; a sent signal is re-raised.
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, nullptr);
+    if (sent) raise(sig);
+    return;
+  }
+  if (prev.sa_flags & SA_RESETHAND) {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, nullptr);
+  }
+  if (prev.sa_flags & SA_SIGINFO) {
+    prev.sa_sigaction(sig, info, uc);
+  } else {
+    prev.sa_handler(sig);
+  }
+}
+
+bool fault_handler_is_ours(int sig) {
+  struct sigaction cur {};
+  return sigaction(sig, nullptr, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+         cur.sa_sigaction == on_fault;
+}
+
+void install_fault_guard() {
+  if (g_fault_guard_installed) return;
+  const int sigs[2] = {SIGSEGV, SIGBUS};
+  for (int i = 0; i < 2; ++i) {
+    if (fault_handler_is_ours(sigs[i])) continue;  // left installed by an earlier run
+    struct sigaction sa {};
+    sa.sa_sigaction = on_fault;
+    // NODEFER: siglongjmp out of the handler leaves the mask as it is, so SIGSEGV must not be
+    // blocked inside it. ONSTACK: a stack overflow in the program still reaches the previous
+    // handler (faulthandler) on the alternate stack.
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sigs[i], &sa, &g_prev_fault[i]);
+  }
+  g_fault_guard_installed = true;
+}
+
+void remove_fault_guard() {
+  if (!g_fault_guard_installed) return;
+  const int sigs[2] = {SIGSEGV, SIGBUS};
+  for (int i = 0; i < 2; ++i) {
+    // Someone who installed a handler after ours keeps it (and may chain to ours, which then
+    // chains on to the one we saved).
+    if (fault_handler_is_ours(sigs[i])) sigaction(sigs[i], &g_prev_fault[i], nullptr);
+  }
+  g_fault_guard_installed = false;
+}
+
+// Runs fn() with this thread's SIGSEGV/SIGBUS sent back here; false when fn() faulted (its work
+// is abandoned part-way: fn must leave in memory what the caller needs to undo).
+template <typename Fn>
+__attribute__((noinline)) bool run_guarded(Fn&& fn) {
+  sigjmp_buf jb;
+  if (sigsetjmp(jb, 0) != 0) return false;  // on_fault cleared the guard and jumped here
+  t_fault_jump = &jb;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  fn();
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  t_fault_jump = nullptr;
+  return true;
+}
+
+// What a guarded capture reserved, kept in memory so a fault can give the record back.
+struct Capture {
+  uint8_t* volatile body = nullptr;
+  volatile uint32_t size = 0;
+  uint32_t nframes = 0;  // kUnsettled / 0: nothing reserved
+  py::WalkCounts wc;
+  SpanLookup span = SpanLookup::kNone;
+};
+
+// Everything that reads the interpreter's memory; runs under the fault guard.
+__attribute__((noinline)) void capture(PyThreadState* ts, [[maybe_unused]] pid_t tid, Capture* c) {
+  uint32_t n = py::frame_bound(ts, kMaxFrames);
+  c->nframes = n;
+  if (n == 0 || n == py::kUnsettled) return;
+  if (n > kMaxFrames) n = kMaxFrames;
+  const auto size = static_cast<uint32_t>(sizeof(RecordHeader) + n * sizeof(py::RawFrame));
+  uint8_t* body = g_ring.reserve(size);
+  if (body == nullptr) return;
+  c->size = size;
+  c->body = body;
+  auto* h = reinterpret_cast<RecordHeader*>(body);
+  auto* frames = reinterpret_cast<py::RawFrame*>(body + sizeof(RecordHeader));
+  h->nframes = py::walk_frames(ts, frames, n, &c->wc);
+  h->flags = c->wc.truncated ? kTruncated : 0;
+#if PY_VERSION_HEX >= 0x030B0000
+  h->native_tid = ts->native_thread_id;
+#else
+  h->native_tid = static_cast<uint64_t>(tid);
+#endif
+  h->ident = ts->thread_id;
+  h->tagset = tags_lookup_id(ts->thread_id);
+  h->pad = 0;
+  c->span = lookup_span(ts, &h->span);
+  if (c->span == SpanLookup::kFound) h->flags |= kHasSpan;
+}
+
 // `tid`: the kernel id of this thread, carried in the timer's sigval (the timer is created for
 // one thread and signals only it), so 3.9/3.10, whose thread state lacks it, need no gettid
 // system call per sample.
-void sample_this_thread([[maybe_unused]] pid_t tid) {
+void sample_this_thread(pid_t tid) {
   const int64_t t0 = mono_ns();
   Stats& st = stats();
   auto* ts = static_cast<PyThreadState*>(pthread_getspecific(g_tss_key));
@@ -59,34 +188,27 @@ void sample_this_thread([[maybe_unused]] pid_t tid) {
     st.samples_dropped_not_gil.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  uint32_t n = py::frame_bound(ts, kMaxFrames);
-  if (n == 0) {
+  Capture c;
+  if (!run_guarded([&] { capture(ts, tid, &c); })) {
+    if (uint8_t* body = c.body) Ring::cancel(body, c.size);
+    st.samples_dropped_fault.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (c.nframes == 0) {
     st.samples_dropped_empty.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  if (n > kMaxFrames) n = kMaxFrames;
-  const auto size = static_cast<uint32_t>(sizeof(RecordHeader) + n * sizeof(py::RawFrame));
-  uint8_t* body = g_ring.reserve(size);
+  if (c.nframes == py::kUnsettled) {
+    st.samples_dropped_unsettled.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  uint8_t* body = c.body;
   if (body == nullptr) {
     st.samples_dropped_ring_full.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  auto* h = reinterpret_cast<RecordHeader*>(body);
-  auto* frames = reinterpret_cast<py::RawFrame*>(body + sizeof(RecordHeader));
-  py::WalkCounts wc;
-  h->nframes = py::walk_frames(ts, frames, n, &wc);
-  h->flags = wc.truncated ? kTruncated : 0;
-#if PY_VERSION_HEX >= 0x030B0000
-  h->native_tid = ts->native_thread_id;
-#else
-  h->native_tid = static_cast<uint64_t>(tid);
-#endif
-  h->ident = ts->thread_id;
-  h->tagset = tags_lookup_id(ts->thread_id);
-  h->pad = 0;
-  switch (lookup_span(ts, &h->span)) {
+  switch (c.span) {
     case SpanLookup::kFound:
-      h->flags |= kHasSpan;
       st.span_lookup_ok.fetch_add(1, std::memory_order_relaxed);
       break;
     case SpanLookup::kNone:
@@ -96,11 +218,12 @@ void sample_this_thread([[maybe_unused]] pid_t tid) {
       st.span_lookup_failed.fetch_add(1, std::memory_order_relaxed);
       break;
   }
-  Ring::commit(body, size);
+  Ring::commit(body, c.size);
   st.samples_taken.fetch_add(1, std::memory_order_relaxed);
-  if (wc.truncated) st.samples_truncated.fetch_add(1, std::memory_order_relaxed);
-  if (wc.invalid) st.frames_invalid.fetch_add(wc.invalid, std::memory_order_relaxed);
-  if (wc.incomplete) st.frames_incomplete.fetch_add(wc.incomplete, std::memory_order_relaxed);
+  if (c.wc.truncated) st.samples_truncated.fetch_add(1, std::memory_order_relaxed);
+  if (c.wc.transition) st.samples_in_transition.fetch_add(1, std::memory_order_relaxed);
+  if (c.wc.invalid) st.frames_invalid.fetch_add(c.wc.invalid, std::memory_order_relaxed);
+  if (c.wc.incomplete) st.frames_incomplete.fetch_add(c.wc.incomplete, std::memory_order_relaxed);
   const auto dt = static_cast<uint64_t>(elapsed_since(t0));
   st.handler_ns_total.fetch_add(dt, std::memory_order_relaxed);
   stat_max(st.handler_ns_max, dt);
@@ -147,7 +270,11 @@ bool install_handler(int signo) {
   struct sigaction sa {};
   sa.sa_sigaction = on_signal;
   sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
-  sigemptyset(&sa.sa_mask);
+  // Other handlers wait the few microseconds ours runs, so a fault inside one of them can never
+  // be taken for a fault of our guarded reads. Synchronous faults stay unblocked: the kernel
+  // kills a thread that faults with them blocked.
+  sigfillset(&sa.sa_mask);
+  for (int s : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP}) sigdelset(&sa.sa_mask, s);
   if (sigaction(signo, &sa, nullptr) != 0) return false;
   // Never uninstalled: a signal still queued after stop() must find a harmless handler, not the
   // default action (which terminates the process for SIGPROF and real-time signals).
@@ -450,6 +577,7 @@ PyObject* sampler_start(const Config& cfg) {
   stats().handler_ns_max.store(0, std::memory_order_relaxed);  // the max is per start()
   g_rng ^= static_cast<uint64_t>(mono_ns()) * 0x9E3779B97F4A7C15ull;
   g_gil_only.store(cfg.gil_only, std::memory_order_relaxed);
+  install_fault_guard();
   g_running = true;
   g_active.store(true, std::memory_order_seq_cst);
   sampler_scan_threads(nullptr);  // the calling thread (and every other one) right away
@@ -465,6 +593,7 @@ PyObject* sampler_stop() {
   g_active.store(false, std::memory_order_seq_cst);
   delete_all_timers();
   wait_for_handlers();
+  remove_fault_guard();
   g_running = false;
   Py_BEGIN_ALLOW_THREADS drain_stop_and_join();
   drain_once(_save, false);  // what the handlers wrote before the disarm goes into the aggregate
@@ -473,9 +602,25 @@ PyObject* sampler_stop() {
 
 uint64_t sampler_probe(int iterations) {
   const auto tid = static_cast<pid_t>(syscall(SYS_gettid));
+  install_fault_guard();
   const int64_t t0 = mono_ns();
   for (int i = 0; i < iterations; ++i) sample_this_thread(tid);
-  return static_cast<uint64_t>(mono_ns() - t0);
+  const auto dt = static_cast<uint64_t>(mono_ns() - t0);
+  if (!g_running) remove_fault_guard();
+  return dt;
+}
+
+int sampler_fault_guard_selftest() {
+  install_fault_guard();
+  const long page = sysconf(_SC_PAGESIZE);
+  void* p = mmap(nullptr, static_cast<size_t>(page), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return -1;
+  volatile int sink = 0;
+  const bool unmapped_ok = run_guarded([&] { sink = *static_cast<volatile int*>(p); });
+  const bool mapped_ok = run_guarded([&] { sink = sink + 1; });
+  munmap(p, static_cast<size_t>(page));
+  if (!g_running) remove_fault_guard();
+  return (unmapped_ok ? 0 : 1) | (mapped_ok ? 2 : 0);  // 3: fault caught, clean read passed
 }
 
 void sampler_emergency_stop() {
