@@ -27,6 +27,8 @@ import sys
 import threading
 import time
 
+from calibration import units_for
+
 from spanprof import _native
 
 
@@ -43,15 +45,7 @@ def work_unit() -> int:
 
 
 def calibrate(seconds: float) -> int:
-    n = 1
-    while True:
-        t = time.process_time()
-        for _ in range(n):
-            work_unit()
-        dt = time.process_time() - t
-        if dt >= seconds / 4:
-            return max(1, int(n * seconds / dt))
-        n *= 2
+    return units_for(work_unit, seconds, probe=seconds / 4)
 
 
 def block_single(units: int) -> None:

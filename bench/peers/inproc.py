@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Callable, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from calibration import units_for
 from target import cpu_block, run_threads, start_profiler
 
 PROFILERS = ("none", "spanprof", "pyroscope-gil", "pyroscope-all")
@@ -28,16 +30,7 @@ PROFILERS = ("none", "spanprof", "pyroscope-gil", "pyroscope-all")
 
 def make_block(kind: str, seconds: float) -> Callable[[], None]:
     """A fixed amount of work calibrated to about ``seconds`` of CPU without a profiler."""
-    n = 1
-    while True:
-        t = time.process_time()
-        for _ in range(n):
-            cpu_block()
-        dt = time.process_time() - t
-        if dt >= 0.05:
-            break
-        n *= 2
-    units = max(8, int(n * seconds / dt))
+    units = max(8, units_for(cpu_block, seconds, probe=0.05))
     if kind == "cpu":
 
         def block() -> None:
