@@ -432,35 +432,26 @@ def main() -> int:
         MS = pb.get("querier.v1.SelectMergeStacktracesRequest")
         MP = pb.get("querier.v1.SelectMergeProfileRequest")
         times_fg, times_pprof = [], []
+
+        def timed_merge(method: str, req_type: type, into: list) -> bytes:
+            sel = '{service_name="svc-0"}'
+            req = req_type(
+                profile_typeID=CPU, label_selector=sel, start=h_from, end=h_to
+            ).SerializeToString()
+            t = time.perf_counter()
+            status, out = post(
+                c,
+                f"/querier.v1.QuerierService/{method}",
+                req,
+                {"Content-Type": "application/proto"},
+            )
+            into.append((time.perf_counter() - t) * 1000)
+            assert status == 200
+            return out
+
         for _ in range(7):
-            t = time.perf_counter()
-            status, body = post(
-                c,
-                "/querier.v1.QuerierService/SelectMergeStacktraces",
-                MS(
-                    profile_typeID=CPU,
-                    label_selector='{service_name="svc-0"}',
-                    start=h_from,
-                    end=h_to,
-                ).SerializeToString(),
-                {"Content-Type": "application/proto"},
-            )
-            times_fg.append((time.perf_counter() - t) * 1000)
-            assert status == 200
-            t = time.perf_counter()
-            status, _merged = post(
-                c,
-                "/querier.v1.QuerierService/SelectMergeProfile",
-                MP(
-                    profile_typeID=CPU,
-                    label_selector='{service_name="svc-0"}',
-                    start=h_from,
-                    end=h_to,
-                ).SerializeToString(),
-                {"Content-Type": "application/proto"},
-            )
-            times_pprof.append((time.perf_counter() - t) * 1000)
-            assert status == 200
+            body = timed_merge("SelectMergeStacktraces", MS, times_fg)
+            timed_merge("SelectMergeProfile", MP, times_pprof)
         hour_total = (
             pb.get("querier.v1.SelectMergeStacktracesResponse").FromString(body).flamegraph.total
         )
