@@ -1,4 +1,5 @@
-// Durable store: SQLite (WAL, synchronous=FULL) with spanprof's own compact encoding inside.
+// Durable store: SQLite (WAL; each acknowledged commit fdatasynced) with spanprof's own compact
+// encoding inside.
 // One writer thread group-commits every queued ingest: a caller of write_*() returns only after
 // the transaction holding its data has committed (fsync of the WAL), so an acknowledged request
 // survives a crash of the process or the machine. Readers use their own connections (WAL lets
