@@ -253,7 +253,8 @@ def bench_ingest(seconds: float, clients: int, generator: str = "auto", warmup: 
             r = ingest_python(s.port, seconds, clients, bodies, s.proc.pid)
         c = conn(s.port)
         c.request("GET", "/api/v1/stats")
-        stored = json.loads(c.getresponse().read())["profiles"]
+        st = json.loads(c.getresponse().read())
+        stored = st["profiles"]
         c.close()
         s.stop()
     total = r["pushes"]
@@ -279,6 +280,8 @@ def bench_ingest(seconds: float, clients: int, generator: str = "auto", warmup: 
         "stored_profiles": stored,
         "stored_ok": stored == r["acked_pushes"] * SPAN_NAMES,
         "load_avg_1m": os.getloadavg()[0],
+        # Group commit: how many write transactions one fdatasync of the WAL acknowledged.
+        "commits_per_sync": st.get("synced_batches", 0) / max(1, st.get("wal_syncs", 0)),
     }
 
 
@@ -288,7 +291,8 @@ def ingest_line(i: dict) -> str:
         f"ingest ({i['generator']} loadgen, {i['clients']} connections): {i['pushes_per_s']:.0f}"
         f" pushes/s, server CPU {i['server_cpu_ms_per_push']:.2f} ms/push, client CPU"
         f" {i['client_cpu_ms_per_push']:.2f} ms/push, latency p50 {lat['p50']:.1f} ms p99"
-        f" {lat['p99']:.1f} ms, {i['errors']} errors, load average {i['load_avg_1m']:.1f}"
+        f" {lat['p99']:.1f} ms, {i['errors']} errors, load average {i['load_avg_1m']:.1f},"
+        f" {i.get('commits_per_sync', 0):.2f} commits per WAL sync"
     )
     if not i["stored_ok"]:
         line += (
