@@ -78,7 +78,9 @@ def test_foreign_sigprof_owner_is_preserved_and_still_called():
     )
     assert r.returncode == 0, r.stderr
     calls, used_signal, sigprof, samples, still_owned = r.stdout.split()
-    assert int(calls) >= 20  # the user's handler kept firing
+    # The user's handler kept firing (0.5 s of CPU at 10 ms: ~50 calls on a quiet machine; a
+    # loaded one merges pending SIGPROFs with or without spanprof, hence the margin).
+    assert int(calls) >= 20
     assert int(used_signal) != int(sigprof)  # we took a real-time signal instead
     assert int(samples) >= 20
     assert still_owned == "True"

@@ -32,7 +32,10 @@ struct RecordHeader {
   uint64_t ident;   // pthread_self() of the sampled thread == threading.get_ident()
   uint64_t tagset;  // thread tag-set id, 0 = none
   SpanIds span;
-  uint32_t pad;
+  // Timer expiries the kernel merged into this signal (si_overrun): under CPU contention a
+  // period can expire while the previous signal is still pending. The sample stands for
+  // 1 + extra_periods periods of the thread's CPU time.
+  uint32_t extra_periods;
 };
 static_assert(sizeof(RecordHeader) % 8 == 0);
 constexpr uint32_t kHasSpan = 1;

@@ -78,6 +78,9 @@ struct DrainState {
   std::unordered_map<std::pair<uint64_t, uint64_t>, uint32_t, PairHash> loc_cache;
   std::unordered_map<LabelKey, uint32_t, LabelKeyHash> label_cache;
   std::unordered_map<uint64_t, std::string> thread_names;  // ident -> name
+  // Idents a name scan did not find (threads outside threading): not looked up again until the
+  // next periodic scan, so they cost no GIL take per round.
+  std::unordered_set<uint64_t> unnamed;
   std::vector<uint8_t> batch;
   std::vector<uint32_t> offsets;  // record starts in batch
   int pid_cached = 0;
@@ -319,11 +322,16 @@ void drain_once(PyThreadState* ts, bool scan) {
       },
       kMaxBatchBytes);
 
-  // 2. Find frames whose code or line is not cached yet.
+  // 2. Find frames whose code or line is not cached yet, and threads whose name is not known
+  //    (a thread sampled before the scan that follows its start).
   std::vector<Miss> misses;
+  std::vector<uint64_t> nameless;
+  const bool names = config().report_thread_name;
   for (uint32_t off : st.offsets) {
     auto* h = reinterpret_cast<const RecordHeader*>(st.batch.data() + off);
     auto* f = reinterpret_cast<const py::RawFrame*>(h + 1);
+    if (names && st.thread_names.count(h->ident) == 0 && st.unnamed.count(h->ident) == 0)
+      nameless.push_back(h->ident);
     for (uint32_t i = 0; i < h->nframes; ++i) {
       auto it = st.codes.find({f[i].code, f[i].key});
       if (it == st.codes.end()) {
@@ -337,11 +345,17 @@ void drain_once(PyThreadState* ts, bool scan) {
   }
 
   // 3. With the GIL (once per batch): thread scan, validate and symbolise misses.
-  if ((!misses.empty() || scan) && ts != nullptr && !finalizing()) {
+  if ((!misses.empty() || scan || !nameless.empty()) && ts != nullptr && !finalizing()) {
     PyEval_RestoreThread(ts);
-    if (scan) {
-      sampler_scan_threads(ts);
-      if (config().report_thread_name) scan_thread_names();
+    if (scan) sampler_scan_threads(ts);
+    if (names && (scan || !nameless.empty())) {
+      if (scan) st.unnamed.clear();
+      const size_t known = st.thread_names.size();
+      scan_thread_names();
+      for (uint64_t id : nameless)
+        if (st.thread_names.count(id) == 0) st.unnamed.insert(id);
+      // Label sets built while a name was missing are cached without it.
+      if (st.thread_names.size() != known || !nameless.empty()) st.label_cache.clear();
     }
     if (st.codes.size() + misses.size() > kMaxCachedCodes) evict_codes_locked();
     for (const Miss& m : misses) {
@@ -405,8 +419,10 @@ void drain_once(PyThreadState* ts, bool scan) {
       continue;
     }
     key.label_set = label_set_for(*h);
-    p.add(key, 1);
+    p.add(key, 1 + static_cast<int64_t>(h->extra_periods));
     stats_.samples_aggregated.fetch_add(1, std::memory_order_relaxed);
+    if (h->extra_periods != 0)
+      stats_.periods_from_overruns.fetch_add(h->extra_periods, std::memory_order_relaxed);
   }
   stats_.drain_runs.fetch_add(1, std::memory_order_relaxed);
   stats_.drain_ns_total.fetch_add(static_cast<uint64_t>(thread_cpu_ns() - t0),

@@ -3,15 +3,19 @@
 //
 // Timer management (create, delete) only happens with the GIL held, so the GIL is the lock of the
 // timer table. The handler touches no lock, allocates nothing and calls no Python API.
+#include <link.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <unordered_map>
 #include <unordered_set>
@@ -57,8 +61,41 @@ __attribute__((tls_model("initial-exec"))) thread_local sigjmp_buf* t_fault_jump
 struct sigaction g_prev_fault[2];      // SIGSEGV, SIGBUS, as found when ours was installed
 bool g_fault_guard_installed = false;  // GIL
 
+uintptr_t g_text_lo = 0, g_text_hi = 0;  // our executable segment; set before the guard is used
+
+// Whether the fault happened in our own code: another signal handler that interrupts a guarded
+// read and faults itself must reach its own fault handling, not our jump.
+bool fault_in_our_code([[maybe_unused]] void* uc) {
+#if defined(__x86_64__)
+  const auto pc = static_cast<uintptr_t>(static_cast<ucontext_t*>(uc)->uc_mcontext.gregs[REG_RIP]);
+#elif defined(__aarch64__)
+  const auto pc = static_cast<uintptr_t>(static_cast<ucontext_t*>(uc)->uc_mcontext.pc);
+#else
+  return true;
+#endif
+#if defined(__x86_64__) || defined(__aarch64__)
+  return g_text_hi == 0 || (pc >= g_text_lo && pc < g_text_hi);
+#endif
+}
+
+int find_text(struct dl_phdr_info* info, size_t, void*) {
+  const auto self = reinterpret_cast<uintptr_t>(&fault_in_our_code);
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
+    const uintptr_t lo = info->dlpi_addr + ph.p_vaddr, hi = lo + ph.p_memsz;
+    if (self >= lo && self < hi) {
+      g_text_lo = lo;
+      g_text_hi = hi;
+      return 1;
+    }
+  }
+  return 0;
+}
+
 void on_fault(int sig, siginfo_t* info, void* uc) {
-  if (sigjmp_buf* jb = t_fault_jump) {
+  sigjmp_buf* jb = t_fault_jump;
+  if (jb != nullptr && fault_in_our_code(uc)) {
     t_fault_jump = nullptr;
     siglongjmp(*jb, 1);
   }
@@ -97,6 +134,7 @@ bool fault_handler_is_ours(int sig) {
 
 void install_fault_guard() {
   if (g_fault_guard_installed) return;
+  if (g_text_hi == 0) dl_iterate_phdr(find_text, nullptr);
   const int sigs[2] = {SIGSEGV, SIGBUS};
   for (int i = 0; i < 2; ++i) {
     if (fault_handler_is_ours(sigs[i])) continue;  // left installed by an earlier run
@@ -147,7 +185,8 @@ struct Capture {
 };
 
 // Everything that reads the interpreter's memory; runs under the fault guard.
-__attribute__((noinline)) void capture(PyThreadState* ts, [[maybe_unused]] pid_t tid, Capture* c) {
+__attribute__((noinline)) void capture(PyThreadState* ts, [[maybe_unused]] pid_t tid,
+                                       uint32_t extra_periods, Capture* c) {
   uint32_t n = py::frame_bound(ts, kMaxFrames);
   c->nframes = n;
   if (n == 0 || n == py::kUnsettled) return;
@@ -168,7 +207,7 @@ __attribute__((noinline)) void capture(PyThreadState* ts, [[maybe_unused]] pid_t
 #endif
   h->ident = ts->thread_id;
   h->tagset = tags_lookup_id(ts->thread_id);
-  h->pad = 0;
+  h->extra_periods = extra_periods;
   c->span = lookup_span(ts, &h->span);
   if (c->span == SpanLookup::kFound) h->flags |= kHasSpan;
 }
@@ -176,7 +215,7 @@ __attribute__((noinline)) void capture(PyThreadState* ts, [[maybe_unused]] pid_t
 // `tid`: the kernel id of this thread, carried in the timer's sigval (the timer is created for
 // one thread and signals only it), so 3.9/3.10, whose thread state lacks it, need no gettid
 // system call per sample.
-void sample_this_thread(pid_t tid) {
+void sample_this_thread(pid_t tid, uint32_t extra_periods) {
   const int64_t t0 = mono_ns();
   Stats& st = stats();
   auto* ts = static_cast<PyThreadState*>(pthread_getspecific(g_tss_key));
@@ -189,7 +228,7 @@ void sample_this_thread(pid_t tid) {
     return;
   }
   Capture c;
-  if (!run_guarded([&] { capture(ts, tid, &c); })) {
+  if (!run_guarded([&] { capture(ts, tid, extra_periods, &c); })) {
     if (uint8_t* body = c.body) Ring::cancel(body, c.size);
     st.samples_dropped_fault.fetch_add(1, std::memory_order_relaxed);
     return;
@@ -235,7 +274,9 @@ void on_signal(int, siginfo_t* info, void*) {
   g_in_flight.fetch_add(1, std::memory_order_seq_cst);
   if (g_active.load(std::memory_order_seq_cst)) {
     if (info != nullptr && info->si_code == SI_TIMER) {
-      sample_this_thread(static_cast<pid_t>(info->si_value.sival_int));
+      const uint32_t extra = info->si_overrun > 0 ? static_cast<uint32_t>(info->si_overrun) : 0;
+      if (extra != 0) stats().timer_overruns.fetch_add(extra, std::memory_order_relaxed);
+      sample_this_thread(static_cast<pid_t>(info->si_value.sival_int), extra);
     } else {
       stats().signals_foreign.fetch_add(1, std::memory_order_relaxed);
     }
@@ -270,11 +311,9 @@ bool install_handler(int signo) {
   struct sigaction sa {};
   sa.sa_sigaction = on_signal;
   sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
-  // Other handlers wait the few microseconds ours runs, so a fault inside one of them can never
-  // be taken for a fault of our guarded reads. Synchronous faults stay unblocked: the kernel
-  // kills a thread that faults with them blocked.
-  sigfillset(&sa.sa_mask);
-  for (int s : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP}) sigdelset(&sa.sa_mask, s);
+  // Nothing else blocked: blocking the process-directed SIGPROF of another owner while ours runs
+  // cost that owner up to two thirds of its signals (they coalesce while pending), measured.
+  sigemptyset(&sa.sa_mask);
   if (sigaction(signo, &sa, nullptr) != 0) return false;
   // Never uninstalled: a signal still queued after stop() must find a harmless handler, not the
   // default action (which terminates the process for SIGPROF and real-time signals).
@@ -439,9 +478,54 @@ int64_t mono_ns() {
 }
 
 #if PY_VERSION_HEX < 0x030B0000
+// Threads started outside threading (_thread.start_new_thread, C threads) have no Thread object.
+// Their thread state's thread_id is their pthread_t, which glibc makes the address of the
+// thread's descriptor, and the descriptor holds the kernel tid at a fixed offset: found on the
+// calling thread (the first word equal to its own tid), checked against every tid threading
+// knows, and read for other threads with process_vm_readv, so a descriptor already gone fails
+// the read instead of faulting. A tid is used only while /proc/self/task/<tid> exists.
+ptrdiff_t g_tid_offset = -2;  // GIL; -2 not probed yet, -1 unusable
+
+ptrdiff_t tid_offset() {
+  if (g_tid_offset != -2) return g_tid_offset;
+  g_tid_offset = -1;
+  const auto* self = reinterpret_cast<const pid_t*>(pthread_self());
+  const auto mine = static_cast<pid_t>(syscall(SYS_gettid));
+  for (size_t i = 0; i < 1024 / sizeof(pid_t); ++i) {
+    if (self[i] == mine) {
+      g_tid_offset = static_cast<ptrdiff_t>(i * sizeof(pid_t));
+      break;
+    }
+  }
+  return g_tid_offset;
+}
+
+pid_t read_descriptor_tid(uint64_t ident) {
+  const ptrdiff_t off = tid_offset();
+  if (off < 0 || ident == 0) return 0;
+  pid_t tid = 0;
+  struct iovec local {
+    &tid, sizeof tid
+  };
+  struct iovec remote {
+    reinterpret_cast<void*>(ident + static_cast<uint64_t>(off)), sizeof tid
+  };
+  if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof tid))
+    return 0;
+  return tid;
+}
+
+pid_t tid_from_descriptor(uint64_t ident) {
+  const pid_t tid = read_descriptor_tid(ident);
+  if (tid <= 0) return 0;
+  char path[48];
+  snprintf(path, sizeof path, "/proc/self/task/%d", static_cast<int>(tid));
+  return access(path, F_OK) == 0 ? tid : 0;
+}
+
 // 3.9/3.10 keep no native thread id in PyThreadState: take it from threading's Thread objects
 // (Thread._native_id, set by the thread itself when it starts). The calling thread's own id is
-// known directly. Threads started with _thread.start_new_thread outside threading are not seen.
+// known directly; threads threading does not know come from their descriptor (above).
 std::unordered_map<uint64_t, pid_t> native_ids_from_threading() {
   std::unordered_map<uint64_t, pid_t> ids;
   const auto self = static_cast<uint64_t>(pthread_self());
@@ -466,7 +550,13 @@ std::unordered_map<uint64_t, pid_t> native_ids_from_threading() {
     if (nid != nullptr && PyLong_Check(nid)) {
       const long long tid = PyLong_AsLongLong(nid);
       const unsigned long long ident = PyLong_AsUnsignedLongLong(k);
-      if (!PyErr_Occurred() && tid > 0) ids[ident] = static_cast<pid_t>(tid);
+      if (!PyErr_Occurred() && tid > 0) {
+        ids[ident] = static_cast<pid_t>(tid);
+        // A descriptor offset that disagrees with a tid threading knows is not trusted.
+        if (ident != self && tid_offset() >= 0 &&
+            read_descriptor_tid(ident) != static_cast<pid_t>(tid))
+          g_tid_offset = -1;
+      }
     }
     Py_XDECREF(nid);
     PyErr_Clear();
@@ -503,7 +593,8 @@ void sampler_scan_threads(PyThreadState* exclude) {
     const auto tid = static_cast<pid_t>(ts->native_thread_id);
 #else
     auto found = native_ids.find(ts->thread_id);
-    const pid_t tid = found != native_ids.end() ? found->second : 0;
+    const pid_t tid =
+        found != native_ids.end() ? found->second : tid_from_descriptor(ts->thread_id);
 #endif
     if (tid == 0) continue;
     seen.insert(ts->id);
@@ -604,7 +695,7 @@ uint64_t sampler_probe(int iterations) {
   const auto tid = static_cast<pid_t>(syscall(SYS_gettid));
   install_fault_guard();
   const int64_t t0 = mono_ns();
-  for (int i = 0; i < iterations; ++i) sample_this_thread(tid);
+  for (int i = 0; i < iterations; ++i) sample_this_thread(tid, 0);
   const auto dt = static_cast<uint64_t>(mono_ns() - t0);
   if (!g_running) remove_fault_guard();
   return dt;

@@ -7,34 +7,36 @@
 
 namespace spanprof {
 
-#define SPANPROF_STATS(X)                                                                        \
-  X(samples_taken) /* records written to the ring */                                             \
-  X(samples_dropped_ring_full)                                                                   \
-  X(samples_dropped_no_tstate) /* signal on a thread without a PyThreadState */                  \
-  X(samples_dropped_not_gil)   /* gil_only and the thread did not hold the GIL */                \
-  X(samples_dropped_empty)     /* no Python frame on the stack */                                \
-  X(samples_dropped_unsettled) /* interpreter part-way into or out of a frame (3.11, 3.12) */    \
-  X(samples_dropped_fault)     /* a read of the interpreter's memory faulted; guard caught it */ \
-  X(samples_in_transition) /* interpreter entering/leaving a frame: attributed to the caller */  \
-  X(samples_truncated)     /* stack deeper than the cap; kept, innermost frames first */         \
-  X(samples_aggregated)    /* records the drain turned into profile samples */                   \
-  X(samples_dropped_no_frames) /* drain: every frame of the record failed validation */          \
-  X(signals_foreign)           /* our signal arrived but not from one of our timers */           \
-  X(frames_invalid)            /* handler: frame's code pointer was not a code object */         \
-  X(frames_incomplete)         /* handler: frame still being set up, skipped */                  \
-  X(frames_invalid_drain)      /* drain: code object gone or reused before symbolisation */      \
-  X(span_lookup_ok)                                                                              \
-  X(span_lookup_none)   /* no span var set, or no span active */                                 \
-  X(span_lookup_failed) /* unknown HAMT node / value type: sample kept without span */           \
-  X(tags_lookup_retry_exhausted)                                                                 \
-  X(root_names_overflow)                                                                         \
-  X(handler_ns_total)                                                                            \
-  X(handler_ns_max)                                                                              \
-  X(drain_ns_total) /* CPU time of drain rounds */                                               \
-  X(drain_runs)                                                                                  \
-  X(timers_created)                                                                              \
-  X(timers_deleted)                                                                              \
-  X(timer_create_failed)                                                                         \
+#define SPANPROF_STATS(X)                                                                         \
+  X(samples_taken) /* records written to the ring */                                              \
+  X(samples_dropped_ring_full)                                                                    \
+  X(samples_dropped_no_tstate) /* signal on a thread without a PyThreadState */                   \
+  X(samples_dropped_not_gil)   /* gil_only and the thread did not hold the GIL */                 \
+  X(samples_dropped_empty)     /* no Python frame on the stack */                                 \
+  X(samples_dropped_unsettled) /* interpreter part-way into or out of a frame (3.11, 3.12) */     \
+  X(samples_dropped_fault)     /* a read of the interpreter's memory faulted; guard caught it */  \
+  X(samples_in_transition) /* interpreter entering/leaving a frame: attributed to the caller */   \
+  X(samples_truncated)     /* stack deeper than the cap; kept, innermost frames first */          \
+  X(samples_aggregated)    /* records the drain turned into profile samples */                    \
+  X(samples_dropped_no_frames) /* drain: every frame of the record failed validation */           \
+  X(timer_overruns)        /* expiries the kernel merged into an earlier, still pending signal */ \
+  X(periods_from_overruns) /* drain: those periods, added to their samples' counts */             \
+  X(signals_foreign)       /* our signal arrived but not from one of our timers */                \
+  X(frames_invalid)        /* handler: frame's code pointer was not a code object */              \
+  X(frames_incomplete)     /* handler: frame still being set up, skipped */                       \
+  X(frames_invalid_drain)  /* drain: code object gone or reused before symbolisation */           \
+  X(span_lookup_ok)                                                                               \
+  X(span_lookup_none)   /* no span var set, or no span active */                                  \
+  X(span_lookup_failed) /* unknown HAMT node / value type: sample kept without span */            \
+  X(tags_lookup_retry_exhausted)                                                                  \
+  X(root_names_overflow)                                                                          \
+  X(handler_ns_total)                                                                             \
+  X(handler_ns_max)                                                                               \
+  X(drain_ns_total) /* CPU time of drain rounds */                                                \
+  X(drain_runs)                                                                                   \
+  X(timers_created)                                                                               \
+  X(timers_deleted)                                                                               \
+  X(timer_create_failed)                                                                          \
   X(code_cache_evictions)
 
 struct Stats {
