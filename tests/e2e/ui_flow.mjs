@@ -48,6 +48,8 @@ async function flameFrames() {
   const panel = page.locator("[data-testid=flame-panel]").first();
   const state = await panel.getAttribute("data-state");
   if (state !== "ready") throw new Error(`flame panel is ${state}: ${await panel.innerText()}`);
+  // The view draws (and lists its frames) on the next animation frame after the panel is ready.
+  await page.waitForFunction(() => document.querySelector("[data-testid=flame-frames]")?.hasAttribute("data-count"));
   return page.$$eval("[data-testid=flame-frames] li", (lis) => lis.map((li) => ({ name: li.dataset.name, x: Number(li.dataset.x), w: Number(li.dataset.w), depth: Number(li.dataset.depth) })));
 }
 
