@@ -41,6 +41,10 @@ static_assert(sizeof(RecordHeader) % 8 == 0);
 constexpr uint32_t kHasSpan = 1;
 constexpr uint32_t kTruncated = 2;
 
+// Not handler-safe (a system call, possibly a pipe): reads `n` bytes at `addr` of this process
+// without faulting on an unmapped address (process_vm_readv, or write() to a pipe under seccomp).
+bool safe_read(const void* addr, void* out, size_t n);
+
 Ring& ring();
 const Config& config();
 int64_t wall_ns();

@@ -76,7 +76,6 @@ struct WalkCounts {
   uint32_t invalid = 0;     // frame whose code pointer is not a code object
   uint32_t incomplete = 0;  // frame still being set up (skipped, as CPython's own tracebacks do)
   uint32_t truncated = 0;   // 1 when the chain was longer than the cap
-  uint32_t transition = 0;  // 1 when caught entering/leaving a frame; the walk began at the caller
 };
 
 // GIL held. Checks the layouts this build relies on against the running interpreter (3.13+:
@@ -91,8 +90,13 @@ inline constexpr uint32_t kUnsettled = 0xFFFFFFFFu;
 // no frame; kUnsettled). 3.11+ count the contiguous data-stack frames; 3.9/3.10 chain heap
 // objects, so they take the interpreter's own recursion count instead of walking the cold frames
 // twice. May read freed memory in a window the checks cannot see: call under the fault guard.
-uint32_t frame_bound(PyThreadState* ts, uint32_t cap);
-// handler-safe: writes at most `cap` frames leaf-first into `out`, returns how many.
-uint32_t walk_frames(PyThreadState* ts, RawFrame* out, uint32_t cap, WalkCounts* counts);
+// Where the walk starts, decided once by frame_bound() for walk_frames().
+struct WalkStart {
+  void* frame = nullptr;    // the newest frame to record (a version-specific frame type)
+  bool transition = false;  // caught entering/leaving a frame; `frame` is the caller
+};
+uint32_t frame_bound(PyThreadState* ts, uint32_t cap, WalkStart* start);
+// handler-safe: writes at most `cap` frames leaf-first from `start` into `out`, returns how many.
+uint32_t walk_frames(const WalkStart& start, RawFrame* out, uint32_t cap, WalkCounts* counts);
 
 }  // namespace spanprof::py

@@ -114,7 +114,8 @@ bool finalizing() {
 
 int g_vm_readv_works = -1;  // -1 unknown, 0 no (seccomp), 1 yes
 
-// Reads `n` bytes at `addr` without faulting on an unmapped address.
+}  // namespace
+
 bool safe_read(const void* addr, void* out, size_t n) {
   if (g_vm_readv_works != 0) {
     struct iovec local {
@@ -143,6 +144,8 @@ bool safe_read(const void* addr, void* out, size_t n) {
   close(fds[1]);
   return ok;
 }
+
+namespace {
 
 // GIL held. Validates the address as a live code object with the recorded key.
 CodeInfo* load_code(uint64_t addr, uint32_t key) {
@@ -350,12 +353,11 @@ void drain_once(PyThreadState* ts, bool scan) {
     if (scan) sampler_scan_threads(ts);
     if (names && (scan || !nameless.empty())) {
       if (scan) st.unnamed.clear();
-      const size_t known = st.thread_names.size();
       scan_thread_names();
       for (uint64_t id : nameless)
         if (st.thread_names.count(id) == 0) st.unnamed.insert(id);
       // Label sets built while a name was missing are cached without it.
-      if (st.thread_names.size() != known || !nameless.empty()) st.label_cache.clear();
+      if (!nameless.empty()) st.label_cache.clear();
     }
     if (st.codes.size() + misses.size() > kMaxCachedCodes) evict_codes_locked();
     for (const Miss& m : misses) {

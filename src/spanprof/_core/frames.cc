@@ -104,24 +104,21 @@ inline Top top_frame(PyThreadState* ts) {
     t.frame = f;
     return t;
   }
-  t.transition = true;
+  IFrame* caller = nullptr;
 #if PY_VERSION_HEX < 0x030C0000
-  if (addr(f) >= addr(ts->datastack_top) && addr(f) < addr(ts->datastack_limit) &&
-      settled(ts, f->previous)) {
-    t.frame = f->previous;
-    return t;
-  }
+  if (addr(f) >= addr(ts->datastack_top) && addr(f) < addr(ts->datastack_limit))
+    caller = f->previous;  // the 3.11 return window
 #endif
-  if (cf->previous != nullptr) {
-    IFrame* caller = cf->previous->current_frame;
+  if (!settled(ts, caller) && cf->previous != nullptr) {
+    caller = cf->previous->current_frame;
     if (caller == nullptr) return t;  // entering the thread's first Python frame
-    if (settled(ts, caller)) {
-      t.frame = caller;
-      return t;
-    }
   }
-  t.transition = false;
-  t.unsettled = true;
+  if (settled(ts, caller)) {
+    t.frame = caller;
+    t.transition = true;
+  } else {
+    t.unsettled = true;
+  }
 #endif
   return t;
 }
@@ -187,20 +184,19 @@ const char* layout_mismatch() {
 // Links below a settled top were stored before the frame above them was published; the
 // plausibility test on each one is defence in depth (CI once saw a walk fault on 0x3 and
 // 0x1000013 before the unsettled-top check existed).
-uint32_t frame_bound(PyThreadState* ts, uint32_t cap) {
+uint32_t frame_bound(PyThreadState* ts, uint32_t cap, WalkStart* start) {
   const Top top = top_frame(ts);
   if (top.unsettled) return kUnsettled;
-  IFrame* f = top.frame;
+  start->frame = top.frame;
+  start->transition = top.transition;
   uint32_t n = 0;
-  for (; plausible(f) && n <= cap; f = f->previous) ++n;
+  for (IFrame* f = top.frame; plausible(f) && n <= cap; f = f->previous) ++n;
   return n;
 }
 
-uint32_t walk_frames(PyThreadState* ts, RawFrame* out, uint32_t cap, WalkCounts* counts) {
+uint32_t walk_frames(const WalkStart& start, RawFrame* out, uint32_t cap, WalkCounts* counts) {
   uint32_t n = 0;
-  const Top top = top_frame(ts);
-  counts->transition = top.transition ? 1 : 0;
-  IFrame* f = top.frame;
+  auto* f = static_cast<IFrame*>(start.frame);
   for (; plausible(f) && n < cap; f = f->previous) {
 #if PY_VERSION_HEX >= 0x030C0000
     if (f->owner == FRAME_OWNED_BY_CSTACK) continue;  // shim frame between C and Python
@@ -237,16 +233,17 @@ uint32_t walk_frames(PyThreadState* ts, RawFrame* out, uint32_t cap, WalkCounts*
 // that guards its own recursion counts there too, so the bound can exceed the chain (the record
 // then has spare room). A frame evaluator that bypasses the count (PEP 523) could make it short:
 // walk_frames() then stops at the bound and the sample is marked truncated and counted.
-uint32_t frame_bound(PyThreadState* ts, uint32_t cap) {
+uint32_t frame_bound(PyThreadState* ts, uint32_t cap, WalkStart* start) {
+  start->frame = ts->frame;
   if (ts->frame == nullptr) return 0;
   const int depth = ts->recursion_depth;
   const uint64_t bound = depth < 1 ? 1 : static_cast<uint64_t>(depth) + 1;
   return bound > cap ? cap + 1 : static_cast<uint32_t>(bound);
 }
 
-uint32_t walk_frames(PyThreadState* ts, RawFrame* out, uint32_t cap, WalkCounts* counts) {
+uint32_t walk_frames(const WalkStart& start, RawFrame* out, uint32_t cap, WalkCounts* counts) {
   uint32_t n = 0;
-  PyFrameObject* f = ts->frame;
+  auto* f = static_cast<PyFrameObject*>(start.frame);
   for (; f != nullptr && n < cap; f = f->f_back) {
     PyCodeObject* co = f->f_code;
     if (!is_code(reinterpret_cast<PyObject*>(co))) {

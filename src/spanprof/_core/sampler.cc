@@ -9,7 +9,6 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -101,24 +100,22 @@ void on_fault(int sig, siginfo_t* info, void* uc) {
   }
   const struct sigaction prev = g_prev_fault[sig == SIGBUS ? 1 : 0];
   const bool sent = info != nullptr && info->si_code <= 0;  // kill()/raise(), not a real fault
+  auto restore_default = [sig] {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, nullptr);
+  };
   if ((prev.sa_flags & SA_SIGINFO) == 0 &&
       (prev.sa_handler == SIG_DFL || prev.sa_handler == SIG_IGN)) {
     if (prev.sa_handler == SIG_IGN && sent) return;
     // The default action: with it restored, a real fault re-executes the faulting instruction
     // and the kernel ends the process as it would have without us; a sent signal is re-raised.
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    sigaction(sig, &dfl, nullptr);
+    restore_default();
     if (sent) raise(sig);
     return;
   }
-  if (prev.sa_flags & SA_RESETHAND) {
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    sigaction(sig, &dfl, nullptr);
-  }
+  if (prev.sa_flags & SA_RESETHAND) restore_default();
   if (prev.sa_flags & SA_SIGINFO) {
     prev.sa_sigaction(sig, info, uc);
   } else {
@@ -181,13 +178,15 @@ struct Capture {
   volatile uint32_t size = 0;
   uint32_t nframes = 0;  // kUnsettled / 0: nothing reserved
   py::WalkCounts wc;
+  bool transition = false;
   SpanLookup span = SpanLookup::kNone;
 };
 
 // Everything that reads the interpreter's memory; runs under the fault guard.
 __attribute__((noinline)) void capture(PyThreadState* ts, [[maybe_unused]] pid_t tid,
                                        uint32_t extra_periods, Capture* c) {
-  uint32_t n = py::frame_bound(ts, kMaxFrames);
+  py::WalkStart start;
+  uint32_t n = py::frame_bound(ts, kMaxFrames, &start);
   c->nframes = n;
   if (n == 0 || n == py::kUnsettled) return;
   if (n > kMaxFrames) n = kMaxFrames;
@@ -198,7 +197,8 @@ __attribute__((noinline)) void capture(PyThreadState* ts, [[maybe_unused]] pid_t
   c->body = body;
   auto* h = reinterpret_cast<RecordHeader*>(body);
   auto* frames = reinterpret_cast<py::RawFrame*>(body + sizeof(RecordHeader));
-  h->nframes = py::walk_frames(ts, frames, n, &c->wc);
+  h->nframes = py::walk_frames(start, frames, n, &c->wc);
+  c->transition = start.transition;
   h->flags = c->wc.truncated ? kTruncated : 0;
 #if PY_VERSION_HEX >= 0x030B0000
   h->native_tid = ts->native_thread_id;
@@ -260,7 +260,7 @@ void sample_this_thread(pid_t tid, uint32_t extra_periods) {
   Ring::commit(body, c.size);
   st.samples_taken.fetch_add(1, std::memory_order_relaxed);
   if (c.wc.truncated) st.samples_truncated.fetch_add(1, std::memory_order_relaxed);
-  if (c.wc.transition) st.samples_in_transition.fetch_add(1, std::memory_order_relaxed);
+  if (c.transition) st.samples_in_transition.fetch_add(1, std::memory_order_relaxed);
   if (c.wc.invalid) st.frames_invalid.fetch_add(c.wc.invalid, std::memory_order_relaxed);
   if (c.wc.incomplete) st.frames_incomplete.fetch_add(c.wc.incomplete, std::memory_order_relaxed);
   const auto dt = static_cast<uint64_t>(elapsed_since(t0));
@@ -482,8 +482,8 @@ int64_t mono_ns() {
 // Their thread state's thread_id is their pthread_t, which glibc makes the address of the
 // thread's descriptor, and the descriptor holds the kernel tid at a fixed offset: found on the
 // calling thread (the first word equal to its own tid), checked against every tid threading
-// knows, and read for other threads with process_vm_readv, so a descriptor already gone fails
-// the read instead of faulting. A tid is used only while /proc/self/task/<tid> exists.
+// knows, and read for other threads with safe_read() (drain.cc), so a descriptor already gone
+// fails the read instead of faulting. A tid is used only while /proc/self/task/<tid> exists.
 ptrdiff_t g_tid_offset = -2;  // GIL; -2 not probed yet, -1 unusable
 
 ptrdiff_t tid_offset() {
@@ -502,15 +502,10 @@ ptrdiff_t tid_offset() {
 
 pid_t read_descriptor_tid(uint64_t ident) {
   const ptrdiff_t off = tid_offset();
-  if (off < 0 || ident == 0) return 0;
   pid_t tid = 0;
-  struct iovec local {
-    &tid, sizeof tid
-  };
-  struct iovec remote {
-    reinterpret_cast<void*>(ident + static_cast<uint64_t>(off)), sizeof tid
-  };
-  if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof tid))
+  if (off < 0 || ident == 0 ||
+      !safe_read(reinterpret_cast<const void*>(ident + static_cast<uint64_t>(off)), &tid,
+                 sizeof tid))
     return 0;
   return tid;
 }
