@@ -6,14 +6,8 @@ import { ComparePage } from "./pages/compare";
 import { ProfilesPage } from "./pages/profiles";
 import { TracePage } from "./pages/trace";
 import { TracesPage } from "./pages/traces";
+import type { PageView } from "./pages/page";
 import type { Page, Route } from "./state";
-
-export interface PageView {
-  el: HTMLElement;
-  /** Same page, new URL state. */
-  update(route: Route): void;
-  destroy(): void;
-}
 
 const PAGES: Record<Page, (r: Route) => PageView> = {
   traces: (r) => new TracesPage(r),

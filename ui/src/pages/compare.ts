@@ -4,10 +4,10 @@ import { api } from "../api";
 import { h, option } from "../dom";
 import { diffFlameGraphs } from "../flame/diff";
 import { unitOf } from "../format";
-import type { PageView } from "../main";
+import type { PageView } from "./page";
 import { currentRoute, navigate } from "../nav";
 import { describeSelection, selectionFromParams, selectionQuery, selectionToParams, withParams, ZOOM_SEP, type Route, type Selection } from "../state";
-import { FlamePanel } from "./widgets";
+import { FlamePanel } from "../components/widgets";
 
 type Side = "a" | "b";
 const SIDE_LABEL: Record<Side, string> = { a: "A (baseline)", b: "B (comparison)" };

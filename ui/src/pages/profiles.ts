@@ -3,12 +3,12 @@
 import { api } from "../api";
 import { clear, h, option, statusBox } from "../dom";
 import { fmtTime } from "../format";
-import type { PageView } from "../main";
+import type { PageView } from "./page";
 import { currentRoute, href, navigate } from "../nav";
 import { formatLabels, labelSelector, parseLabels, rangeOf, resolveRange, selectionToParams, withParams, ZOOM_SEP, type Route } from "../state";
 import { stepFor } from "../timeseries";
-import { TimelineChart } from "./timeline";
-import { FlamePanel, rangePicker } from "./widgets";
+import { TimelineChart } from "../components/timeline";
+import { FlamePanel, rangePicker } from "../components/widgets";
 
 export const DEFAULT_PROFILE_TYPE = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
 const HIDDEN_LABELS = new Set(["__name__", "__profile_type__", "service_name", "__period_type__", "__period_unit__", "__type__", "__unit__", "__delta__"]);

@@ -5,11 +5,11 @@ import { api, type Span, type Trace } from "../api";
 import { clear, h, statusBox } from "../dom";
 import { explainEmpty } from "../explain";
 import { fmtCount, fmtDuration, fmtTime } from "../format";
-import type { PageView } from "../main";
+import type { PageView } from "./page";
 import { currentRoute, href, navigate } from "../nav";
 import { selectionQuery, selectionToParams, withParams, ZOOM_SEP, type Route, type Selection } from "../state";
 import { treeOrder, type Row } from "../spans";
-import { FlamePanel } from "./widgets";
+import { FlamePanel } from "../components/widgets";
 
 /** The duration after the bar, before it, or inside it: wherever it fits. */
 function durationLabel(left: number, width: number, dur: number): HTMLElement {

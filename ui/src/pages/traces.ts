@@ -3,10 +3,10 @@
 import { api, clearCache, type TraceSummary } from "../api";
 import { clear, h, option, statusBox } from "../dom";
 import { fmtCount, fmtDuration, fmtTime } from "../format";
-import type { PageView } from "../main";
+import type { PageView } from "./page";
 import { currentRoute, href, navigate } from "../nav";
 import { formatHash, rangeOf, resolveRange, withParams, type Route } from "../state";
-import { rangePicker } from "./widgets";
+import { rangePicker } from "../components/widgets";
 
 export class TracesPage implements PageView {
   readonly el: HTMLElement;
