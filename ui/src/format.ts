@@ -54,3 +54,9 @@ export function unitOf(fg: { total: number; sample_count?: number }): "nanosecon
 export function compactFormatter(unit: "nanoseconds" | "samples"): (v: number) => string {
   return unit === "samples" ? (v) => fmtCount(v) : (v) => fmtDuration(v);
 }
+
+/** "1 sample", "2 samples", "1,024 traces": a count with the noun in the right number. */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  const r = Math.round(n);
+  return `${fmtCount(r)} ${r === 1 ? one : many}`;
+}

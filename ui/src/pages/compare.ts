@@ -6,8 +6,8 @@ import { diffFlameGraphs } from "../flame/diff";
 import { unitOf } from "../format";
 import type { PageView } from "./page";
 import { currentRoute, navigate } from "../nav";
-import { describeSelection, selectionFromParams, selectionQuery, selectionToParams, withParams, ZOOM_SEP, type Route, type Selection } from "../state";
-import { FlamePanel } from "../components/widgets";
+import { describeSelection, selectionFromParams, selectionQuery, selectionToParams, type Route, type Selection } from "../state";
+import { FlamePanel, urlBoundOptions, withFrames } from "../components/flame-panel";
 
 type Side = "a" | "b";
 const SIDE_LABEL: Record<Side, string> = { a: "A (baseline)", b: "B (comparison)" };
@@ -64,8 +64,7 @@ export class ComparePage implements PageView {
     return new FlamePanel({
       table: true,
       sides: ["A", "B"],
-      onZoom: (path) => navigate(withParams(currentRoute(), { zoom: path ? path.join(ZOOM_SEP) : "" }), { silent: true }),
-      onSearch: (q) => navigate(withParams(currentRoute(), { q }), { silent: true }),
+      ...urlBoundOptions(),
     });
   }
 
@@ -99,8 +98,8 @@ export class ComparePage implements PageView {
     this.panel = fresh;
     let qa: URLSearchParams, qb: URLSearchParams;
     try {
-      qa = selectionQuery(a, Date.now());
-      qb = selectionQuery(b, Date.now());
+      qa = withFrames(selectionQuery(a, Date.now()));
+      qb = withFrames(selectionQuery(b, Date.now()));
     } catch (e) {
       this.panel.error(`Selection: ${(e as Error).message}.`);
       return;

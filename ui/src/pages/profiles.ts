@@ -5,10 +5,11 @@ import { clear, h, option, statusBox } from "../dom";
 import { fmtTime } from "../format";
 import type { PageView } from "./page";
 import { currentRoute, href, navigate } from "../nav";
-import { formatLabels, labelSelector, parseLabels, rangeOf, resolveRange, selectionToParams, withParams, ZOOM_SEP, type Route } from "../state";
+import { formatLabels, labelSelector, parseLabels, rangeOf, resolveRange, selectionToParams, withParams, type Route } from "../state";
 import { stepFor } from "../timeseries";
 import { TimelineChart } from "../components/timeline";
-import { FlamePanel, rangePicker } from "../components/widgets";
+import { FlamePanel, urlBoundOptions, withFrames } from "../components/flame-panel";
+import { rangePicker } from "../components/widgets";
 
 export const DEFAULT_PROFILE_TYPE = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
 const HIDDEN_LABELS = new Set(["__name__", "__profile_type__", "service_name", "__period_type__", "__period_unit__", "__type__", "__unit__", "__delta__"]);
@@ -34,11 +35,17 @@ export class ProfilesPage implements PageView {
   }
 
   private newPanel(): FlamePanel {
-    return new FlamePanel({
-      table: true,
-      onZoom: (path) => navigate(withParams(currentRoute(), { zoom: path ? path.join(ZOOM_SEP) : "" }), { silent: true }),
-      onSearch: (q) => navigate(withParams(currentRoute(), { q }), { silent: true }),
-    });
+    return new FlamePanel({ table: true, ...urlBoundOptions(), tracesContext: () => this.shownRange(), exportQuery: () => this.shownQuery });
+  }
+
+  /** The query of the flame graph shown (exports) and its range without grouping (function traces). */
+  private shownQuery: URLSearchParams | null = null;
+
+  private shownRange(): URLSearchParams | null {
+    if (!this.shownQuery) return null;
+    const q = new URLSearchParams(this.shownQuery);
+    q.delete("frames");
+    return q;
   }
 
   /** Picks the first service when none is in the URL, then renders. */
@@ -194,7 +201,8 @@ export class ProfilesPage implements PageView {
     } else {
       this.selInfo.append(h("span", { class: "muted" }, "Drag across the chart to narrow the flame graph to a time range."));
     }
-    const q = this.query(r.fromMs, r.toMs);
+    const q = withFrames(this.query(r.fromMs, r.toMs));
+    this.shownQuery = q;
     this.panel.destroy();
     const fresh = this.newPanel();
     this.panel.el.replaceWith(fresh.el);
@@ -202,6 +210,7 @@ export class ProfilesPage implements PageView {
     void this.panel.show(async () => ({ kind: "single", json: await api.flamegraph(q, this.abort.signal) }), {
       zoom: p.zoom,
       q: p.q,
+      sandwich: p.sandwich,
       emptyMessage: "No CPU samples for this service and filters in the selected time range.",
     });
   }
