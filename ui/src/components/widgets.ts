@@ -1,5 +1,6 @@
 // The time range picker shared by the pages.
 import { h, option } from "../dom";
+import { fmtWhen } from "../format";
 import { RANGE_PRESETS, parseTime, type TimeRange } from "../state";
 
 function toLocalInput(ms: number): string {
@@ -9,11 +10,14 @@ function toLocalInput(ms: number): string {
 
 /** Preset ranges plus a custom absolute range (datetime-local inputs). */
 export function rangePicker(range: TimeRange, onChange: (r: TimeRange) => void, idPrefix = "r"): HTMLElement {
-  const isPreset = range.to === "now" && RANGE_PRESETS.some((p) => p.from === range.from);
+  // A relative range that is no preset (e.g. fitted to the data: "now-7m") is listed as itself.
+  const relative = range.to === "now" && /^now-\d+[smhd]$/.test(range.from);
+  const presets = relative && !RANGE_PRESETS.some((p) => p.from === range.from) ? [{ label: fmtWhen(range.from).replace(/ ago$/, ""), from: range.from }, ...RANGE_PRESETS] : RANGE_PRESETS;
+  const isPreset = relative;
   const sel = h(
     "select",
     { id: `${idPrefix}-preset`, "aria-label": "Time range" },
-    ...RANGE_PRESETS.map((p) => option(p.from, `Last ${p.label}`, isPreset && p.from === range.from)),
+    ...presets.map((p) => option(p.from, `Last ${p.label}`, isPreset && p.from === range.from)),
     option("custom", "Custom…", !isPreset),
   );
   const now = Date.now();

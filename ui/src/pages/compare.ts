@@ -12,9 +12,19 @@ import { FlamePanel, urlBoundOptions, withFrames } from "../components/flame-pan
 type Side = "a" | "b";
 const SIDE_LABEL: Record<Side, string> = { a: "A (baseline)", b: "B (comparison)" };
 
+function localDateTime(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number, w = 2) => String(n).padStart(w, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}
+
 function editor(side: Side, sel: Selection | null): { el: HTMLElement; read: () => Record<string, string> } {
   const kind = h("select", { id: `${side}-kind`, "aria-label": `${SIDE_LABEL[side]}: kind` }, option("span", "one span", sel?.kind === "span"), option("name", "all spans with a name", sel?.kind === "name"), option("range", "a service over a time range", sel?.kind === "range" || !sel));
-  const v = (k: string): string => (sel ? String((sel as unknown as Record<string, string>)[k] ?? "") : "");
+  // Absolute times are shown as local date-times (which parseTime reads back), not epoch ms.
+  const v = (k: string): string => {
+    const raw = sel ? String((sel as unknown as Record<string, string>)[k] ?? "") : "";
+    return (k === "from" || k === "to") && /^\d{10,16}$/.test(raw) ? localDateTime(Number(raw)) : raw;
+  };
   const input = (k: string, label: string, placeholder = "") => {
     const id = `${side}-${k}`;
     const el = h("input", { id, name: k, value: v(k), placeholder });
@@ -23,7 +33,7 @@ function editor(side: Side, sel: Selection | null): { el: HTMLElement; read: () 
   const fields: Record<Selection["kind"], { k: string; el: HTMLInputElement | HTMLSelectElement; wrap: HTMLElement }[]> = {
     span: [input("trace", "Trace id"), input("span", "Span id")],
     name: [input("service", "Service"), input("name", "Span name"), input("from", "From", "now-1h"), input("to", "To", "now")],
-    range: [input("service", "Service"), input("type", "Profile type", "process_cpu:cpu:nanoseconds:cpu:nanoseconds"), input("labels", "Labels", "env=prod,…"), input("from", "From", "now-1h"), input("to", "To", "now")],
+    range: [input("service", "Service"), input("type", "Profile type", "CPU (default)"), input("labels", "Labels", "env=prod,…"), input("from", "From", "now-1h"), input("to", "To", "now")],
   };
   const modeField = (kind: "span" | "name") => {
     const id = `${side}-${kind}-mode`;

@@ -5,7 +5,8 @@ import { clear, h, option, statusBox } from "../dom";
 import { fmtTime } from "../format";
 import type { PageView } from "./page";
 import { currentRoute, href, navigate } from "../nav";
-import { formatLabels, labelSelector, parseLabels, rangeOf, resolveRange, selectionToParams, withParams, type Route } from "../state";
+import { fitRange, formatLabels, labelSelector, parseLabels, rangeOf, type TimeRange, resolveRange, selectionToParams, withParams, type Route } from "../state";
+import { profileTypeLabel } from "../names";
 import { stepFor } from "../timeseries";
 import { TimelineChart } from "../components/timeline";
 import { FlamePanel, urlBoundOptions, withFrames } from "../components/flame-panel";
@@ -58,7 +59,7 @@ export class ProfilesPage implements PageView {
           this.panel.empty("No service has sent data yet. Start one with spanprof.configure(server_address=…) or run `spanprof demo`.");
           return;
         }
-        navigate(withParams(currentRoute(), { service: r.services[0] }), { replace: true });
+        navigate(withParams(currentRoute(), { service: r.services[0], ...(await this.fittedRange(r.services[0])) }), { replace: true });
         return;
       } catch (e) {
         if ((e as Error).name === "AbortError") return;
@@ -66,7 +67,39 @@ export class ProfilesPage implements PageView {
         return;
       }
     }
+    if (!this.route.params.from) {
+      const fit = await this.fittedRange(this.route.params.service);
+      if (fit.from) {
+        navigate(withParams(currentRoute(), fit), { replace: true });
+        return;
+      }
+    }
     this.update(this.route);
+  }
+
+  /**
+   * The default range when the URL has none: fitted to where the service has data (a fresh
+   * service fills the chart instead of being a sliver at its right edge). Empty when unknown.
+   */
+  private async fittedRange(service: string): Promise<Partial<TimeRange>> {
+    const now = Date.now();
+    const first = async (fromMs: number, stepMs: number): Promise<number | null> => {
+      const q = this.query(fromMs, now);
+      q.set("service", service);
+      q.set("selector", labelSelector(service, parseLabels(this.route.params.labels)));
+      q.set("step_ms", String(stepMs));
+      const t = await api.timeline(q, this.abort.signal);
+      return t.points.length ? t.points[0][0] : null;
+    };
+    try {
+      const coarse = await first(now - 7 * 86_400_000, 3_600_000);
+      if (coarse === null) return {};
+      // Within the last hours: find the first point to the 10 s.
+      const fine = now - coarse < 6 * 3_600_000 ? await first(Math.max(coarse - 3_600_000, now - 7 * 86_400_000), 10_000) : coarse;
+      return fitRange(fine ?? coarse, now);
+    } catch {
+      return {};
+    }
   }
 
   update(route: Route): void {
@@ -88,7 +121,7 @@ export class ProfilesPage implements PageView {
   private renderControls(): void {
     const p = this.route.params;
     const service = h("select", { id: "p-service", onchange: () => navigate(withParams(currentRoute(), { service: service.value, labels: "", sel_from: "", sel_to: "", zoom: "" })) }, option(p.service ?? "", p.service ?? "(none)", true));
-    const type = h("select", { id: "p-type", onchange: () => navigate(withParams(currentRoute(), { type: type.value === DEFAULT_PROFILE_TYPE ? "" : type.value, zoom: "" })) }, option(p.type || DEFAULT_PROFILE_TYPE, p.type || DEFAULT_PROFILE_TYPE, true));
+    const type = h("select", { id: "p-type", onchange: () => navigate(withParams(currentRoute(), { type: type.value === DEFAULT_PROFILE_TYPE ? "" : type.value, zoom: "" })) }, option(p.type || DEFAULT_PROFILE_TYPE, profileTypeLabel(p.type || DEFAULT_PROFILE_TYPE), true));
     let range: { fromMs: number; toMs: number } | null;
     try {
       range = resolveRange(rangeOf(p), Date.now());
@@ -98,7 +131,7 @@ export class ProfilesPage implements PageView {
     const sig = this.abort.signal;
     api.services(sig).then((r) => r.services.filter((s) => s !== p.service).forEach((s) => service.append(option(s, s, false))), () => undefined);
     if (range) {
-      api.profileTypes(range.fromMs, range.toMs, sig).then((ts) => ts.filter((t) => t.ID !== (p.type || DEFAULT_PROFILE_TYPE)).forEach((t) => type.append(option(t.ID, t.ID, false))), () => undefined);
+      api.profileTypes(range.fromMs, range.toMs, sig).then((ts) => ts.filter((t) => t.ID !== (p.type || DEFAULT_PROFILE_TYPE)).forEach((t) => type.append(option(t.ID, profileTypeLabel(t.ID), false))), () => undefined);
     }
     const labels = parseLabels(p.labels);
     const keySel = h("select", { id: "p-lkey", "aria-label": "Label name" }, option("", "label…", true));

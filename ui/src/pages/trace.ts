@@ -4,7 +4,7 @@
 import { api, type Span, type Trace } from "../api";
 import { clear, h, statusBox } from "../dom";
 import { explainEmpty } from "../explain";
-import { fmtCount, fmtDuration, fmtTime } from "../format";
+import { fmtCount, fmtDuration, fmtTime, fmtWhen, plural } from "../format";
 import type { PageView } from "./page";
 import { currentRoute, href, navigate } from "../nav";
 import { selectionQuery, selectionToParams, withParams, type Route, type Selection } from "../state";
@@ -146,7 +146,7 @@ export class TracePage implements PageView {
       h(
         "p",
         { class: "muted" },
-        `Trace ${t.trace_id} · started ${fmtTime(t0 / 1e6)} · ${fmtDuration(total)} · ${t.spans.length} spans · ${fmtCount(traceSamples)} CPU samples (one per ${fmtDuration(t.period_ns || 10_000_000)} of CPU) · samples column: this span only / with children · `,
+        `Trace ${t.trace_id} · started ${fmtTime(t0 / 1e6)} · ${fmtDuration(total)} · ${plural(t.spans.length, "span")} · ${plural(traceSamples, "CPU sample")} (one per ${fmtDuration(t.period_ns || 10_000_000)} of CPU) · samples column: this span only / with children · `,
         h(
           "a",
           { href: href({ page: "profiles", id: "", params: { service: root.service, from: String(Math.floor(t0 / 1e6) - 300_000), to: String(Math.ceil(t1 / 1e6) + 300_000) } }) },
@@ -251,7 +251,7 @@ export class TracePage implements PageView {
         h(
           "p",
           { class: "muted" },
-          `${fmtDuration(dur)} · ${span.service} · ${String(span.kind).replace("SPAN_KIND_", "").toLowerCase()} · span ${span.span_id} · ${fmtCount(span.self_samples)} samples in this span, ${fmtCount(span.total_samples)} with children`,
+          `${fmtDuration(dur)} · ${span.service} · ${String(span.kind).replace("SPAN_KIND_", "").toLowerCase()} · span ${span.span_id} · ${plural(span.self_samples, "sample")} in this span, ${fmtCount(span.total_samples)} with children`,
         ),
       ),
       h("div", { class: "detail-tools" }, h("fieldset", { class: "segmented" }, h("legend", { class: "sr-only" }, "Profile of"), radio("self", "this span only"), radio("children", "this span and its children"), mergedRadio), compareLink),
@@ -274,7 +274,7 @@ export class TracePage implements PageView {
         zoom: p.zoom,
         q: p.q,
         sandwich: p.sandwich,
-        emptyMessage: `No samples for any “${span.name}” span of ${span.service} between ${range.from} and ${range.to}. Spans that only wait (sleep, I/O) use no CPU.`,
+        emptyMessage: `No samples for any “${span.name}” span of ${span.service} between ${fmtWhen(range.from)} and ${fmtWhen(range.to)}. Spans that only wait (sleep, I/O) use no CPU.`,
       });
       return;
     }
