@@ -16,10 +16,21 @@ function timeTick(sec: number, incrSec: number, spanMs: number): string {
   return spanMs > 86_400_000 && d.getHours() === 0 && d.getMinutes() === 0 ? `${d.getMonth() + 1}/${d.getDate()} ${t}` : t;
 }
 
+/** A trace drawn on the timeline: at its start, as high as the CPU it used while it ran. */
+export interface Exemplar {
+  tsMs: number;
+  cores: number;
+  label: string;
+  href: string;
+  traceId: string;
+}
+
 export class TimelineChart {
   readonly el: HTMLElement;
   private plot: uPlot | null = null;
   private resize: ResizeObserver | null = null;
+  private exemplars: Exemplar[] = [];
+  private readonly marks = h("div", { class: "exemplars", "data-testid": "exemplars" });
 
   constructor(
     data: Timeline,
@@ -57,6 +68,7 @@ export class TimelineChart {
             u.setSelect({ left: l, width: Math.max(2, r - l), top: 0, height: u.over.clientHeight }, false);
           },
         ],
+        draw: [(u) => this.placeExemplars(u)],
         setSelect: [
           (u) => {
             if (u.select.width < 2) return;
@@ -69,11 +81,31 @@ export class TimelineChart {
     };
     requestAnimationFrame(() => {
       this.plot = new uPlot(opts, [xs, ys], holder);
+      this.plot.over.append(this.marks);
+      this.placeExemplars(this.plot);
       if (typeof ResizeObserver !== "undefined") {
         this.resize = new ResizeObserver(() => this.plot?.setSize({ width: width(), height: 170 }));
         this.resize.observe(holder);
       }
     });
+  }
+
+  /** Points that open the traces which used the most CPU in the range. */
+  setExemplars(ex: Exemplar[]): void {
+    this.exemplars = ex;
+    if (this.plot) this.placeExemplars(this.plot);
+  }
+
+  private placeExemplars(u: uPlot): void {
+    const yMax = u.scales.y.max ?? 1;
+    this.marks.replaceChildren(
+      ...this.exemplars.map((e) => {
+        const x = u.valToPos(e.tsMs / 1000, "x");
+        const y = u.valToPos(Math.min(e.cores, yMax), "y");
+        return h("a", { class: "exemplar", href: e.href, title: e.label, "aria-label": e.label, "data-trace-id": e.traceId, style: { left: `${x}px`, top: `${y}px` } });
+      }),
+    );
+    this.marks.setAttribute("data-count", String(this.exemplars.length));
   }
 
   destroy(): void {

@@ -2,7 +2,7 @@
 // a CPU timeline whose selection narrows the flame graph; flame graph with top table.
 import { api } from "../api";
 import { clear, h, option, statusBox } from "../dom";
-import { fmtTime } from "../format";
+import { fmtDuration, fmtTime, plural } from "../format";
 import type { PageView } from "./page";
 import { currentRoute, href, navigate } from "../nav";
 import { fitRange, formatLabels, labelSelector, parseLabels, rangeOf, type TimeRange, resolveRange, selectionToParams, withParams, type Route } from "../state";
@@ -196,11 +196,37 @@ export class ProfilesPage implements PageView {
         return;
       }
       const sel = p.sel_from && p.sel_to ? { fromMs: Number(p.sel_from), toMs: Number(p.sel_to) } : null;
-      this.chart = new TimelineChart(t, step, range, sel, (s) => navigate(withParams(currentRoute(), { sel_from: String(s.fromMs), sel_to: String(s.toMs), zoom: "" })));
-      this.chartBox.replaceChildren(this.chart.el);
+      const chart = new TimelineChart(t, step, range, sel, (s) => navigate(withParams(currentRoute(), { sel_from: String(s.fromMs), sel_to: String(s.toMs), zoom: "" })));
+      this.chart = chart;
+      this.chartBox.replaceChildren(chart.el);
+      void this.loadExemplars(chart, q);
     } catch (e) {
       if ((e as Error).name === "AbortError") return;
       this.chartBox.replaceChildren(statusBox("error", `Could not load the timeline: ${(e as Error).message}`));
+    }
+  }
+
+  /** The traces that used the most CPU in the range, as points on the timeline. */
+  private async loadExemplars(chart: TimelineChart, timelineQuery: URLSearchParams): Promise<void> {
+    const q = new URLSearchParams(timelineQuery);
+    q.delete("step_ms");
+    q.set("limit", "40");
+    try {
+      const r = await api.profileTraces(q, this.abort.signal);
+      const keep = { from: this.route.params.from ?? "", to: this.route.params.to ?? "" };
+      chart.setExemplars(
+        r.traces
+          .filter((t) => t.stored)
+          .map((t) => ({
+            tsMs: t.start_unix_nano / 1e6,
+            cores: t.duration_ns > 0 ? t.trace_value / t.duration_ns : 0,
+            label: `${t.root_name}: ${fmtDuration(t.duration_ns)}, ${fmtDuration(t.trace_value)} of CPU (${plural(t.samples, "sample")}) at ${fmtTime(t.start_unix_nano / 1e6)}; open the trace`,
+            href: href({ page: "trace", id: t.trace_id, params: keep }),
+            traceId: t.trace_id,
+          })),
+      );
+    } catch {
+      // exemplars are an extra: the chart stands without them
     }
   }
 
