@@ -35,7 +35,8 @@ describe("frames with their place", () => {
 
   it("refuses files/lines that do not match names", () => {
     expect(() => decodeFlameGraph({ ...located, files: ["x"] })).toThrow(FlameGraphError);
-    expect(() => decodeFlameGraph({ ...located, lines: located.lines!.map(() => -1) })).toThrow(FlameGraphError);
+    expect(() => decodeFlameGraph({ ...located, lines: located.lines!.map(() => 1.5) })).toThrow(FlameGraphError);
+    expect(decodeFlameGraph({ ...located, lines: located.lines!.map(() => -1) }).lines[2]).toBe(0);
   });
 
   it("diffs by name and place", () => {

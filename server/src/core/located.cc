@@ -28,7 +28,7 @@ nlohmann::json located_flamegraph(const Store& s, const StackSet& st, FrameKey k
       }
       auto L = s.location(l);
       keys.push_back(L.function);
-      auto [it, fresh] = first_line.emplace(L.function, L.line);
+      auto [it, fresh] = first_line.emplace(L.function, std::max<int64_t>(L.line, 0));
       if (!fresh && L.line > 0 && (it->second <= 0 || L.line < it->second)) it->second = L.line;
     }
     t.add(keys.data(), keys.size(), v, 0);
@@ -53,7 +53,7 @@ nlohmann::json located_flamegraph(const Store& s, const StackSet& st, FrameKey k
     uint32_t fn = function_of(k);
     files[i] = s.str(s.function(fn).second);
     if (key == FrameKey::line) {
-      lines[i] = s.location(k).line;
+      lines[i] = std::max<int64_t>(s.location(k).line, 0);  // agents send -1 for "no line"
     } else {
       auto it = first_line.find(fn);
       lines[i] = it == first_line.end() ? 0 : it->second;

@@ -142,8 +142,9 @@ function places(json: Record<string, unknown>, n: number): { files: string[]; li
   const lines = json.lines;
   if (files === undefined && lines === undefined) return { files: new Array<string>(n).fill(""), lines: new Array<number>(n).fill(0) };
   if (!Array.isArray(files) || files.length !== n || files.some((f) => typeof f !== "string")) throw new FlameGraphError("flame graph: `files` is not one string per name");
-  if (!Array.isArray(lines) || lines.length !== n || lines.some((l) => typeof l !== "number" || !Number.isInteger(l) || l < 0)) throw new FlameGraphError("flame graph: `lines` is not one line number per name");
-  return { files: files as string[], lines: lines as number[] };
+  if (!Array.isArray(lines) || lines.length !== n || lines.some((l) => typeof l !== "number" || !Number.isInteger(l))) throw new FlameGraphError("flame graph: `lines` is not one line number per name");
+  // Negative lines (agents send -1 for "no line") read as unknown.
+  return { files: files as string[], lines: (lines as number[]).map((l) => Math.max(0, l)) };
 }
 
 function checkNames(names: unknown[]): string[] {
