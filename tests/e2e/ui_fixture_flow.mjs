@@ -92,7 +92,7 @@ try {
   await page.goto(`${base}/#/profiles?service=spanprof-demo&from=now-15m&to=now`);
   await page.locator("[data-testid=timeline] canvas").first().waitFor();
   check(step, (await panelState()) === "ready", "state");
-  const top = await page.$$eval("[data-testid=top-table] tbody tr td.fn", (tds) => tds.map((t) => t.textContent));
+  const top = await page.$$eval("[data-testid=top-table] tbody tr td.fn", (tds) => tds.map((t) => t.dataset.name));
   check("top table sorted by self", top[0] === "compute_primes", top);
   await page.click("[data-testid=top-table] button.link >> text=fib");
   check("clicking a function searches for it", (await page.inputValue(".flame-search")) === "fib", "search");

@@ -8,7 +8,7 @@ import { TracePage } from "./pages/trace";
 import { TracesPage } from "./pages/traces";
 import type { PageView } from "./pages/page";
 import type { Page, Route } from "./state";
-import { applyTheme, themeChoice, themeToggle } from "./theme";
+import { applyTheme, themeChoice, themeToggle, watchSystemTheme } from "./theme";
 
 const PAGES: Record<Page, (r: Route) => PageView> = {
   traces: (r) => new TracesPage(r),
@@ -28,6 +28,7 @@ document.body.append(
 );
 
 applyTheme(themeChoice());
+watchSystemTheme();
 
 let page: PageView | null = null;
 let pageKey = "";

@@ -25,6 +25,11 @@ export function applyTheme(choice: ThemeChoice): void {
   window.dispatchEvent(new Event("themechange"));
 }
 
+/** Repaints canvases when the system theme changes while the page is open. */
+export function watchSystemTheme(): void {
+  if (typeof matchMedia === "function") matchMedia("(prefers-color-scheme: dark)").addEventListener?.("change", () => window.dispatchEvent(new Event("themechange")));
+}
+
 /** Whether the page currently shows the dark theme. */
 export function isDark(): boolean {
   const c = document.documentElement.getAttribute("data-theme");

@@ -113,7 +113,6 @@ export class FlameGraphView {
       this.tooltip.hidden = true;
     });
     window.addEventListener("themechange", this.onTheme);
-    matchMedia?.("(prefers-color-scheme: dark)").addEventListener?.("change", this.onTheme);
     if (typeof ResizeObserver !== "undefined") {
       this.resize = new ResizeObserver(() => this.schedule());
       this.resize.observe(this.wrap);
@@ -153,7 +152,6 @@ export class FlameGraphView {
 
   destroy(): void {
     window.removeEventListener("themechange", this.onTheme);
-    matchMedia?.("(prefers-color-scheme: dark)").removeEventListener?.("change", this.onTheme);
     this.resize?.disconnect();
     cancelAnimationFrame(this.raf);
   }
