@@ -17,8 +17,8 @@ enum class FrameKey { function, line };
 Result<FrameKey> parse_frame_key(const std::string& s);
 
 // {"names", "levels", "total", "max_self", "files", "lines", "frames"}: files[i] / lines[i]
-// belong to names[i] ("" / 0 for "total" and "other", 0 where the agent knew no line). By function, lines[i] is the first
-// (lowest) line sampled in that function; by line, the sampled line.
+// belong to names[i] ("" / 0 for "total" and "other", 0 where the agent knew no line). By function,
+// lines[i] is the first (lowest) line sampled in that function; by line, the sampled line.
 nlohmann::json located_flamegraph(const Store& s, const StackSet& st, FrameKey key,
                                   int64_t max_nodes);
 
