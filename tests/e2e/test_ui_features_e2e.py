@@ -145,6 +145,8 @@ def test_traces_through_the_function_ran_it(seen: Dict[str, Any], demo: str) -> 
 
 def test_exemplar_opens_its_trace(seen: Dict[str, Any]) -> None:
     assert seen["exemplar"]["url"].startswith("#/trace/" + seen["exemplar"]["id"])
+    # A selected time range lists the traces that used the most CPU in it.
+    assert seen["rangeTraces"]["state"] == "ready" and seen["rangeTraces"]["rows"]
 
 
 def test_search_by_attribute_and_child_span(seen: Dict[str, Any]) -> None:

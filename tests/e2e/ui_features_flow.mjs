@@ -141,6 +141,16 @@ try {
   await page.locator("[data-testid=waterfall] .wf-row").first().waitFor();
   result.steps.exemplar = { id: exId, url: await page.evaluate(() => location.hash) };
 
+  step = "traces of a selected time range";
+  await page.goto(`${profiles}&sel_from=${facts.to_ms - 300_000}&sel_to=${facts.to_ms}`);
+  await readyFlame();
+  await page.click("[data-testid=range-traces]");
+  await page.waitForFunction(() => ["ready", "empty", "error"].includes(document.querySelector("[data-testid=function-traces]")?.dataset.state));
+  result.steps.rangeTraces = {
+    state: await page.locator("[data-testid=function-traces]").getAttribute("data-state"),
+    rows: await page.$$eval("[data-testid=function-traces] tbody tr", (rows) => rows.map((r) => r.dataset.traceId)),
+  };
+
   step = "search by attribute";
   result.steps.byAttribute = await search({ attrs: "peer.service=payments" });
   step = "search by child span name";

@@ -6,19 +6,24 @@ import { h, statusBox } from "../dom";
 import { fmtDuration, fmtPct, fmtTime, plural } from "../format";
 import { href } from "../nav";
 
-/** `context`: service, profile_type, selector, from, to; `fn`: function, file, line (optional). */
-export function functionTraces(context: URLSearchParams, fn: { function: string; file: string; line: number }, format: (v: number) => string, signal: AbortSignal): HTMLElement {
+/**
+ * `context`: service, profile_type, selector, from, to; `fn`: function, file, line (optional), or
+ * null for the traces that used the most time in the range at all.
+ */
+export function functionTraces(context: URLSearchParams, fn: { function: string; file: string; line: number } | null, format: (v: number) => string, signal: AbortSignal): HTMLElement {
   const box = h("section", { class: "function-traces", "data-testid": "function-traces", "data-state": "loading", "aria-live": "polite" });
-  const title = h("h3", null, "Traces through ", h("code", null, fn.function), fn.file ? ` (${fn.file}${fn.line ? ":" + fn.line : ""})` : "");
-  box.append(title, statusBox("loading", "Finding the traces that ran this function…"));
+  const title = fn ? h("h3", null, "Traces through ", h("code", null, fn.function), fn.file ? ` (${fn.file}${fn.line ? ":" + fn.line : ""})` : "") : h("h3", null, "Traces that used the most time in this range");
+  box.append(title, statusBox("loading", fn ? "Finding the traces that ran this function…" : "Finding the traces of this range…"));
   const q = new URLSearchParams(context);
-  q.set("function", fn.function);
-  if (fn.file) q.set("file", fn.file);
-  if (fn.line) q.set("line", String(fn.line));
+  if (fn) {
+    q.set("function", fn.function);
+    if (fn.file) q.set("file", fn.file);
+    if (fn.line) q.set("line", String(fn.line));
+  }
   q.set("limit", "50");
   api.profileTraces(q, signal).then(
     (r) => {
-      box.replaceChildren(title, ...render(r, format));
+      box.replaceChildren(title, ...render(r, format, fn !== null));
       box.setAttribute("data-state", r.traces.length ? "ready" : "empty");
     },
     (e: Error) => {
@@ -30,20 +35,21 @@ export function functionTraces(context: URLSearchParams, fn: { function: string;
   return box;
 }
 
-function render(r: FunctionTraces, format: (v: number) => string): HTMLElement[] {
+function render(r: FunctionTraces, format: (v: number) => string, inFunction: boolean): HTMLElement[] {
+  const what = inFunction ? "this function" : "this range";
   const summary = h(
     "p",
     { class: "muted" },
-    `${format(r.function_value)} in this function (${fmtPct(r.function_value, r.total)} of the profile)`,
+    inFunction ? `${format(r.function_value)} in this function (${fmtPct(r.function_value, r.total)} of the profile)` : `${format(r.total)} in this range`,
     r.unattributed > 0 ? `; ${format(r.unattributed)} of it ran outside any trace` : "",
     `. ${plural(r.traces.length, "trace")} shown, most time first.`,
   );
-  if (!r.traces.length) return [summary, statusBox("empty", "No trace ran this function in the time range: its samples carry no trace (work outside requests, or spans not instrumented).")];
+  if (!r.traces.length) return [summary, statusBox("empty", `No trace has samples in ${what}: its samples carry no trace (work outside requests, or spans not instrumented).`)];
   const table = h(
     "table",
     { class: "traces fn-traces" },
     h("caption", { class: "sr-only" }, "Traces ranked by time spent in the function"),
-    h("thead", null, h("tr", null, h("th", { scope: "col" }, "Trace"), h("th", { scope: "col" }, "Start"), h("th", { scope: "col" }, "Duration"), h("th", { scope: "col", class: "num" }, "In this function"), h("th", { scope: "col", class: "num" }, "Share of the trace"), h("th", { scope: "col", class: "num" }, "Share of the function"))),
+    h("thead", null, h("tr", null, h("th", { scope: "col" }, "Trace"), h("th", { scope: "col" }, "Start"), h("th", { scope: "col" }, "Duration"), h("th", { scope: "col", class: "num" }, inFunction ? "In this function" : "In this range"), h("th", { scope: "col", class: "num" }, "Share of the trace"), h("th", { scope: "col", class: "num" }, inFunction ? "Share of the function" : "Share of the range"))),
     h(
       "tbody",
       null,
@@ -56,7 +62,7 @@ function render(r: FunctionTraces, format: (v: number) => string): HTMLElement[]
           h("td", null, t.stored ? fmtDuration(t.duration_ns) : "–"),
           h("td", { class: "num" }, format(t.value)),
           h("td", { class: "num" }, fmtPct(t.value, t.trace_value)),
-          h("td", { class: "num" }, fmtPct(t.value, r.function_value)),
+          h("td", { class: "num" }, fmtPct(t.value, inFunction ? r.function_value : r.total)),
         ),
       ),
     ),

@@ -2,7 +2,8 @@
 // a CPU timeline whose selection narrows the flame graph; flame graph with top table.
 import { api } from "../api";
 import { clear, h, option, statusBox } from "../dom";
-import { fmtDuration, fmtTime, plural } from "../format";
+import { functionTraces } from "../components/function-traces";
+import { fmtDuration, fmtTime, plural, valueFormatter } from "../format";
 import type { PageView } from "./page";
 import { currentRoute, href, navigate } from "../nav";
 import { fitRange, formatLabels, labelSelector, parseLabels, rangeOf, type TimeRange, resolveRange, selectionToParams, withParams, type Route } from "../state";
@@ -20,6 +21,7 @@ export class ProfilesPage implements PageView {
   private readonly controls: HTMLElement;
   private readonly chartBox: HTMLElement;
   private readonly selInfo: HTMLElement;
+  private readonly rangeTraces: HTMLElement;
   private panel: FlamePanel;
   private chart: TimelineChart | null = null;
   private route: Route;
@@ -30,8 +32,9 @@ export class ProfilesPage implements PageView {
     this.controls = h("form", { class: "filters", "aria-label": "Profile query" });
     this.chartBox = h("section", { class: "chart-box", "aria-label": "CPU over time" });
     this.selInfo = h("div", { class: "sel-info" });
+    this.rangeTraces = h("div", { class: "range-traces" });
     this.panel = this.newPanel();
-    this.el = h("div", { class: "page page-profiles" }, h("h1", null, "Profiles"), this.controls, this.chartBox, this.selInfo, this.panel.el);
+    this.el = h("div", { class: "page page-profiles" }, h("h1", null, "Profiles"), this.controls, this.chartBox, this.selInfo, this.rangeTraces, this.panel.el);
     void this.start();
   }
 
@@ -206,6 +209,12 @@ export class ProfilesPage implements PageView {
     }
   }
 
+  /** Below the selection note: the traces ranked by CPU in the selected range. */
+  private showRangeTraces(sel: { fromMs: number; toMs: number }): void {
+    const q = this.query(sel.fromMs, sel.toMs);
+    this.rangeTraces.replaceChildren(functionTraces(q, null, valueFormatter("nanoseconds", 0), this.abort.signal));
+  }
+
   /** The traces that used the most CPU in the range, as points on the timeline. */
   private async loadExemplars(chart: TimelineChart, timelineQuery: URLSearchParams): Promise<void> {
     const q = new URLSearchParams(timelineQuery);
@@ -242,6 +251,7 @@ export class ProfilesPage implements PageView {
     const sel = p.sel_from && p.sel_to ? { fromMs: Number(p.sel_from), toMs: Number(p.sel_to) } : null;
     const r = sel ?? range;
     clear(this.selInfo);
+    this.rangeTraces.replaceChildren();
     if (sel) {
       const cmp = href({
         page: "compare",
@@ -256,6 +266,8 @@ export class ProfilesPage implements PageView {
         h("button", { type: "button", class: "btn small", onclick: () => navigate(withParams(currentRoute(), { sel_from: "", sel_to: "", zoom: "" })) }, "Clear selection"),
         " ",
         h("a", { class: "btn small", href: cmp }, "Compare selection with the whole range"),
+        " ",
+        h("button", { type: "button", class: "btn small", "data-testid": "range-traces", onclick: () => this.showRangeTraces(sel) }, "Traces that used the most CPU here"),
       );
     } else {
       this.selInfo.append(h("span", { class: "muted" }, "Drag across the chart to narrow the flame graph to a time range."));
