@@ -4,12 +4,14 @@
 
 #include <filesystem>
 
+#include "core/export.h"
 #include "core/located.h"
 #include "core/profile_traces.h"
 #include "core/query.h"
 #include "core/store.h"
 #include "core/trace_search.h"
 #include "core/util.h"
+#include "pprof.pb.h"
 
 using namespace spanprof;
 using json = nlohmann::json;
@@ -175,4 +177,41 @@ TEST_F(UiApi, SearchMatchesChildSpansAttributesStatusAndPages) {
   EXPECT_FALSE(parse_trace_query({{"attributes", "novalue"}}));
   EXPECT_FALSE(parse_trace_query({{"status", "bad"}}));
   EXPECT_FALSE(parse_trace_query({{"offset", "-1"}}));
+}
+
+TEST_F(UiApi, ExportsCarryTheProfileInEachFormat) {
+  QueryEngine q(*store);
+  Params sel{{"service", "svc"}};
+  auto fmt = [&](const char* f) {
+    Params p = sel;
+    p["format"] = f;
+    auto r = export_profile(q, *store, "anonymous", p);
+    EXPECT_TRUE(r) << r.error.message;
+    return *r;
+  };
+  // Collapsed: one line per distinct name path (the format has names only, so both `run`s fold
+  // into one line), counts in samples (the period is known), sorted.
+  EXPECT_EQ(fmt("collapsed").body, "main 1\nmain;run 5\n");
+  // speedscope: frames with file and line; weights sum to the total.
+  json sp = json::parse(fmt("speedscope").body);
+  EXPECT_EQ(sp["profiles"][0]["type"], "sampled");
+  int64_t sum = 0;
+  for (auto& w : sp["profiles"][0]["weights"]) sum += w.get<int64_t>();
+  EXPECT_EQ(sum, 6 * kPeriod);
+  bool b_run = false;
+  for (auto& f : sp["shared"]["frames"])
+    b_run |= f["name"] == "run" && f["file"] == "b.py" && f["line"] == 5;
+  EXPECT_TRUE(b_run);
+  // pprof: gzipped; the perftools Profile decodes and keeps the samples.
+  auto pb = fmt("pprof");
+  auto raw = gunzip(pb.body, 1 << 20);
+  ASSERT_TRUE(raw);
+  perftools::profiles::Profile prof;
+  ASSERT_TRUE(prof.ParseFromString(*raw));
+  int64_t v = 0;
+  for (auto& s : prof.sample()) v += s.value(0);
+  EXPECT_EQ(v, 6 * kPeriod);
+  Params bad = sel;
+  bad["format"] = "svg";
+  EXPECT_FALSE(export_profile(q, *store, "anonymous", bad));
 }
