@@ -86,6 +86,12 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--rate", type=int, default=1000)
     ap.add_argument("--burners", type=int, default=8)
+    ap.add_argument(
+        "--min-each",
+        type=int,
+        default=0,
+        help="keep going past --seconds (up to 4x) until each churner did this many rounds",
+    )
     args = ap.parse_args()
 
     stop = threading.Event()
@@ -102,8 +108,16 @@ def main() -> int:
             w.start()
         wrong: list[str] = []
         gen_samples = 0
-        deadline = time.monotonic() + args.seconds
-        while time.monotonic() < deadline:
+        start = time.monotonic()
+
+        def more() -> bool:
+            elapsed = time.monotonic() - start
+            if elapsed < args.seconds:
+                return True
+            short = min(made[0], started[0], imported[0]) < args.min_each
+            return short and elapsed < 4 * args.seconds
+
+        while more():
             time.sleep(0.5)
             for frames, _labels, count in _native.collect().samples():
                 for fn, file, line in frames:

@@ -100,10 +100,9 @@ def test_dying_code_objects_keep_their_own_names_under_stress():
     )
     assert r.returncode in (0, 1), r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["wrong_frames"] == 0, out["wrong_examples"]
+    assert out["wrong_frames"] == 0, out
     assert r.returncode == 0
-    assert out["functions_execed"] > 20 and out["modules_imported"] > 5
-    assert out["threads_started"] > 20
+    assert min(out["functions_execed"], out["modules_imported"], out["threads_started"]) >= 10, out
     # exec'd functions were sampled and named although their code died right after
-    assert out["gen_samples"] > 0
-    assert out["frames_invalid_drain"] == 0 and out["frames_code_lost"] == 0
+    assert out["gen_samples"] > 0, out
+    assert out["frames_invalid_drain"] == 0 and out["frames_code_lost"] == 0, out

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <mutex>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -110,13 +111,32 @@ class TidFinder {
 // thread, restores the hook the user had (if any) for this thread and forwards the first event to
 // it. Installed by start(), the user's hook restored by stop().
 
+// New threads read the saved hook while stop() may replace it: on free-threaded builds at the same
+// time, so a mutex (never held across a Python call) guards the pointer and its reference.
+std::mutex g_hook_mu;
 PyObject* g_prev_thread_hook = nullptr;  // the hook threading had before start()
 PyObject* g_our_thread_hook = nullptr;   // our hook (a PyCFunction)
 
-PyObject* thread_start_hook(PyObject*, PyObject* args) {
-  threads_register_current();
+PyObject* saved_hook() {  // new reference; None when there was none
+  std::lock_guard<std::mutex> lock(g_hook_mu);
   PyObject* prev = g_prev_thread_hook != nullptr ? g_prev_thread_hook : Py_None;
   Py_INCREF(prev);
+  return prev;
+}
+
+void set_saved_hook(PyObject* hook) {  // steals `hook` (may be nullptr)
+  PyObject* old;
+  {
+    std::lock_guard<std::mutex> lock(g_hook_mu);
+    old = g_prev_thread_hook;
+    g_prev_thread_hook = hook;
+  }
+  Py_XDECREF(old);
+}
+
+PyObject* thread_start_hook(PyObject*, PyObject* args) {
+  threads_register_current();
+  PyObject* prev = saved_hook();
   PyObject* sys_setprofile = PySys_GetObject("setprofile");  // borrowed
   PyObject* r = sys_setprofile != nullptr ? PyObject_CallOneArg(sys_setprofile, prev) : nullptr;
   if (r == nullptr) {
@@ -173,7 +193,8 @@ void threads_install_hook() {
   PyObject* prev = PyObject_GetAttrString(threading, "_profile_hook");
   if (prev == nullptr) PyErr_Clear();
   if (g_our_thread_hook != nullptr && prev != g_our_thread_hook) {
-    Py_XSETREF(g_prev_thread_hook, prev != nullptr && prev != Py_None ? prev : nullptr);
+    if (prev == Py_None) Py_CLEAR(prev);
+    set_saved_hook(prev);
     prev = nullptr;
     PyObject* r = PyObject_CallMethod(threading, "setprofile", "O", g_our_thread_hook);
     if (r == nullptr) PyErr_Clear();
@@ -189,13 +210,14 @@ void threads_remove_hook() {
   PyObject* cur = PyObject_GetAttrString(threading, "_profile_hook");
   if (cur == nullptr) PyErr_Clear();
   if (cur != nullptr && cur == g_our_thread_hook) {  // nobody replaced ours meanwhile
-    PyObject* prev = g_prev_thread_hook != nullptr ? g_prev_thread_hook : Py_None;
+    PyObject* prev = saved_hook();
     PyObject* r = PyObject_CallMethod(threading, "setprofile", "O", prev);
+    Py_DECREF(prev);
     if (r == nullptr) PyErr_Clear();
     Py_XDECREF(r);
   }
   Py_XDECREF(cur);
-  Py_CLEAR(g_prev_thread_hook);
+  set_saved_hook(nullptr);
   Py_DECREF(threading);
 }
 
