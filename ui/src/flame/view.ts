@@ -66,6 +66,8 @@ export class FlameGraphView {
   private hover: NodeRef | null = null;
   private focus: NodeRef | null = null;
   private width = 0;
+  /** Levels the last draw() painted (rows of the canvas). */
+  private drawnLevels = 1;
   private resize: ResizeObserver | null = null;
   private raf = 0;
 
@@ -206,7 +208,8 @@ export class FlameGraphView {
     const width = this.wrap.clientWidth || 800;
     this.width = width;
     const dpr = window.devicePixelRatio || 1;
-    const maxLevels = this.opts.maxLevels ?? 1500;
+    const maxLevels = this.levelsInView();
+    this.drawnLevels = maxLevels;
     const height = heightFor(f, maxLevels);
     for (const c of [this.canvas, this.overlay]) {
       // Resizing reallocates the backing store: only when the size really changed.
@@ -227,6 +230,23 @@ export class FlameGraphView {
     return painted;
   }
 
+  /**
+   * Levels to draw: up to the deepest one with a frame inside the viewport (a zoomed frame's
+   * subtree is often shallower than the whole graph), at most maxLevels.
+   */
+  private levelsInView(): number {
+    const f = this.flame!;
+    const max = Math.min(f.levels.length, this.opts.maxLevels ?? 1500);
+    let last = Math.min(this.view.zoomLevel, max - 1);
+    for (let l = last + 1; l < max; l++) {
+      const lv = f.levels[l];
+      const i = firstEndingAfter(lv, this.view.x0);
+      if (i < lv.start.length && lv.start[i] < this.view.x1) last = l;
+      else break;
+    }
+    return Math.max(1, last + 1);
+  }
+
   private drawOverlay(): void {
     const f = this.flame;
     const ctx = this.overlay.getContext("2d");
@@ -234,7 +254,7 @@ export class FlameGraphView {
     const dpr = window.devicePixelRatio || 1;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, this.overlay.width, this.overlay.height);
-    const o = { width: this.width, dpr, view: this.view, inverted: this.opts.inverted, maxLevels: this.opts.maxLevels ?? 1500 };
+    const o = { width: this.width, dpr, view: this.view, inverted: this.opts.inverted, maxLevels: this.drawnLevels };
     if (this.hover) drawOutline(ctx, f, o, this.hover.level, this.hover.index, cssVar("--flame-hover", "#222"));
     if (this.focus) drawOutline(ctx, f, o, this.focus.level, this.focus.index, "#1a5fd0");
   }
@@ -318,7 +338,7 @@ export class FlameGraphView {
     const f = this.flame;
     if (!f) return null;
     const r = this.canvas.getBoundingClientRect();
-    const rows = Math.min(f.levels.length, this.opts.maxLevels ?? 1500);
+    const rows = Math.min(f.levels.length, this.drawnLevels);
     const row = Math.floor((e.clientY - r.top) / ROW_PX);
     if (row < 0 || row >= rows) return null;
     const level = rowOf(row, rows, this.opts.inverted);
@@ -449,7 +469,7 @@ export class FlameGraphView {
     const r = this.wrap.getBoundingClientRect();
     const k = this.width / (this.view.x1 - this.view.x0);
     const x = Math.max(0, (flv.start[n.index] - this.view.x0) * k);
-    this.placeTooltip(r.left + x, r.top + rowOf(n.level, Math.min(f.levels.length, this.opts.maxLevels ?? 1500), this.opts.inverted) * ROW_PX + ROW_PX);
+    this.placeTooltip(r.left + x, r.top + rowOf(n.level, Math.min(f.levels.length, this.drawnLevels), this.opts.inverted) * ROW_PX + ROW_PX);
     this.live.textContent = this.describe(n.level, n.index);
   }
 }
