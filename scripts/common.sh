@@ -16,7 +16,7 @@ is_porting() { case " $PORTING_PYTHONS " in *" $1 "*) return 0 ;; *) return 1 ;;
 SID_STAMP="$SID_ROOT/.spanprof-root"
 # Marks a venv whose interpreter lives in the sid root: run it through scripts/sid.
 SID_VENV_MARK=".spanprof-sid"
-# Every CPython >= 3.9 as "LABEL PYTHON [sid]": the host's under $PYENV_ROOT/versions (a
+# Every CPython >= 3.10 as "LABEL PYTHON [sid]": the host's under $PYENV_ROOT/versions (a
 # free-threaded build is labelled 3.13t, so it never collides with 3.13), then the sid root's
 # versions the host lacks. The first 3.11 (else the newest) is the tooling interpreter.
 spanprof_pythons() {
@@ -28,7 +28,7 @@ spanprof_pythons() {
     label=$("$py" -c 'import sys, sysconfig
 t = "t" if sysconfig.get_config_var("Py_GIL_DISABLED") else ""
 print("%d.%d%s" % (sys.version_info[:2] + (t,)))') || continue
-    case "$label" in 3.9|3.1[0-9]|3.1[0-9]t) echo "$label $py" ;; esac
+    case "$label" in 3.1[0-9] | 3.1[0-9]t) echo "$label $py" ;; esac
   done | sort -s -k1,1V -u
   if [ -f "$SID_STAMP" ]; then
     for v in $SID_PYTHONS; do
