@@ -113,7 +113,9 @@ def main() -> int:
         results[v]["overhead"] = run_json(
             [*cmd, str(BENCH / "agent_overhead.py"), "--pairs", str(args.pairs)], 1800
         )
-    sys.path.insert(0, str(ROOT / "tests" / "api"))
+    if args.json:  # what is measured so far survives a failure below
+        args.json.write_text(json.dumps({"results": results}, indent=1))
+    sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "api")]
     from support import Receiver, Server  # real HTTP receiver on 127.0.0.1
 
     rec = Receiver()
