@@ -92,6 +92,8 @@ def test_dying_code_objects_keep_their_own_names_under_stress():
             "1000",
             "--burners",
             "4",
+            "--min-each",
+            "5",
         ],
         capture_output=True,
         text=True,
