@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -35,9 +36,11 @@ def interpreters(only: Optional[List[str]]) -> Dict[str, List[str]]:
     out: Dict[str, List[str]] = {}
     for venv in sorted((ROOT / ".venvs").glob("3.*"), key=lambda p: (len(p.name), p.name)):
         py = venv / "bin" / "python"
-        if not py.exists() or (only and venv.name not in only):
+        in_sid = (venv / SID_MARK).exists()  # its python links into the sid root
+        supported = re.fullmatch(r"3\.1[0-9]t?", venv.name) is not None
+        if not supported or not (in_sid or py.exists()) or (only and venv.name not in only):
             continue
-        prefix = [str(ROOT / "scripts" / "sid")] if (venv / SID_MARK).exists() else []
+        prefix = [str(ROOT / "scripts" / "sid")] if in_sid else []
         out[venv.name] = [*prefix, str(py)]
     return out
 
