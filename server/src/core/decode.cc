@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "core/jsontext.h"
 #include "core/pbwire.h"
 #include "core/util.h"
 #include "otlp_profiles.pb.h"
@@ -581,12 +582,14 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
   return std::nullopt;
 }
 
-static Status parse_message(std::string_view body, bool is_json, google::protobuf::Message& m,
-                            const char* what) {
+Status parse_proto_message(std::string_view body, bool is_json, const Limits& lim,
+                           google::protobuf::Message& m, const char* what) {
   if (is_json) {
+    if (auto e = check_json_depth(body, lim.max_json_depth)) return e;
     google::protobuf::util::JsonParseOptions o;
     o.ignore_unknown_fields = true;
-    auto st = google::protobuf::util::JsonStringToMessage(std::string(body), &m, o);
+    auto st = google::protobuf::util::JsonStringToMessage(
+        body.empty() ? std::string("{}") : std::string(body), &m, o);
     if (!st.ok()) return bad_request(std::string("invalid JSON ") + what + ": " + st.ToString());
     return std::nullopt;
   }
@@ -712,7 +715,7 @@ Status decode_push_generated(std::string_view body, bool is_json, const std::str
                              const Limits& lim, std::vector<RawProfile>& out) {
   google::protobuf::Arena arena;
   auto& req = *google::protobuf::Arena::CreateMessage<push::v1::PushRequest>(&arena);
-  if (auto e = parse_message(body, is_json, req, "PushRequest")) return e;
+  if (auto e = parse_proto_message(body, is_json, lim, req, "PushRequest")) return e;
   for (auto& s : req.series()) {
     Labels series;
     for (auto& lp : s.labels()) {
@@ -859,6 +862,8 @@ Status decode_folded(std::string_view body, bool lines_format, const LegacyParam
 
 Status parse_sample_type_config(std::string_view text,
                                 std::vector<std::pair<std::string, std::string>>& out) {
+  constexpr size_t kConfigDepth = 8;  // {"type": {"display-name": ...}} needs 2
+  if (auto e = check_json_depth(text, kConfigDepth)) return e;
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object())
     return bad_request("sample_type_config must be a JSON object");
@@ -915,48 +920,18 @@ static std::string any_to_string(const opentelemetry::proto::common::v1::AnyValu
   return j.is_string() ? j.get<std::string>() : j.dump();
 }
 
-// OTLP JSON carries trace/span ids as hex; protobuf's JSON parser expects base64 for bytes.
-static void hex_ids_to_base64(json& j, int depth = 0) {
-  if (depth > 64) return;
-  if (j.is_object()) {
-    for (auto& [k, v] : j.items()) {
-      if (v.is_string() && (k == "traceId" || k == "spanId" || k == "parentSpanId" ||
-                            k == "trace_id" || k == "span_id" || k == "parent_span_id")) {
-        std::string s = v.get<std::string>();
-        std::string bytes;
-        bool okh = s.size() % 2 == 0;
-        for (size_t i = 0; okh && i < s.size(); i += 2) {
-          int a = std::isxdigit(static_cast<unsigned char>(s[i])),
-              b = std::isxdigit(static_cast<unsigned char>(s[i + 1]));
-          if (!a || !b) {
-            okh = false;
-            break;
-          }
-          bytes += char(std::stoi(s.substr(i, 2), nullptr, 16));
-        }
-        if (okh) v = base64_encode(bytes);
-      } else {
-        hex_ids_to_base64(v, depth + 1);
-      }
-    }
-  } else if (j.is_array()) {
-    for (auto& v : j) hex_ids_to_base64(v, depth + 1);
-  }
-}
-
-static Status parse_otlp(std::string_view body, bool is_json, google::protobuf::Message& m,
-                         const char* what) {
-  if (!is_json) return parse_message(body, false, m, what);
-  json j = json::parse(body, nullptr, false);
-  if (j.is_discarded()) return bad_request(std::string("invalid JSON ") + what);
-  hex_ids_to_base64(j);
-  return parse_message(j.dump(), true, m, what);
+static Status parse_otlp(std::string_view body, bool is_json, const Limits& lim,
+                         google::protobuf::Message& m, const char* what) {
+  if (!is_json) return parse_proto_message(body, false, lim, m, what);
+  std::string text;
+  if (auto e = otlp_json_ids_to_base64(body, lim.max_json_depth, text)) return e;
+  return parse_proto_message(text, true, lim, m, what);
 }
 
 Status decode_otlp_traces(std::string_view body, bool is_json, const std::string& tenant,
                           const Limits& lim, std::vector<SpanRow>& out) {
   opentelemetry::proto::trace::v1::ExportTraceServiceRequest req;
-  if (auto e = parse_otlp(body, is_json, req, "ExportTraceServiceRequest")) return e;
+  if (auto e = parse_otlp(body, is_json, lim, req, "ExportTraceServiceRequest")) return e;
   for (auto& rs : req.resource_spans()) {
     std::string service = "unknown_service";
     for (auto& kv : rs.resource().attributes())
@@ -1003,7 +978,7 @@ Status decode_otlp_profiles(std::string_view body, bool is_json, const std::stri
                             const Limits& lim, std::vector<RawProfile>& out) {
   namespace P = opentelemetry::proto::profiles::v1development;
   P::ExportProfilesServiceRequest req;
-  if (auto e = parse_otlp(body, is_json, req, "ExportProfilesServiceRequest")) return e;
+  if (auto e = parse_otlp(body, is_json, lim, req, "ExportProfilesServiceRequest")) return e;
   const auto& d = req.dictionary();
   auto str = [&](int32_t i, bool& ok) -> std::string {
     if (i < 0 || i >= d.string_table_size()) {

@@ -70,6 +70,11 @@ struct StoreStats {
   int64_t wal_syncs = 0, synced_batches = 0;  // fdatasyncs of the WAL, group commits they covered
 };
 
+// One tenant's share: what /api/v1/stats shows that tenant.
+struct TenantStats {
+  int64_t series = 0, profiles = 0, sample_rows = 0;
+};
+
 class Store {
  public:
   static Result<std::unique_ptr<Store>> open(const StoreOptions& o);
@@ -117,7 +122,8 @@ class Store {
                                                                    int64_t from_ns, int64_t to_ns,
                                                                    size_t limit) const;
   std::vector<std::string> span_services(const std::string& tenant) const;
-  StoreStats stats() const;
+  StoreStats stats() const;  // server-wide
+  TenantStats tenant_stats(const std::string& tenant) const;
 
  private:
   Store() = default;

@@ -14,6 +14,7 @@ struct Error {
   int status = 400;
   std::string code = "invalid_argument";
   std::string message;
+  int retry_after_s = 0;  // > 0: sent as Retry-After (429, 503, 507)
 };
 
 template <class T>
@@ -100,6 +101,7 @@ struct Limits {
   size_t max_label_value_length = 2048;
   size_t max_stack_depth = 2048;
   size_t max_samples_per_profile = 1u << 20;  // bounds one profile's row blob in the store
+  size_t max_json_depth = 64;                 // arrays/objects nested in any JSON body
 };
 
 }  // namespace spanprof

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   app.add_option("--otlp-listen", cfg.otlp_listen, "extra host:port for OTLP/HTTP (e.g. :4318)");
   app.add_option("--ui-dir", cfg.ui_dir, "directory with the built web UI (index.html)");
   app.add_option("--auth-token", cfg.auth_token, "require Bearer token (or Basic password)");
+  app.add_option("--admin-tenant", cfg.admin_tenant,
+                 "tenant whose /api/v1/stats also shows server-wide figures (default: none)");
   app.add_option("--retention", retention, "delete data older than this (7d, 12h; 0 = keep)");
   app.add_option("--max-disk", max_disk, "delete oldest data past this size (10GB; 0 = no limit)");
   app.add_option("--retention-interval", retention_interval, "how often retention runs");
@@ -26,6 +28,8 @@ int main(int argc, char** argv) {
   app.add_option("--max-labels", cfg.limits.max_labels_per_series, "labels per series");
   app.add_option("--max-label-length", cfg.limits.max_label_value_length, "label value length");
   app.add_option("--max-stack-depth", cfg.limits.max_stack_depth, "frames per stack");
+  app.add_option("--max-json-depth", cfg.limits.max_json_depth,
+                 "arrays/objects nested in a JSON body (default 64)");
   app.add_option("--threads", cfg.threads, "HTTP worker threads per listener");
   app.add_option("--log-level", log_level, "debug|info|warn|error");
   if (const char* t = std::getenv("SPANPROF_AUTH_TOKEN")) cfg.auth_token = t;

@@ -40,11 +40,22 @@ void on_signal(int) { g_stop = true; }
 
 void send_error(Response& res, const Error& e) {
   res.status = e.status;
-  res.set_content(json{{"code", e.code}, {"message", e.message}}.dump(), "application/json");
+  // Messages may quote the request: invalid UTF-8 in it becomes U+FFFD, never a throw (a 500).
+  if (e.retry_after_s > 0) res.set_header("Retry-After", std::to_string(e.retry_after_s));
+  res.set_content(json{{"code", e.code}, {"message", e.message}}.dump(
+                      -1, ' ', false, json::error_handler_t::replace),
+                  "application/json");
 }
 
 void send_json(Response& res, const json& j) {
   res.set_content(j.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+// The whole header value: httplib's get_header_value() returns it through a C string, which
+// would end a value at an embedded NUL ("acme\0x" would pass as tenant "acme").
+std::string header(const Request& req, const char* name) {
+  auto it = req.headers.find(name);
+  return it == req.headers.end() ? std::string() : it->second;
 }
 
 bool valid_tenant(const std::string& t) {
@@ -56,7 +67,7 @@ bool valid_tenant(const std::string& t) {
 }
 
 Result<std::string> tenant_of(const Request& req) {
-  std::string t = req.get_header_value("X-Scope-OrgID");
+  std::string t = header(req, "X-Scope-OrgID");
   if (t.empty()) return std::string("anonymous");
   if (!valid_tenant(t))
     return bad_request("X-Scope-OrgID must be 1-150 characters of [A-Za-z0-9_.-]");
@@ -70,13 +81,25 @@ bool ct_equal(const std::string& a, const std::string& b) {
   return d == 0;
 }
 
+// `h` starts with the auth scheme `scheme` (compared without case, RFC 9110 11.1) and a space;
+// `rest` is what follows.
+bool has_scheme(const std::string& h, std::string_view scheme, std::string& rest) {
+  if (h.size() <= scheme.size() || h[scheme.size()] != ' ') return false;
+  for (size_t i = 0; i < scheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(h[i])) != scheme[i]) return false;
+  size_t p = scheme.size();
+  while (p < h.size() && h[p] == ' ') ++p;
+  rest = h.substr(p);
+  return true;
+}
+
 bool authorized(const Request& req, const std::string& token) {
   if (token.empty()) return true;
-  std::string h = req.get_header_value("Authorization");
-  if (h.rfind("Bearer ", 0) == 0) return ct_equal(h.substr(7), token);
-  if (h.rfind("Basic ", 0) == 0) {
+  std::string h = header(req, "Authorization"), cred;
+  if (has_scheme(h, "bearer", cred)) return ct_equal(cred, token);
+  if (has_scheme(h, "basic", cred)) {
     std::string dec;
-    if (!base64_decode(h.substr(6), dec)) return false;
+    if (!base64_decode(cred, dec)) return false;
     size_t colon = dec.find(':');
     return colon != std::string::npos && ct_equal(dec.substr(colon + 1), token);
   }
@@ -151,6 +174,7 @@ class Routes {
       return Handled::Unhandled;
     });
     s.set_error_handler([](const Request&, Response& res) {
+      if (res.status == 413) res.set_header("Connection", "close");  // body left unread
       if (res.body.empty()) {
         std::string code = res.status == 413   ? "resource_exhausted"
                            : res.status == 404 ? "not_found"
@@ -201,8 +225,12 @@ class Routes {
       if (!t) return send_error(res, t.error);
       Body b;
       if (auto e = read_body(req, reader, cfg_.limits.max_decompressed_bytes,
-                             cfg_.limits.max_body_bytes, b))
+                             cfg_.limits.max_body_bytes, b)) {
+        // The rest of the body is still on the connection: read as requests it would be
+        // request smuggling. Close instead.
+        res.set_header("Connection", "close");
         return send_error(res, *e);
+      }
       if (auto e = fn(req, res, *t, b)) send_error(res, *e);
     });
   }
@@ -263,18 +291,11 @@ class Routes {
   void connect(httplib::Server& s, const std::string& method,
                std::function<Status(const std::string&, const Req&, Response&, bool)> fn) {
     post(s, "/querier.v1.QuerierService/" + method,
-         [fn](const Request& req, Response& res, const std::string& tenant, Body& b) -> Status {
+         [this, fn](const Request& req, Response& res, const std::string& tenant,
+                    Body& b) -> Status {
            bool js = is_json_ct(req);
            Req r;
-           if (js) {
-             google::protobuf::util::JsonParseOptions o;
-             o.ignore_unknown_fields = true;
-             auto st =
-                 google::protobuf::util::JsonStringToMessage(b.data.empty() ? "{}" : b.data, &r, o);
-             if (!st.ok()) return bad_request("invalid JSON request: " + st.ToString());
-           } else if (!r.ParseFromString(b.data)) {
-             return bad_request("invalid protobuf request");
-           }
+           if (auto e = parse_proto_message(b.data, js, cfg_.limits, r, "request")) return e;
            return fn(tenant, r, res, js);
          });
   }
@@ -487,8 +508,9 @@ class Routes {
     });
     get("/api/v1/services",
         [this](const std::string& t, const Request&) -> Result<json> { return q_.services(t); });
-    get("/api/v1/stats",
-        [this](const std::string&, const Request&) -> Result<json> { return q_.stats(); });
+    get("/api/v1/stats", [this](const std::string& t, const Request&) -> Result<json> {
+      return q_.stats(t, !cfg_.admin_tenant.empty() && t == cfg_.admin_tenant);
+    });
     get("/api/v1/traces",
         [this, params](const std::string& t, const Request& r) { return q_.traces(t, params(r)); });
     get(R"(/api/v1/traces/([^/]+))",

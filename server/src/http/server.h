@@ -12,6 +12,7 @@ struct ServerConfig {
   std::string otlp_listen;  // empty = no second listener
   std::string ui_dir;
   std::string auth_token;
+  std::string admin_tenant;  // sees server-wide figures in /api/v1/stats; empty = nobody
   Limits limits;
   StoreOptions store;
   int threads = 32;  // workers block while their push commits: more of them, bigger group commits

@@ -1,0 +1,257 @@
+"""Issue #18: hostile input that crashed the server, answered 500, left a connection in an unknown
+state or crossed tenants. Each test failed on the server before the fix."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.parse
+
+import pytest
+from conftest import make_pprof, push_request
+
+PROTO = {"Content-Type": "application/proto"}
+JSON = {"Content-Type": "application/json"}
+GZ_JSON = {**JSON, "Content-Encoding": "gzip"}
+
+# Every route that parses a JSON body.
+JSON_ROUTES = [
+    "/v1/traces",
+    "/v1development/profiles",
+    "/push.v1.PusherService/Push",
+    "/querier.v1.QuerierService/ProfileTypes",
+    "/querier.v1.QuerierService/LabelNames",
+    "/querier.v1.QuerierService/SelectMergeStacktraces",
+    "/querier.v1.QuerierService/SelectSeries",
+]
+
+
+def raw_exchange(url: str, data: bytes, timeout: float = 30) -> bytes:
+    """Sends `data` on one TCP connection and returns everything the server sends until it
+    closes the connection (or `timeout`)."""
+    host, port = urllib.parse.urlsplit(url).netloc.split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+
+def test_deeply_nested_json_is_refused_on_every_json_route(make_server):
+    s = make_server("--otlp-listen", "127.0.0.1:0")
+    bomb = gzip.compress(b"[" * 100_000)  # a few hundred bytes on the wire
+    objs = b'{"a":' * 100_000
+    for base in (s.url, s.otlp_url):
+        for path in JSON_ROUTES:
+            for body, headers in ((bomb, GZ_JSON), (objs, JSON)):
+                code, resp, _ = s.request("POST", path, body, headers, base=base)
+                assert code == 400, (path, code, resp)
+                assert "max-json-depth" in json.loads(resp)["message"], (path, resp)
+                assert s.alive(), path
+    # Nesting inside the limit is still parsed: an OTLP/JSON span with hex ids and nested values.
+    span = {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "nest"}}]
+                },
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "0af7651916cd43dd8448eb211c80319c",
+                                "spanId": "b7ad6b7169203331",
+                                "name": "nested_ok",
+                                "startTimeUnixNano": "1",
+                                "endTimeUnixNano": "2",
+                                "attributes": [
+                                    {
+                                        "key": "deep",
+                                        "value": {
+                                            "arrayValue": {
+                                                "values": [{"arrayValue": {"values": []}}]
+                                            }
+                                        },
+                                    }
+                                ],
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+    code, resp, _ = s.request("POST", "/v1/traces", json.dumps(span).encode(), JSON)
+    assert code == 200, resp
+    tr = s.get_json("/api/v1/traces/0af7651916cd43dd8448eb211c80319c")
+    assert "nested_ok" in json.dumps(tr)
+
+
+def test_json_depth_limit_is_configurable(make_server):
+    s = make_server("--max-json-depth", "3")
+    code, resp, _ = s.request("POST", "/querier.v1.QuerierService/ProfileTypes", b"[[[[]]]]", JSON)
+    assert code == 400 and b"limit of 3" in resp, resp
+    code, resp, _ = s.request("POST", "/querier.v1.QuerierService/ProfileTypes", b"{}", JSON)
+    assert code == 200, resp
+
+
+def test_error_messages_quoting_invalid_utf8_are_valid_json(server, pb):
+    bad = "%FF%FE%C0%80"
+    paths = [
+        f"/pyroscope/render?query={bad}",
+        f"/pyroscope/render?query=process_cpu:cpu:nanoseconds:cpu:nanoseconds%7Ba%3D%22{bad}",
+        f"/api/v1/flamegraph?query={bad}",
+        f"/api/v1/timeline?query={bad}",
+        f"/api/v1/traces?min_duration={bad}",
+        f"/api/v1/traces/{bad}",
+        f"/api/v1/diff?left={bad}&right={bad}",
+        f"/ingest?name={bad}&from={bad}",
+        f"/ingest?name=a%7Bx%3D%22{bad}%22%7D",
+        f"/ingest?name=a%7B{bad}%3Db%7D",  # the label-name error quotes the name: was a 500
+        f"/ingest?name=a%7Bx{bad}y%3Db%2C{bad}%3Dc%7D",
+        f"/ingest?name=a&format={bad}",
+        f"/ingest?name=a&spyName={bad}&units={bad}&aggregation={bad}",
+    ]
+    for p in paths:
+        method = "POST" if p.startswith("/ingest") else "GET"
+        code, resp, _ = server.request(method, p, b"a;b 1\n" if method == "POST" else None)
+        assert code < 500, (p, code, resp)
+        if code >= 400 or resp:
+            doc = json.loads(resp.decode("utf-8"))  # strict: the body is valid UTF-8
+            assert code < 400 or doc["message"], p
+    # Connect with a proto request whose string field is not UTF-8.
+    sel = bytes([0x12, 4]) + b"\xff\xfe{}"  # field 2 (label_selector) of SelectMergeStacktraces
+    code, resp, _ = server.request(
+        "POST", "/querier.v1.QuerierService/SelectMergeStacktraces", sel, PROTO
+    )
+    assert 400 <= code < 500, (code, resp)
+    json.loads(resp.decode("utf-8"))
+    assert server.alive()
+
+
+def test_body_too_large_in_chunked_encoding_closes_the_connection(make_server):
+    s = make_server("--max-decompressed-bytes", "10000", "--max-body-bytes", "20000")
+    smuggled = b"GET /api/v1/info HTTP/1.1\r\nHost: x\r\n\r\n"
+    payload = b"a;b 1\n" * 4000 + smuggled  # past the limit, then what looks like a request
+    chunks = b""
+    for i in range(0, len(payload), 1000):
+        part = payload[i : i + 1000]
+        chunks += b"%x\r\n" % len(part) + part + b"\r\n"
+    req = (
+        b"POST /ingest?name=chunky HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + chunks
+        + b"0\r\n\r\n"
+    )
+    out = raw_exchange(s.url, req)
+    assert out.startswith(b"HTTP/1.1 413"), out[:200]
+    assert out.count(b"HTTP/1.1 ") == 1, out  # nothing after the 413 was served
+    assert b"spanprof" not in out.split(b"\r\n\r\n", 1)[1]
+    assert b"connection: close" in out.lower()
+    assert s.alive()
+
+
+def test_tenant_ids_with_control_characters_are_refused(server):
+    for tenant in (b"acme\x00other", b"acme\x01", b"ac\tme"):
+        req = (
+            b"GET /api/v1/services HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"X-Scope-OrgID: " + tenant + b"\r\n\r\n"
+        )
+        out = raw_exchange(server.url, req)
+        assert out.startswith(b"HTTP/1.1 400"), (tenant, out[:300])
+    code, _, _ = server.request("GET", "/api/v1/services", headers={"X-Scope-OrgID": "acme"})
+    assert code == 200
+
+
+def test_auth_scheme_is_case_insensitive_and_credentials_exact(make_server):
+    s = make_server("--auth-token", "s3cret")
+    for h in ("bearer s3cret", "BEARER s3cret", "Bearer s3cret"):
+        assert s.request("GET", "/api/v1/info", headers={"Authorization": h})[0] == 200, h
+    basic = base64.b64encode(b"u:s3cret").decode()
+    assert s.request("GET", "/api/v1/info", headers={"Authorization": f"basic {basic}"})[0] == 200
+    for h in ("Bearer s3cre", "Bearers3cret", "Token s3cret", "bearer s3cret2"):
+        assert s.request("GET", "/api/v1/info", headers={"Authorization": h})[0] == 401, h
+    # A token followed by a NUL and more is not the token.
+    req = (
+        b"GET /api/v1/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Authorization: Bearer s3cret\x00junk\r\n\r\n"
+    )
+    out = raw_exchange(s.url, req)
+    assert not out.startswith(b"HTTP/1.1 200"), out[:200]
+
+
+def test_stats_show_only_the_callers_tenant(make_server, pb):
+    s = make_server("--admin-tenant", "ops")
+    body = push_request(pb, {"service_name": "a"}, make_pprof(pb, [(["f"], 1, {})]))
+    for _ in range(3):
+        code, _, _ = s.request(
+            "POST", "/push.v1.PusherService/Push", body, {**PROTO, "X-Scope-OrgID": "alpha"}
+        )
+        assert code == 200
+    alpha = s.get_json("/api/v1/stats", headers={"X-Scope-OrgID": "alpha"})
+    beta = s.get_json("/api/v1/stats", headers={"X-Scope-OrgID": "beta"})
+    assert alpha["tenant"] == "alpha" and alpha["profiles"] == 3 and alpha["series"] == 1
+    assert beta == {"tenant": "beta", "series": 0, "profiles": 0, "sample_rows": 0}
+    assert "server" not in alpha and "db_bytes" not in json.dumps(alpha)
+    ops = s.get_json("/api/v1/stats", headers={"X-Scope-OrgID": "ops"})
+    assert ops["server"]["profiles"] == 3 and ops["server"]["db_bytes"] > 0
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 3 MB tmpfs: a real full disk (needs root to mount; skipped otherwise)."""
+    d = tmp_path / "small"
+    d.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(d)], capture_output=True
+    )
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {r.stderr.decode(errors='replace')}")
+    yield str(d)
+    subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+def test_disk_full_answers_507_with_retry_after(make_server, pb, small_disk):
+    s = make_server("--retention", "0", data_dir=small_disk)
+    statuses = []
+    acked = []
+    for i in range(400):
+        stacks = [([f"fn_{i}_{k}_" + "x" * 200], 1, {}) for k in range(100)]  # unique strings
+        body = push_request(pb, {"service_name": "full"}, make_pprof(pb, stacks))
+        code, resp, headers = s.request("POST", "/push.v1.PusherService/Push", body, PROTO)
+        statuses.append(code)
+        if code == 200:
+            acked.append(i)
+            continue
+        assert code == 507, (code, resp)
+        assert int(headers["Retry-After"]) > 0
+        assert "disk" in json.loads(resp)["message"]
+        break
+    assert 507 in statuses, statuses[-5:]
+    assert s.alive()
+    # What was acknowledged before the disk filled is still there.
+    fg = s.connect_json(
+        "SelectMergeStacktraces",
+        {
+            "profileTypeID": "process_cpu:cpu:nanoseconds:cpu:nanoseconds",
+            "labelSelector": '{service_name="full"}',
+            "start": 0,
+            "end": int(time.time() * 1000) + 60_000,
+        },
+    )
+    names = set(fg["flamegraph"]["names"])
+    assert all(f"fn_{i}_0_" + "x" * 200 in names for i in acked[:5])
+    # The agent retries after Retry-After: nothing else but a full disk keeps it from storing.
+    assert os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize < 2**20
