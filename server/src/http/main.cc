@@ -30,7 +30,20 @@ int main(int argc, char** argv) {
   app.add_option("--max-stack-depth", cfg.limits.max_stack_depth, "frames per stack");
   app.add_option("--max-json-depth", cfg.limits.max_json_depth,
                  "arrays/objects nested in a JSON body (default 64)");
-  app.add_option("--threads", cfg.threads, "HTTP worker threads per listener");
+  app.add_option("--threads", cfg.http.workers,
+                 "worker threads running requests (decoding, queries, commits); default 32");
+  app.add_option("--header-timeout", cfg.http.header_timeout_s,
+                 "seconds a new connection has to send its request headers (default 10)");
+  app.add_option("--body-timeout", cfg.http.body_timeout_s,
+                 "seconds to receive a request body or send a response (default 60)");
+  app.add_option("--idle-timeout", cfg.http.idle_timeout_s,
+                 "seconds an idle keep-alive connection is kept (default 120)");
+  app.add_option("--max-connections", cfg.http.max_connections,
+                 "open connections in all (default 16384; needs file descriptors)");
+  app.add_option("--max-connections-per-client", cfg.http.max_connections_per_client,
+                 "open connections per client IP address (default 4096)");
+  app.add_option("--max-queued-requests", cfg.http.max_queued_requests,
+                 "complete requests waiting for a worker before 503 (default 4096)");
   app.add_option("--log-level", log_level, "debug|info|warn|error");
   if (const char* t = std::getenv("SPANPROF_AUTH_TOKEN")) cfg.auth_token = t;
   CLI11_PARSE(app, argc, argv);

@@ -3,7 +3,6 @@
 #include "http/server.h"
 
 #include <google/protobuf/util/json_util.h>
-#include <httplib.h>
 
 #include <atomic>
 #include <csignal>
@@ -19,7 +18,9 @@
 #include "core/util.h"
 #include "http/body.h"
 #include "http/legacy.h"
+#include "http/listener.h"
 #include "http/params.h"
+#include "http/router.h"
 #include "otlp_profiles.pb.h"
 #include "otlp_trace.pb.h"
 #include "pprof.pb.h"
@@ -29,33 +30,14 @@
 namespace spanprof {
 
 using json = nlohmann::json;
-using httplib::ContentReader;
-using httplib::Request;
-using httplib::Response;
 
 namespace {
 
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop = true; }
 
-void send_error(Response& res, const Error& e) {
-  res.status = e.status;
-  // Messages may quote the request: invalid UTF-8 in it becomes U+FFFD, never a throw (a 500).
-  if (e.retry_after_s > 0) res.set_header("Retry-After", std::to_string(e.retry_after_s));
-  res.set_content(json{{"code", e.code}, {"message", e.message}}.dump(
-                      -1, ' ', false, json::error_handler_t::replace),
-                  "application/json");
-}
-
 void send_json(Response& res, const json& j) {
   res.set_content(j.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
-}
-
-// The whole header value: httplib's get_header_value() returns it through a C string, which
-// would end a value at an embedded NUL ("acme\0x" would pass as tenant "acme").
-std::string header(const Request& req, const char* name) {
-  auto it = req.headers.find(name);
-  return it == req.headers.end() ? std::string() : it->second;
 }
 
 bool valid_tenant(const std::string& t) {
@@ -67,7 +49,7 @@ bool valid_tenant(const std::string& t) {
 }
 
 Result<std::string> tenant_of(const Request& req) {
-  std::string t = header(req, "X-Scope-OrgID");
+  std::string t = req.get_header_value("X-Scope-OrgID");
   if (t.empty()) return std::string("anonymous");
   if (!valid_tenant(t))
     return bad_request("X-Scope-OrgID must be 1-150 characters of [A-Za-z0-9_.-]");
@@ -95,7 +77,7 @@ bool has_scheme(const std::string& h, std::string_view scheme, std::string& rest
 
 bool authorized(const Request& req, const std::string& token) {
   if (token.empty()) return true;
-  std::string h = header(req, "Authorization"), cred;
+  std::string h = req.get_header_value("Authorization"), cred;
   if (has_scheme(h, "bearer", cred)) return ct_equal(cred, token);
   if (has_scheme(h, "basic", cred)) {
     std::string dec;
@@ -155,53 +137,16 @@ class Routes {
  public:
   Routes(const ServerConfig& cfg, Store& store) : cfg_(cfg), store_(store), q_(store) {}
 
-  void install(httplib::Server& s) {
-    s.set_payload_max_length(cfg_.limits.max_body_bytes);
-    // httplib closes a keep-alive connection after 5 requests by default: agents push every
-    // 10-15 s on one connection, and each reconnect costs both sides a TCP handshake.
-    s.set_keep_alive_max_count(100000);
-    s.set_tcp_nodelay(true);  // headers and body go out separately: avoid Nagle + delayed ACK
-    s.set_read_timeout(30, 0);
-    s.set_write_timeout(30, 0);
+  // The whole route table. Handlers take (const Request&, Response&).
+  void install(Router& s) {
     s.set_pre_routing_handler([this](const Request& req, Response& res) {
-      take_over_gzip(const_cast<Request&>(req));  // httplib built it non-const; body not read yet
-      if (req.path == "/healthz" || req.path == "/ready") return Handled::Unhandled;
+      if (req.path == "/healthz" || req.path == "/ready") return false;
       if (!authorized(req, cfg_.auth_token)) {
         res.set_header("WWW-Authenticate", "Bearer, Basic realm=\"spanprof\"");
         send_error(res, {401, "unauthenticated", "missing or wrong credentials"});
-        return Handled::Handled;
+        return true;
       }
-      return Handled::Unhandled;
-    });
-    s.set_error_handler([](const Request&, Response& res) {
-      if (res.status == 413) res.set_header("Connection", "close");  // body left unread
-      if (res.body.empty()) {
-        std::string code = res.status == 413   ? "resource_exhausted"
-                           : res.status == 404 ? "not_found"
-                           : res.status == 415 ? "invalid_argument"
-                                               : "invalid_argument";
-        send_error(res, {res.status, code, "HTTP " + std::to_string(res.status)});
-      }
-    });
-    s.set_exception_handler([](const Request&, Response& res, std::exception_ptr ep) {
-      std::string what = "internal error";
-      try {
-        std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-      }
-      log_error("handler exception: %s", what.c_str());
-      send_error(res, internal_error(what));
-    });
-    s.set_logger([](const Request& req, const Response& res) {
-      if (res.status >= 500)
-        log_error("%s %s -> %d", req.method.c_str(), req.path.c_str(), res.status);
-      else if (res.status >= 400)
-        log_warn("%s %s -> %d %s", req.method.c_str(), req.path.c_str(), res.status,
-                 res.body.substr(0, 200).c_str());
-      else
-        log_debug("%s %s -> %d", req.method.c_str(), req.path.c_str(), res.status);
+      return false;
     });
 
     s.Get("/healthz", [](const Request&, Response& res) { res.set_content("ok\n", "text/plain"); });
@@ -215,27 +160,20 @@ class Routes {
   }
 
  private:
-  using Handled = httplib::Server::HandlerResponse;
-
   // Wraps a body-carrying handler: tenant, body with limit, error mapping.
   using BodyFn = std::function<Status(const Request&, Response&, const std::string&, Body&)>;
-  void post(httplib::Server& s, const std::string& path, BodyFn fn) {
-    s.Post(path, [this, fn](const Request& req, Response& res, const ContentReader& reader) {
+  void post(Router& s, const std::string& path, BodyFn fn) {
+    s.Post(path, [this, fn](Request& req, Response& res) {
       auto t = tenant_of(req);
       if (!t) return send_error(res, t.error);
       Body b;
-      if (auto e = read_body(req, reader, cfg_.limits.max_decompressed_bytes,
-                             cfg_.limits.max_body_bytes, b)) {
-        // The rest of the body is still on the connection: read as requests it would be
-        // request smuggling. Close instead.
-        res.set_header("Connection", "close");
+      if (auto e = read_body(req, cfg_.limits.max_decompressed_bytes, b))
         return send_error(res, *e);
-      }
       if (auto e = fn(req, res, *t, b)) send_error(res, *e);
     });
   }
 
-  void ingest_routes(httplib::Server& s) {
+  void ingest_routes(Router& s) {
     post(s, "/push.v1.PusherService/Push",
          [this](const Request& req, Response& res, const std::string& tenant, Body& b) -> Status {
            std::string ct = req.get_header_value("Content-Type");
@@ -288,7 +226,7 @@ class Routes {
   }
 
   template <class Req>
-  void connect(httplib::Server& s, const std::string& method,
+  void connect(Router& s, const std::string& method,
                std::function<Status(const std::string&, const Req&, Response&, bool)> fn) {
     post(s, "/querier.v1.QuerierService/" + method,
          [this, fn](const Request& req, Response& res, const std::string& tenant,
@@ -300,7 +238,7 @@ class Routes {
          });
   }
 
-  void querier_routes(httplib::Server& s) {
+  void querier_routes(Router& s) {
     using namespace querier::v1;
     connect<ProfileTypesRequest>(s, "ProfileTypes",
                                  [this](const std::string& t, const ProfileTypesRequest& r,
@@ -491,7 +429,7 @@ class Routes {
     });
   }
 
-  void api_routes(httplib::Server& s) {
+  void api_routes(Router& s) {
     auto get = [&s](const std::string& path,
                     std::function<Result<json>(const std::string&, const Request&)> fn) {
       s.Get(path, [fn](const Request& req, Response& res) {
@@ -525,7 +463,7 @@ class Routes {
         [this, params](const std::string& t, const Request& r) { return q_.diff(t, params(r)); });
   }
 
-  void static_routes(httplib::Server& s) {
+  void static_routes(Router& s) {
     s.Get(R"(/(.*))", [this](const Request& req, Response& res) {
       if (req.path.rfind("/api/", 0) == 0)
         return send_error(res, not_found("no such API route: " + req.path));
@@ -584,53 +522,44 @@ int run_server(const ServerConfig& cfg) {
     log_error("%s", store.error.message.c_str());
     return 1;
   }
+  Router router;
   Routes routes(cfg, **store);
-  std::vector<std::unique_ptr<httplib::Server>> servers;
-  std::vector<std::thread> threads;
-  auto start = [&](const std::string& hp, const char* what) -> bool {
-    std::string host;
+  routes.install(router);
+  HttpOptions ho = cfg.http;
+  ho.max_body_bytes = cfg.limits.max_body_bytes;
+  HttpServer http(router, ho);
+  auto listen = [&](const std::string& hp, const char* what) -> bool {
+    std::string host, err;
     int port;
     if (!split_host_port(hp, host, port)) {
       log_error("bad %s address %s (want host:port)", what, hp.c_str());
       return false;
     }
-    auto srv = std::make_unique<httplib::Server>();
-    int nthreads = cfg.threads;
-    srv->new_task_queue = [nthreads] { return new httplib::ThreadPool(size_t(nthreads)); };
-    routes.install(*srv);
-    if (port == 0) {
-      port = srv->bind_to_any_port(host);
-      if (port < 0) {
-        log_error("cannot bind %s", hp.c_str());
-        return false;
-      }
-    } else if (!srv->bind_to_port(host, port)) {
-      log_error("cannot bind %s: %s", hp.c_str(), strerror(errno));
+    port = http.listen(host, port, err);
+    if (port < 0) {
+      log_error("cannot bind %s: %s", hp.c_str(), err.c_str());
       return false;
     }
     log_info("%s listening on http://%s:%d", what, host.c_str(), port);
     // Tests read this line to find an ephemeral port.
     fprintf(stderr, "LISTENING %s %s:%d\n", what, host.c_str(), port);
     fflush(stderr);
-    auto* raw = srv.get();
-    servers.push_back(std::move(srv));
-    threads.emplace_back([raw] { raw->listen_after_bind(); });
     return true;
   };
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);
   std::signal(SIGPIPE, SIG_IGN);
-  bool ok = start(cfg.listen, "api");
-  if (ok && !cfg.otlp_listen.empty()) ok = start(cfg.otlp_listen, "otlp");
+  bool ok = listen(cfg.listen, "api");
+  if (ok && !cfg.otlp_listen.empty()) ok = listen(cfg.otlp_listen, "otlp");
   if (ok) {
+    http.start();
     if (cfg.listen.rfind("127.", 0) != 0 && cfg.listen.rfind("localhost:", 0) != 0 &&
         cfg.auth_token.empty())
       log_warn("listening on a non-loopback address without --auth-token");
     while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     log_info("shutting down: finishing in-flight requests");
+    http.stop();
   }
-  for (auto& s : servers) s->stop();
-  for (auto& t : threads) t.join();
   (*store).reset();
   log_info("storage closed");
   return ok ? 0 : 1;

@@ -4,6 +4,7 @@
 
 #include "core/store.h"
 #include "core/types.h"
+#include "http/listener.h"
 
 namespace spanprof {
 
@@ -15,7 +16,7 @@ struct ServerConfig {
   std::string admin_tenant;  // sees server-wide figures in /api/v1/stats; empty = nobody
   Limits limits;
   StoreOptions store;
-  int threads = 32;  // workers block while their push commits: more of them, bigger group commits
+  HttpOptions http;  // http.workers: routes block while their push commits (group commits)
 };
 
 // Runs until SIGTERM/SIGINT; returns the process exit code.
