@@ -255,3 +255,66 @@ def test_disk_full_answers_507_with_retry_after(make_server, pb, small_disk):
     assert all(f"fn_{i}_0_" + "x" * 200 in names for i in acked[:5])
     # The agent retries after Retry-After: nothing else but a full disk keeps it from storing.
     assert os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize < 2**20
+
+
+def test_idle_and_slow_connections_do_not_starve_requests(make_server, pb):
+    # Each of these held one of 32 worker threads before: 33 of them starved every request.
+    s = make_server("--threads", "4", "--header-timeout", "60")
+    host, port = urllib.parse.urlsplit(s.url).netloc.split(":")
+    held = []
+    try:
+        for _ in range(200):  # idle keep-alive connections that made one request
+            c = socket.create_connection((host, int(port)), timeout=30)
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert c.recv(4096).startswith(b"HTTP/1.1 200")
+            held.append(c)
+        for i in range(50):  # slow clients: headers begun, never finished
+            c = socket.create_connection((host, int(port)), timeout=30)
+            c.sendall(b"POST /ingest?name=slow HTTP/1.1\r\nHost: x\r\nX-Slow-%d: " % i)
+            held.append(c)
+        for i in range(20):  # bodies announced, never sent
+            c = socket.create_connection((host, int(port)), timeout=30)
+            c.sendall(b"POST /ingest?name=slow HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+            held.append(c)
+        body = push_request(pb, {"service_name": "busy"}, make_pprof(pb, [(["under_load"], 1, {})]))
+        for _ in range(10):
+            assert s.request("POST", "/push.v1.PusherService/Push", body, PROTO)[0] == 200
+            assert s.request("GET", "/api/v1/services")[0] == 200
+        # The idle connections still work.
+        for c in held[:10]:
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert c.recv(4096).startswith(b"HTTP/1.1 200")
+    finally:
+        for c in held:
+            c.close()
+    assert s.alive()
+
+
+def test_slow_headers_time_out(make_server):
+    s = make_server("--header-timeout", "1")
+    host, port = urllib.parse.urlsplit(s.url).netloc.split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as c:
+        c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        t0 = time.time()
+        assert c.recv(4096) == b""  # closed by the server, not by our 30 s timeout
+        assert time.time() - t0 < 25
+
+
+def test_connections_per_client_are_limited(make_server):
+    s = make_server("--max-connections-per-client", "5")
+    host, port = urllib.parse.urlsplit(s.url).netloc.split(":")
+    held = [socket.create_connection((host, int(port)), timeout=30) for _ in range(5)]
+    try:
+        extra = socket.create_connection((host, int(port)), timeout=30)
+        extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            got = extra.recv(4096)
+        except ConnectionResetError:
+            got = b""
+        assert got == b"", got
+        extra.close()
+    finally:
+        for c in held:
+            c.close()
+    time.sleep(0.5)
+    assert s.request("GET", "/healthz")[0] == 200  # freed slots are reusable

@@ -516,6 +516,12 @@ bool split_host_port(const std::string& hp, std::string& host, int& port) {
 
 }  // namespace
 
+std::shared_ptr<void> install_routes(Router& r, const ServerConfig& cfg, Store& store) {
+  auto routes = std::make_shared<Routes>(cfg, store);
+  routes->install(r);
+  return routes;
+}
+
 int run_server(const ServerConfig& cfg) {
   auto store = Store::open(cfg.store);
   if (!store) {
@@ -523,8 +529,7 @@ int run_server(const ServerConfig& cfg) {
     return 1;
   }
   Router router;
-  Routes routes(cfg, **store);
-  routes.install(router);
+  auto routes = install_routes(router, cfg, **store);
   HttpOptions ho = cfg.http;
   ho.max_body_bytes = cfg.limits.max_body_bytes;
   HttpServer http(router, ho);

@@ -1,10 +1,12 @@
 // HTTP shell over the core: routes, auth, tenants, body limits, Connect/JSON framing.
 #pragma once
+#include <memory>
 #include <string>
 
 #include "core/store.h"
 #include "core/types.h"
 #include "http/listener.h"
+#include "http/router.h"
 
 namespace spanprof {
 
@@ -18,6 +20,10 @@ struct ServerConfig {
   StoreOptions store;
   HttpOptions http;  // http.workers: routes block while their push commits (group commits)
 };
+
+// Adds every route of the server to `r`. The result holds the routes' state: keep it while `r`
+// is used. `cfg` and `store` must outlive it too.
+std::shared_ptr<void> install_routes(Router& r, const ServerConfig& cfg, Store& store);
 
 // Runs until SIGTERM/SIGINT; returns the process exit code.
 int run_server(const ServerConfig& cfg);
