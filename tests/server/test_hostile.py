@@ -318,3 +318,66 @@ def test_connections_per_client_are_limited(make_server):
             c.close()
     time.sleep(0.5)
     assert s.request("GET", "/healthz")[0] == 200  # freed slots are reusable
+
+
+def _varint(n: int) -> bytes:
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def _field(num: int, payload: bytes) -> bytes:
+    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _amplifying_pprof(samples: int, types: int, extra_strings: int = 0) -> bytes:
+    """A pprof written by hand (the generated classes take minutes for a million samples):
+    `samples` identical samples with `types` values each, one location, one function."""
+    sample = _field(2, _field(1, b"\x01") + _field(2, b"\x01" * types))
+    head = b"".join(_field(1, b"\x08\x01\x10\x02") for _ in range(types))
+    head += _field(4, b"\x08\x01" + _field(4, b"\x08\x01"))  # Location {id 1, Line {function 1}}
+    head += _field(5, b"\x08\x01\x10\x03")  # Function {id 1, name 3}
+    head += _field(6, b"") + _field(6, b"cpu") + _field(6, b"nanoseconds") + _field(6, b"fn")
+    return head + sample * samples + b"\x32\x00" * extra_strings
+
+
+def _peak_rss(s) -> int:
+    status = open(f"/proc/{s.proc.pid}/status").read()
+    return int(status.split("VmHWM:")[1].split()[0]) * 1024
+
+
+def test_sample_rows_per_request_bound_memory(make_server, pb):
+    s = make_server()
+    raw = gzip.compress(_amplifying_pprof(1_000_000, 40))  # ~100 KiB: 3.9 GB decoded before
+    body = push_request(pb, {"service_name": "amp"}, raw, gzipped=False)
+    code, resp, _ = s.request("POST", "/push.v1.PusherService/Push", body, PROTO)
+    assert code == 413 and b"--max-sample-rows" in resp, (code, resp[:300])
+    # Many such profiles in one push: refused as a whole, still bounded.
+    body = push_request(
+        pb, {"service_name": "amp"}, gzip.compress(_amplifying_pprof(60_000, 40)), gzipped=False
+    )
+    many = body * 20  # 20 series of one profile each, concatenated PushRequest fields
+    code, resp, _ = s.request("POST", "/push.v1.PusherService/Push", many, PROTO)
+    assert code == 413 and b"--max-sample-rows" in resp, (code, resp[:300])
+    assert _peak_rss(s) < 1 << 30, _peak_rss(s)
+    ok = push_request(pb, {"service_name": "amp"}, make_pprof(pb, [(["fine"], 1, {})]))
+    assert s.request("POST", "/push.v1.PusherService/Push", ok, PROTO)[0] == 200
+
+
+def test_string_table_and_profiles_per_push_are_limited(make_server, pb):
+    s = make_server()
+    raw = gzip.compress(_amplifying_pprof(1, 1, extra_strings=20_000_000))  # 1.2 GB before
+    body = push_request(pb, {"service_name": "str"}, raw, gzipped=False)
+    code, resp, _ = s.request("POST", "/push.v1.PusherService/Push", body, PROTO)
+    assert code == 413 and b"--max-strings-per-profile" in resp, (code, resp[:300])
+    assert _peak_rss(s) < 1 << 30, _peak_rss(s)
+    one = push_request(pb, {"service_name": "p"}, make_pprof(pb, [(["f"], 1, {})]))
+    code, resp, _ = s.request("POST", "/push.v1.PusherService/Push", one * 300, PROTO)
+    assert code == 413 and b"--max-profiles-per-push" in resp, (code, resp[:300])
+    code, resp, _ = s.request("POST", "/push.v1.PusherService/Push", one * 30, PROTO)
+    assert code == 200, resp

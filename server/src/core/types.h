@@ -78,6 +78,9 @@ struct RawProfile {
   std::vector<RawFrame> frames;
   std::vector<Labels> label_sets{Labels{}};
   std::vector<RawSample> samples;
+  // Inflated bytes of the pprof this profile was decoded from, on the first profile of each
+  // source only: what the per-request max_decompressed_bytes budget counts.
+  size_t source_bytes = 0;
 };
 
 struct AttrValue;  // stored as JSON text
@@ -102,6 +105,12 @@ struct Limits {
   size_t max_stack_depth = 2048;
   size_t max_samples_per_profile = 1u << 20;  // bounds one profile's row blob in the store
   size_t max_json_depth = 64;                 // arrays/objects nested in any JSON body
+  // Per request: decoded sample rows (samples x sample types, over every profile; ~100 B each),
+  // profiles in one push, strings in one pprof string table (~70 B each while decoding).
+  // max_decompressed_bytes above is per request too: the body and every pprof inflated in it.
+  size_t max_sample_rows_per_request = 2u << 20;
+  size_t max_profiles_per_push = 256;
+  size_t max_strings_per_profile = 1u << 20;
 };
 
 }  // namespace spanprof

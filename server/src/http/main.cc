@@ -23,11 +23,20 @@ int main(int argc, char** argv) {
   app.add_option("--max-disk", max_disk, "delete oldest data past this size (10GB; 0 = no limit)");
   app.add_option("--retention-interval", retention_interval, "how often retention runs");
   app.add_option("--max-body-bytes", cfg.limits.max_body_bytes, "largest request body accepted");
-  app.add_option("--max-decompressed-bytes", cfg.limits.max_decompressed_bytes,
-                 "largest decompressed body or profile accepted");
+  app.add_option(
+      "--max-decompressed-bytes", cfg.limits.max_decompressed_bytes,
+      "decompressed bytes per request: the body and every profile in it (default 64 MiB)");
   app.add_option("--max-labels", cfg.limits.max_labels_per_series, "labels per series");
   app.add_option("--max-label-length", cfg.limits.max_label_value_length, "label value length");
   app.add_option("--max-stack-depth", cfg.limits.max_stack_depth, "frames per stack");
+  app.add_option("--max-samples-per-profile", cfg.limits.max_samples_per_profile,
+                 "samples in one profile (default 1048576)");
+  app.add_option("--max-sample-rows", cfg.limits.max_sample_rows_per_request,
+                 "decoded sample rows per request: samples x sample types (default 2097152)");
+  app.add_option("--max-profiles-per-push", cfg.limits.max_profiles_per_push,
+                 "profiles in one push request (default 256)");
+  app.add_option("--max-strings-per-profile", cfg.limits.max_strings_per_profile,
+                 "entries in one profile's string table (default 1048576)");
   app.add_option("--max-json-depth", cfg.limits.max_json_depth,
                  "arrays/objects nested in a JSON body (default 64)");
   app.add_option("--threads", cfg.http.workers,
