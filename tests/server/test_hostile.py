@@ -381,3 +381,46 @@ def test_string_table_and_profiles_per_push_are_limited(make_server, pb):
     assert code == 413 and b"--max-profiles-per-push" in resp, (code, resp[:300])
     code, resp, _ = s.request("POST", "/push.v1.PusherService/Push", one * 30, PROTO)
     assert code == 200, resp
+
+
+def test_series_per_tenant_are_limited(make_server, pb):
+    s = make_server("--max-series-per-tenant", "5")
+
+    def push(tenant: str, svc: str) -> tuple[int, bytes, dict]:
+        body = push_request(pb, {"service_name": svc}, make_pprof(pb, [(["f"], 1, {})]))
+        return s.request(
+            "POST", "/push.v1.PusherService/Push", body, {**PROTO, "X-Scope-OrgID": tenant}
+        )
+
+    for i in range(5):
+        assert push("flood", f"svc{i}")[0] == 200
+    code, resp, headers = push("flood", "svc5")
+    assert code == 429 and b"--max-series-per-tenant" in resp, (code, resp)
+    assert int(headers["Retry-After"]) > 0
+    assert push("flood", "svc0")[0] == 200  # existing series still take profiles
+    assert push("other", "svc5")[0] == 200  # other tenants are not affected
+    assert s.get_json("/api/v1/stats", headers={"X-Scope-OrgID": "flood"})["series"] == 5
+
+
+def test_ingest_rate_per_tenant_answers_429_with_retry_after(make_server, pb):
+    s = make_server("--max-ingest-rate", "20000")  # bytes/s; a burst of 80 kB
+    big = push_request(
+        pb,
+        {"service_name": "r"},
+        make_pprof(pb, [([f"f{i}_" + "y" * 60], 1, {}) for i in range(300)]),
+    )
+    codes = []
+    for _ in range(40):
+        code, resp, headers = s.request(
+            "POST", "/push.v1.PusherService/Push", big, {**PROTO, "X-Scope-OrgID": "greedy"}
+        )
+        codes.append(code)
+        if code == 429:
+            assert b"--max-ingest-rate" in resp and int(headers["Retry-After"]) >= 1
+            break
+    assert codes[0] == 200 and codes[-1] == 429, codes
+    # Another tenant has its own budget.
+    code, _, _ = s.request(
+        "POST", "/push.v1.PusherService/Push", big, {**PROTO, "X-Scope-OrgID": "modest"}
+    )
+    assert code == 200

@@ -402,6 +402,7 @@ Status Store::load() {
       if (auto* sv = find_label(si.labels, "service_name")) si.service = *sv;
       series_.resize(size_t(si.id) + 1);
       series_ids_[labels_key(si.tenant, si.labels)] = si.id;
+      ++tenant_series_[si.tenant];
       series_[size_t(si.id)] = std::move(si);
     }
   }
@@ -593,8 +594,10 @@ void Store::rollback_memory() {
   stack_locs_.clear();
   for (size_t i = mark_.tenants; i < tenants_.size(); ++i) tenant_ids_.erase(tenants_[i]);
   tenants_.resize(mark_.tenants);
-  for (size_t i = mark_.series; i < series_.size(); ++i)
+  for (size_t i = mark_.series; i < series_.size(); ++i) {
     series_ids_.erase(labels_key(series_[i].tenant, series_[i].labels));
+    --tenant_series_[series_[i].tenant];
+  }
   series_.resize(mark_.series);
   {
     std::lock_guard p(pending_mu_);
@@ -933,6 +936,15 @@ Status Store::apply_profile(RawProfile& p, const Resolved* pre, uint64_t epoch) 
         series_of_set[ls] = it->second;
         continue;
       }
+      size_t& active = tenant_series_[tenant];
+      if (opt_.max_series_per_tenant > 0 && active >= opt_.max_series_per_tenant)
+        return Error{429, "resource_exhausted",
+                     "tenant " + tenants_[tenant] + " has reached its limit of " +
+                         std::to_string(opt_.max_series_per_tenant) +
+                         " series (--max-series-per-tenant); profiles of existing series are "
+                         "still accepted",
+                     60};
+      ++active;
       SeriesInfo si;
       si.id = int64_t(series_.size());
       si.tenant = tenant;

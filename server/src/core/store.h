@@ -39,6 +39,9 @@ struct StoreOptions {
   int64_t retention_s = 7 * 86400;  // 0 = keep forever
   int64_t max_disk_bytes = 0;       // 0 = unlimited
   int64_t retention_interval_s = 60;
+  // New series per tenant past this are refused (429), as Pyroscope's max_global_series_per_user.
+  // 0 = no limit.
+  size_t max_series_per_tenant = 50000;
 };
 
 struct SeriesInfo {
@@ -184,6 +187,7 @@ class Store {
   std::unordered_map<std::string, uint32_t> tenant_ids_;
   std::vector<SeriesInfo> series_{SeriesInfo{}};
   std::unordered_map<std::string, int64_t> series_ids_;
+  std::unordered_map<uint32_t, size_t> tenant_series_;  // tenant id → its series
   uint64_t dict_epoch_ = 0;  // bumped by every rollback_memory(): ids may have been reused
   int64_t next_profile_id_ = 1;
   std::atomic<int64_t> sample_rows_{0}, profiles_count_{0};

@@ -111,6 +111,8 @@ struct Limits {
   size_t max_sample_rows_per_request = 2u << 20;
   size_t max_profiles_per_push = 256;
   size_t max_strings_per_profile = 1u << 20;
+  // Per tenant: ingest request bytes per second (as sent; bursts of 4 s), 429 past it. 0 = none.
+  size_t max_ingest_bytes_per_s = 32u << 20;
 };
 
 }  // namespace spanprof

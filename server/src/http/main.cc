@@ -37,6 +37,11 @@ int main(int argc, char** argv) {
                  "profiles in one push request (default 256)");
   app.add_option("--max-strings-per-profile", cfg.limits.max_strings_per_profile,
                  "entries in one profile's string table (default 1048576)");
+  app.add_option("--max-series-per-tenant", cfg.store.max_series_per_tenant,
+                 "series per tenant; new ones past it get 429 (default 50000, 0 = no limit)");
+  app.add_option("--max-ingest-rate", cfg.limits.max_ingest_bytes_per_s,
+                 "ingest request bytes per second per tenant, bursts of 4 s; 429 past it "
+                 "(default 33554432, 0 = no limit)");
   app.add_option("--max-json-depth", cfg.limits.max_json_depth,
                  "arrays/objects nested in a JSON body (default 64)");
   app.add_option("--threads", cfg.http.workers,

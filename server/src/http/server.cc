@@ -8,9 +8,11 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include "core/decode.h"
 #include "core/log.h"
@@ -133,6 +135,40 @@ void fill_flamegraph(querier::v1::FlameGraph* fg, const FlameGraphOut& f) {
 
 int64_t end_or_now(int64_t end) { return end > 0 ? end : now_ns() / 1'000'000; }
 
+// Ingest rate per tenant: a token bucket over request body bytes (as sent), refilled at
+// `bytes_per_s` and holding up to 4 s of it. Over the rate → 429 with Retry-After.
+class TenantRate {
+ public:
+  explicit TenantRate(size_t bytes_per_s) : rate_(double(bytes_per_s)) {}
+  Status admit(const std::string& tenant, size_t bytes) {
+    if (rate_ <= 0) return std::nullopt;
+    const double burst = rate_ * 4;
+    double now = double(now_ns()) / 1e9;
+    std::lock_guard g(mu_);
+    auto [it, fresh] = buckets_.try_emplace(tenant, Bucket{burst, now});
+    Bucket& b = it->second;
+    b.tokens = std::min(burst, b.tokens + (now - b.at) * rate_);
+    b.at = now;
+    if (b.tokens >= double(bytes) || (fresh && bytes > burst)) {
+      b.tokens -= double(bytes);  // may go negative once: a single body larger than the burst
+      return std::nullopt;
+    }
+    int wait = int((double(bytes) - b.tokens) / rate_) + 1;
+    return Error{429, "resource_exhausted",
+                 "tenant " + tenant + " is over its ingest rate of " +
+                     std::to_string(size_t(rate_)) + " bytes/s (--max-ingest-rate)",
+                 wait};
+  }
+
+ private:
+  struct Bucket {
+    double tokens, at;
+  };
+  double rate_;
+  std::mutex mu_;
+  std::unordered_map<std::string, Bucket> buckets_;
+};
+
 class Routes {
  public:
   Routes(const ServerConfig& cfg, Store& store) : cfg_(cfg), store_(store), q_(store) {}
@@ -162,10 +198,13 @@ class Routes {
  private:
   // Wraps a body-carrying handler: tenant, body with limit, error mapping.
   using BodyFn = std::function<Status(const Request&, Response&, const std::string&, Body&)>;
-  void post(Router& s, const std::string& path, BodyFn fn) {
-    s.Post(path, [this, fn](Request& req, Response& res) {
+  // `ingest`: the request counts against its tenant's ingest rate.
+  void post(Router& s, const std::string& path, BodyFn fn, bool ingest = false) {
+    s.Post(path, [this, fn, ingest](Request& req, Response& res) {
       auto t = tenant_of(req);
       if (!t) return send_error(res, t.error);
+      if (ingest)
+        if (auto e = rate_.admit(*t, req.body.size())) return send_error(res, *e);
       Body b;
       if (auto e = read_body(req, cfg_.limits.max_decompressed_bytes, b))
         return send_error(res, *e);
@@ -174,22 +213,24 @@ class Routes {
   }
 
   void ingest_routes(Router& s) {
-    post(s, "/push.v1.PusherService/Push",
-         [this](const Request& req, Response& res, const std::string& tenant, Body& b) -> Status {
-           std::string ct = req.get_header_value("Content-Type");
-           if (ct.find("connect+") != std::string::npos)
-             return Error{415, "invalid_argument", "streaming Connect is not supported"};
-           bool js = is_json_ct(req);
-           std::vector<RawProfile> profiles;
-           int64_t t0 = now_ns();
-           if (auto e = decode_push(b.data, js, tenant, cfg_.limits, profiles)) return e;
-           int64_t t1 = now_ns();
-           if (auto e = store_.write_profiles(std::move(profiles))) return e;
-           log_debug("push: decode %.2f ms, durable write %.2f ms", double(t1 - t0) / 1e6,
-                     double(now_ns() - t1) / 1e6);
-           send_message(res, push::v1::PushResponse(), js);
-           return std::nullopt;
-         });
+    post(
+        s, "/push.v1.PusherService/Push",
+        [this](const Request& req, Response& res, const std::string& tenant, Body& b) -> Status {
+          std::string ct = req.get_header_value("Content-Type");
+          if (ct.find("connect+") != std::string::npos)
+            return Error{415, "invalid_argument", "streaming Connect is not supported"};
+          bool js = is_json_ct(req);
+          std::vector<RawProfile> profiles;
+          int64_t t0 = now_ns();
+          if (auto e = decode_push(b.data, js, tenant, cfg_.limits, profiles)) return e;
+          int64_t t1 = now_ns();
+          if (auto e = store_.write_profiles(std::move(profiles))) return e;
+          log_debug("push: decode %.2f ms, durable write %.2f ms", double(t1 - t0) / 1e6,
+                    double(now_ns() - t1) / 1e6);
+          send_message(res, push::v1::PushResponse(), js);
+          return std::nullopt;
+        },
+        true);
     auto legacy = [this](const Request& req, Response& res, const std::string& tenant,
                          Body& b) -> Status {
       std::vector<RawProfile> profiles;
@@ -200,29 +241,33 @@ class Routes {
       res.status = 200;
       return std::nullopt;
     };
-    post(s, "/ingest", legacy);
-    post(s, "/pyroscope/ingest", legacy);
-    post(s, "/v1development/profiles",
-         [this](const Request& req, Response& res, const std::string& tenant, Body& b) -> Status {
-           bool js = is_json_ct(req);
-           std::vector<RawProfile> profiles;
-           if (auto e = decode_otlp_profiles(b.data, js, tenant, cfg_.limits, profiles)) return e;
-           if (auto e = store_.write_profiles(std::move(profiles))) return e;
-           send_message(
-               res, opentelemetry::proto::profiles::v1development::ExportProfilesServiceResponse(),
-               js, "application/x-protobuf");
-           return std::nullopt;
-         });
-    post(s, "/v1/traces",
-         [this](const Request& req, Response& res, const std::string& tenant, Body& b) -> Status {
-           bool js = is_json_ct(req);
-           std::vector<SpanRow> spans;
-           if (auto e = decode_otlp_traces(b.data, js, tenant, cfg_.limits, spans)) return e;
-           if (auto e = store_.write_spans(std::move(spans))) return e;
-           send_message(res, opentelemetry::proto::trace::v1::ExportTraceServiceResponse(), js,
-                        "application/x-protobuf");
-           return std::nullopt;
-         });
+    post(s, "/ingest", legacy, true);
+    post(s, "/pyroscope/ingest", legacy, true);
+    post(
+        s, "/v1development/profiles",
+        [this](const Request& req, Response& res, const std::string& tenant, Body& b) -> Status {
+          bool js = is_json_ct(req);
+          std::vector<RawProfile> profiles;
+          if (auto e = decode_otlp_profiles(b.data, js, tenant, cfg_.limits, profiles)) return e;
+          if (auto e = store_.write_profiles(std::move(profiles))) return e;
+          send_message(
+              res, opentelemetry::proto::profiles::v1development::ExportProfilesServiceResponse(),
+              js, "application/x-protobuf");
+          return std::nullopt;
+        },
+        true);
+    post(
+        s, "/v1/traces",
+        [this](const Request& req, Response& res, const std::string& tenant, Body& b) -> Status {
+          bool js = is_json_ct(req);
+          std::vector<SpanRow> spans;
+          if (auto e = decode_otlp_traces(b.data, js, tenant, cfg_.limits, spans)) return e;
+          if (auto e = store_.write_spans(std::move(spans))) return e;
+          send_message(res, opentelemetry::proto::trace::v1::ExportTraceServiceResponse(), js,
+                       "application/x-protobuf");
+          return std::nullopt;
+        },
+        true);
   }
 
   template <class Req>
@@ -499,6 +544,7 @@ class Routes {
   const ServerConfig& cfg_;
   Store& store_;
   QueryEngine q_;
+  TenantRate rate_{cfg_.limits.max_ingest_bytes_per_s};
 };
 
 bool split_host_port(const std::string& hp, std::string& host, int& port) {
