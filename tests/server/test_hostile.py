@@ -272,7 +272,7 @@ def test_idle_and_slow_connections_do_not_starve_requests(make_server, pb):
             c = socket.create_connection((host, int(port)), timeout=30)
             c.sendall(b"POST /ingest?name=slow HTTP/1.1\r\nHost: x\r\nX-Slow-%d: " % i)
             held.append(c)
-        for i in range(20):  # bodies announced, never sent
+        for _ in range(20):  # bodies announced, never sent
             c = socket.create_connection((host, int(port)), timeout=30)
             c.sendall(b"POST /ingest?name=slow HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
             held.append(c)
