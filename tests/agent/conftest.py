@@ -14,7 +14,9 @@ import pytest
 
 from spanprof import _native
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
+# The folder the tested spanprof package was imported from, handed to child processes: in CI's
+# sanitizer run that is the ASan build's copy, not the checkout's src/.
+SRC = str(Path(_native.__file__).resolve().parents[1])
 
 
 @pytest.fixture()

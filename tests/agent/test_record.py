@@ -141,3 +141,81 @@ def test_record_python_dash_m_module(tmp_path):
         assert r.returncode == 0, r.stderr
         assert "record_target (" in out.read_text()
         out.unlink()
+
+
+REALISTIC = textwrap.dedent(
+    """
+    import importlib, importlib.util, json, multiprocessing, os, sys, tempfile, threading, time
+
+    def burn(sec):
+        t = time.thread_time()
+        while time.thread_time() - t < sec:
+            sum(range(300))
+
+    def square(x):
+        burn(0.01)
+        return x * x
+
+    def main():
+        # imports while sampled: each module's code object dies right after its import
+        for name in ("decimal", "email.mime.text", "http.cookiejar", "xml.dom.minidom",
+                     "logging.handlers", "concurrent.futures", "asyncio", "sqlite3", "csv"):
+            importlib.import_module(name)
+        with tempfile.TemporaryDirectory() as d:
+            for i in range(40):
+                path = os.path.join(d, f"gen_mod_{i}.py")
+                with open(path, "w") as f:
+                    f.write(f"V = sum(range({i} * 1000))\\ndef f():\\n    return V\\n")
+                spec = importlib.util.spec_from_file_location(f"gen_mod_{i}", path)
+                mod = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(mod)
+                ns = {}
+                exec(compile(f"def g_{i}():\\n    return sum(range(5000))\\n", f"<g{i}>", "exec"), ns)
+                ns[f"g_{i}"]()
+        threads = [threading.Thread(target=burn, args=(0.1,)) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            assert pool.map(square, range(8)) == [x * x for x in range(8)]
+        print(json.dumps({"ok": True}))
+
+    if __name__ == "__main__":
+        main()
+    """
+)
+
+
+def test_record_of_a_realistic_program(tmp_path):
+    # Imports, exec'd code, threads and a forked pool under `spanprof record`: CI's sanitizer run
+    # executes this with the ASan build, where a code object read after its free aborts.
+    prog = tmp_path / "realistic.py"
+    prog.write_text(REALISTIC)
+    out = tmp_path / "out.pprof"
+    env = dict(os.environ, PYTHONPATH=SRC)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spanprof",
+            "record",
+            "--rate",
+            "1000",
+            "-o",
+            str(out),
+            "--",
+            sys.executable,
+            str(prog),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == {"ok": True}
+    data = out.read_bytes()
+    prof = PprofProfile.FromString(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
+    names = {prof.string_table[f.name] for f in prof.function}
+    assert "burn" in names

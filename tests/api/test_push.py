@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -72,7 +73,7 @@ def test_push_request_has_series_labels_samples_window_auth_and_tenant(receiver)
         assert start + duration <= t1 + 1_000_000_000
     # ... the windows do not overlap
     windows = sorted(pprof_times(s.raw[0]) for s in series)
-    for (a, da), (b, _) in zip(windows, windows[1:]):
+    for (a, da), (b, _) in itertools.pairwise(windows):
         assert a + da <= b + 1_000_000  # 1 ms of clock rounding
     marked = samples_with(series, "push_marker_work")
     assert sum(s.values[0] for s in marked) // PERIOD_NS >= 40

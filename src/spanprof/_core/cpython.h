@@ -1,13 +1,13 @@
-// CPython access for the agent core: one header that pulls in the interpreter's internal layouts
-// (compiled against each CPython's own headers with Py_BUILD_CORE) and the few accessors the signal
-// handler needs. Everything marked "handler-safe" only reads memory owned by the interrupted thread
-// or by the runtime: no allocation, no locks, no C-API calls.
+// The version seam: every read of the interpreter's memory that differs between CPython versions
+// or builds (regular / free-threaded) is here or in frames.cc. Compiled against each CPython's own
+// headers with Py_BUILD_CORE. Everything marked "handler-safe" only reads memory owned by the
+// interrupted thread or by the runtime: no allocation, no locks.
 #pragma once
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
-// pyconfig.h selects <stdatomic.h> for the internal atomics, which g++ 12 cannot compile in C++
+// pyconfig.h selects <stdatomic.h> for the internal atomics, which g++ cannot compile in C++
 // mode. Without HAVE_STD_ATOMIC the headers fall back to the GCC __atomic builtins on structs of
 // the same size and layout (a single word), so field offsets are unchanged.
 #undef HAVE_STD_ATOMIC
@@ -20,42 +20,67 @@
 #include "internal/pycore_code.h"
 #include "internal/pycore_frame.h"
 #endif
+#if PY_VERSION_HEX >= 0x030E0000
+#include "internal/pycore_interpframe.h"
+#endif
+
+#include <pthread.h>
 
 #include <cstdint>
 
-#if PY_VERSION_HEX < 0x03090000 || PY_VERSION_HEX >= 0x030E0000
-#error "spanprof supports CPython 3.9 to 3.13"
+#include "linetable.h"
+
+#if PY_VERSION_HEX < 0x030A0000 || PY_VERSION_HEX >= 0x03100000
+#error "spanprof supports CPython 3.10 to 3.15"
+#endif
+#if defined(Py_GIL_DISABLED) && PY_VERSION_HEX < 0x030D0000
+#error "free-threaded builds exist from CPython 3.13"
 #endif
 
 namespace spanprof::py {
 
-// One captured frame: the code object address, the byte offset of the current instruction (or -1
-// before the first one) and a key that guards against the address being reused by another object.
+#ifdef Py_GIL_DISABLED
+inline constexpr bool kFreeThreaded = true;
+#else
+inline constexpr bool kFreeThreaded = false;
+#endif
+
+// One captured frame: the code object address and the byte offset of the current instruction
+// (-1 before the first one).
 struct RawFrame {
   uint64_t code;
   int32_t lasti;
-  uint32_t key;
+  uint32_t reserved;
 };
 static_assert(sizeof(RawFrame) == 16);
 
-inline uint32_t code_key(int firstlineno, const void* name, const void* filename) {
-  uint64_t x = static_cast<uint64_t>(static_cast<uint32_t>(firstlineno)) * 0x9E3779B97F4A7C15ull;
-  x ^= reinterpret_cast<uintptr_t>(name) * 0xC2B2AE3D27D4EB4Full;
-  x ^= reinterpret_cast<uintptr_t>(filename) * 0x165667B19E3779F9ull;
-  return static_cast<uint32_t>(x ^ (x >> 32));
-}
+// ---- thread states --------------------------------------------------------------------------
 
-inline Py_tss_t* auto_tss_key() {
-#if PY_VERSION_HEX >= 0x030C0000
-  return &_PyRuntime.autoTSSkey;
+// 3.11+ keep the kernel tid in the thread state; 3.10 does not (threads.cc finds it).
+inline constexpr bool kStateHasNativeTid = PY_VERSION_HEX >= 0x030B0000;
+inline uint64_t native_tid([[maybe_unused]] PyThreadState* ts) {
+#if PY_VERSION_HEX >= 0x030B0000
+  return ts->native_thread_id;
 #else
-  return &_PyRuntime.gilstate.autoTSSkey;
+  return 0;
 #endif
 }
 
-// handler-safe: whether `ts` currently holds its interpreter's GIL.
-inline bool holds_gil(PyThreadState* ts) {
-#if PY_VERSION_HEX >= 0x030D0000
+// Where the handler finds the interrupted thread's own thread state, bound to the OS thread
+// whether or not it runs Python at that moment (the "gilstate"). Up to 3.14 a pthread key;
+// 3.15 keeps it only in a thread-local of libpython (not exported), read by
+// PyGILState_GetThisThreadState(), which there is a single thread-local load (no lock, no
+// allocation): the one C-API function the handler calls.
+bool tstate_source_ready();  // GIL held; false when the key is not initialised
+// handler-safe
+PyThreadState* this_thread_state();
+
+// handler-safe: whether `ts` is running Python now: it holds the GIL (regular builds) or is
+// attached (free-threaded builds, where threads run Python in parallel).
+inline bool runs_python(PyThreadState* ts) {
+#if defined(Py_GIL_DISABLED)
+  return __atomic_load_n(&ts->state, __ATOMIC_RELAXED) == _Py_THREAD_ATTACHED;
+#elif PY_VERSION_HEX >= 0x030D0000
   struct _gil_runtime_state* gil = ts->interp->ceval.gil;
   if (gil == nullptr) return false;
   return __atomic_load_n(&gil->locked, __ATOMIC_RELAXED) != 0 &&
@@ -72,6 +97,54 @@ inline bool holds_gil(PyThreadState* ts) {
 #endif
 }
 
+// Attached thread state. Calls fn(ts) for every thread state of `interp`, holding the runtime's
+// thread-list lock where the interpreter has one that is not the GIL (3.13+), so no thread state
+// is freed meanwhile. fn must not call into Python.
+template <typename Fn>
+void for_each_thread(PyInterpreterState* interp, Fn&& fn) {
+#if PY_VERSION_HEX >= 0x030D0000
+  PyMutex_Lock(&_PyRuntime.interpreters.mutex);
+  for (PyThreadState* ts = interp->threads.head; ts != nullptr; ts = ts->next) fn(ts);
+  PyMutex_Unlock(&_PyRuntime.interpreters.mutex);
+#else
+  for (PyThreadState* ts = PyInterpreterState_ThreadHead(interp); ts != nullptr;
+       ts = PyThreadState_Next(ts))
+    fn(ts);
+#endif
+}
+
+// ---- code objects ---------------------------------------------------------------------------
+
+struct CodeFields {
+  PyObject* name;  // co_qualname (3.11+) or co_name
+  PyObject* file;
+  int firstlineno;
+  const uint8_t* linetable;
+  size_t linetable_size;
+};
+// The code object must be alive; only immutable fields are read (no lock needed on any build).
+inline CodeFields code_fields(PyObject* code) {
+  auto* co = reinterpret_cast<PyCodeObject*>(code);
+  CodeFields f{};
+#if PY_VERSION_HEX >= 0x030B0000
+  f.name = co->co_qualname;
+#else
+  f.name = co->co_name;
+#endif
+  f.file = co->co_filename;
+  f.firstlineno = co->co_firstlineno;
+  PyObject* lt = co->co_linetable;
+  if (lt != nullptr && PyBytes_CheckExact(lt)) {
+    f.linetable = reinterpret_cast<const uint8_t*>(PyBytes_AS_STRING(lt));
+    f.linetable_size = static_cast<size_t>(PyBytes_GET_SIZE(lt));
+  }
+  return f;
+}
+inline constexpr LineTableFormat kLineTableFormat =
+    PY_VERSION_HEX >= 0x030B0000 ? LineTableFormat::kLocations311 : LineTableFormat::kPairs310;
+
+// ---- frames ---------------------------------------------------------------------------------
+
 struct WalkCounts {
   uint32_t invalid = 0;     // frame whose code pointer is not a code object
   uint32_t incomplete = 0;  // frame still being set up (skipped, as CPython's own tracebacks do)
@@ -79,22 +152,23 @@ struct WalkCounts {
 };
 
 // GIL held. Checks the layouts this build relies on against the running interpreter (3.13+:
-// _PyRuntime.debug_offsets). Returns nullptr when they match, else what differs.
+// _PyRuntime.debug_offsets, which the interpreter publishes for out-of-process tools). Returns
+// nullptr when they match, else what differs.
 const char* layout_mismatch();
 
 // frame_bound()'s answer when the interpreter is part-way through entering or leaving a frame
 // (3.11, 3.12; see frames.cc): the chain cannot be trusted, the sample is dropped.
 inline constexpr uint32_t kUnsettled = 0xFFFFFFFFu;
 
-// handler-safe: at least the number of frames in the chain (bounded by `cap` + 1; 0 when there is
-// no frame; kUnsettled). 3.11+ count the contiguous data-stack frames; 3.9/3.10 chain heap
-// objects, so they take the interpreter's own recursion count instead of walking the cold frames
-// twice. May read freed memory in a window the checks cannot see: call under the fault guard.
 // Where the walk starts, decided once by frame_bound() for walk_frames().
 struct WalkStart {
   void* frame = nullptr;    // the newest frame to record (a version-specific frame type)
   bool transition = false;  // caught entering/leaving a frame; `frame` is the caller
 };
+// handler-safe: at least the number of frames in the chain (bounded by `cap` + 1; 0 when there is
+// no frame; kUnsettled). 3.11+ count the contiguous data-stack frames; 3.10 chains heap objects,
+// so it takes the interpreter's own recursion count instead of walking the cold frames twice.
+// May read freed memory in a window the checks cannot see: call under the fault guard.
 uint32_t frame_bound(PyThreadState* ts, uint32_t cap, WalkStart* start);
 // handler-safe: writes at most `cap` frames leaf-first from `start` into `out`, returns how many.
 uint32_t walk_frames(const WalkStart& start, RawFrame* out, uint32_t cap, WalkCounts* counts);

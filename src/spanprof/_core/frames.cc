@@ -13,9 +13,9 @@ namespace {
 
 inline bool is_code(const PyObject* o) { return o != nullptr && Py_TYPE(o) == &PyCode_Type; }
 
-inline uint32_t key_of(const PyCodeObject* co) {
-  return code_key(co->co_firstlineno, co->co_name, co->co_filename);
-}
+#if PY_VERSION_HEX < 0x030F0000
+pthread_key_t g_tss_key;
+#endif
 
 #if PY_VERSION_HEX >= 0x030B0000
 using IFrame = _PyInterpreterFrame;
@@ -27,9 +27,34 @@ inline bool plausible(const IFrame* f) {
 
 // 3.12+ run a shim frame on the C stack below each entry into the interpreter; it is the top
 // while the interpreter enters and leaves, and is recognised by its fixed code.
+// 3.14 tag the executable's reference in its low bits (deferred reference counting).
+inline PyObject* frame_code(const IFrame* f) {
+#if PY_VERSION_HEX >= 0x030E0000
+  return reinterpret_cast<PyObject*>(f->f_executable.bits & ~uintptr_t{3});
+#elif PY_VERSION_HEX >= 0x030D0000
+  return f->f_executable;  // a code object, or None for some C-level frames
+#else
+  return reinterpret_cast<PyObject*>(f->f_code);
+#endif
+}
+
+// Frames the interpreter links in for itself: the entry shim below each entry into the
+// interpreter (3.12+), 3.14's other interpreter-owned frames.
+inline bool interpreter_owned([[maybe_unused]] const IFrame* f) {
+#if PY_VERSION_HEX >= 0x030F0000
+  return f->owner == FRAME_OWNED_BY_INTERPRETER;
+#elif PY_VERSION_HEX >= 0x030E0000
+  return f->owner == FRAME_OWNED_BY_INTERPRETER || f->owner == FRAME_OWNED_BY_CSTACK;
+#elif PY_VERSION_HEX >= 0x030C0000
+  return f->owner == FRAME_OWNED_BY_CSTACK;
+#else
+  return false;
+#endif
+}
+
 inline bool is_entry_shim([[maybe_unused]] PyThreadState* ts, [[maybe_unused]] const IFrame* f) {
 #if PY_VERSION_HEX >= 0x030D0000
-  return f->owner == FRAME_OWNED_BY_CSTACK && f->f_executable == Py_None;
+  return interpreter_owned(f) && frame_code(f) == Py_None;
 #elif PY_VERSION_HEX >= 0x030C0000
   return f->owner == FRAME_OWNED_BY_CSTACK &&
          f->f_code == reinterpret_cast<PyCodeObject*>(ts->interp->interpreter_trampoline);
@@ -123,12 +148,15 @@ inline Top top_frame(PyThreadState* ts) {
   return t;
 }
 
-inline PyObject* frame_code(const IFrame* f) {
-#if PY_VERSION_HEX >= 0x030D0000
-  return f->f_executable;  // a code object, or None for some C-level frames
-#else
-  return reinterpret_cast<PyObject*>(f->f_code);
+// The first instruction of the bytecode `f` executes: free-threaded 3.14+ give each thread its own
+// copy of a code object's bytecode (same layout, so offsets agree).
+inline const _Py_CODEUNIT* bytecode_start([[maybe_unused]] const IFrame* f, PyCodeObject* co) {
+#if defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030E0000
+  const _PyCodeArray* tlbc = co->co_tlbc;
+  if (f->tlbc_index > 0 && tlbc != nullptr && f->tlbc_index < tlbc->size)
+    return reinterpret_cast<const _Py_CODEUNIT*>(tlbc->entries[f->tlbc_index]);
 #endif
+  return _PyCode_CODE(co);
 }
 
 inline const _Py_CODEUNIT* frame_instr(const IFrame* f) {
@@ -149,7 +177,7 @@ const char* layout_mismatch() {
   // The interpreter publishes its own offsets for out-of-process tools; compare them with the
   // headers this extension was compiled against (a different 3.13.x could move a field).
   const _Py_DebugOffsets& d = _PyRuntime.debug_offsets;
-  if (d.free_threaded != 0) return "free-threaded runtime";
+  if ((d.free_threaded != 0) != kFreeThreaded) return "free-threaded (Py_GIL_DISABLED) runtime";
   if (d.thread_state.current_frame != offsetof(PyThreadState, current_frame) ||
       d.thread_state.native_thread_id != offsetof(PyThreadState, native_thread_id) ||
       d.thread_state.thread_id != offsetof(PyThreadState, thread_id)) {
@@ -169,13 +197,44 @@ const char* layout_mismatch() {
     return "PyCodeObject";
   }
   // (relative to the interpreter state, which embeds its own GIL as _gil)
-  if (d.interpreter_state.gil_runtime_state_locked != offsetof(PyInterpreterState, _gil.locked) ||
-      d.interpreter_state.gil_runtime_state_holder !=
-          offsetof(PyInterpreterState, _gil.last_holder)) {
+  if (!kFreeThreaded &&
+      (d.interpreter_state.gil_runtime_state_locked != offsetof(PyInterpreterState, _gil.locked) ||
+       d.interpreter_state.gil_runtime_state_holder !=
+           offsetof(PyInterpreterState, _gil.last_holder))) {
     return "GIL state";
   }
+#if defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030E0000
+  if (d.interpreter_frame.tlbc_index != offsetof(_PyInterpreterFrame, tlbc_index) ||
+      d.code_object.co_tlbc != offsetof(PyCodeObject, co_tlbc)) {
+    return "thread-local bytecode";
+  }
+#endif
 #endif
   return nullptr;
+}
+
+bool tstate_source_ready() {
+#if PY_VERSION_HEX >= 0x030F0000
+  // Must answer for the calling thread what the handler will see on it.
+  return PyGILState_GetThisThreadState() == PyThreadState_Get();
+#else
+#if PY_VERSION_HEX >= 0x030C0000
+  Py_tss_t* key = &_PyRuntime.autoTSSkey;
+#else
+  Py_tss_t* key = &_PyRuntime.gilstate.autoTSSkey;
+#endif
+  if (!key->_is_initialized) return false;
+  g_tss_key = key->_key;
+  return pthread_getspecific(g_tss_key) == PyThreadState_Get();
+#endif
+}
+
+PyThreadState* this_thread_state() {
+#if PY_VERSION_HEX >= 0x030F0000
+  return PyGILState_GetThisThreadState();
+#else
+  return static_cast<PyThreadState*>(pthread_getspecific(g_tss_key));
+#endif
 }
 
 #if PY_VERSION_HEX >= 0x030B0000
@@ -198,9 +257,7 @@ uint32_t walk_frames(const WalkStart& start, RawFrame* out, uint32_t cap, WalkCo
   uint32_t n = 0;
   auto* f = static_cast<IFrame*>(start.frame);
   for (; plausible(f) && n < cap; f = f->previous) {
-#if PY_VERSION_HEX >= 0x030C0000
-    if (f->owner == FRAME_OWNED_BY_CSTACK) continue;  // shim frame between C and Python
-#endif
+    if (interpreter_owned(f)) continue;  // shim frame between C and Python
     PyObject* exe = frame_code(f);
 #if PY_VERSION_HEX >= 0x030D0000
     if (exe == Py_None) continue;
@@ -210,7 +267,7 @@ uint32_t walk_frames(const WalkStart& start, RawFrame* out, uint32_t cap, WalkCo
       continue;
     }
     auto* co = reinterpret_cast<PyCodeObject*>(exe);
-    const _Py_CODEUNIT* first = _PyCode_CODE(co);
+    const _Py_CODEUNIT* first = bytecode_start(f, co);
     const _Py_CODEUNIT* instr = frame_instr(f);
     if (f->owner != FRAME_OWNED_BY_GENERATOR && instr < first + co->_co_firsttraceable) {
       ++counts->incomplete;
@@ -219,14 +276,14 @@ uint32_t walk_frames(const WalkStart& start, RawFrame* out, uint32_t cap, WalkCo
     const intptr_t idx = instr - first;
     out[n].code = reinterpret_cast<uintptr_t>(co);
     out[n].lasti = idx < 0 ? -1 : static_cast<int32_t>(idx * sizeof(_Py_CODEUNIT));
-    out[n].key = key_of(co);
+    out[n].reserved = 0;
     ++n;
   }
   if (f != nullptr) counts->truncated = 1;  // past the cap, or an implausible link
   return n;
 }
 
-#else  // 3.9, 3.10: the PyFrameObject chain
+#else  // 3.10: the PyFrameObject chain
 
 // Every frame on the chain went through _PyEval_EvalFrameDefault, which counts itself in
 // recursion_depth before it links the frame as ts->frame and uncounts after unlinking it; C code
@@ -251,13 +308,9 @@ uint32_t walk_frames(const WalkStart& start, RawFrame* out, uint32_t cap, WalkCo
       continue;
     }
     out[n].code = reinterpret_cast<uintptr_t>(co);
-#if PY_VERSION_HEX >= 0x030A0000
     // 3.10 counts f_lasti in code units (-1 before the first instruction).
     out[n].lasti = f->f_lasti < 0 ? -1 : f->f_lasti * 2;
-#else
-    out[n].lasti = f->f_lasti < 0 ? -1 : f->f_lasti;
-#endif
-    out[n].key = key_of(co);
+    out[n].reserved = 0;
     ++n;
   }
   if (f != nullptr) counts->truncated = 1;

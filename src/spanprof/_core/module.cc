@@ -3,9 +3,18 @@
 #include <string>
 #include <vector>
 
-#include "agent.h"
+#include "codes.h"
+#include "config.h"
+#include "drain.h"
+#include "guard.h"
+#include "lifecycle.h"
+#include "linetable.h"
+#include "profile.h"
+#include "record.h"
+#include "sampler.h"
 #include "stats.h"
 #include "tags.h"
+#include "timers.h"
 
 namespace spanprof {
 
@@ -286,15 +295,19 @@ PyObject* mod_start(PyObject*, PyObject* args, PyObject* kwargs) {
   cfg.report_pid = pid;
   cfg.report_thread_id = tid;
   cfg.report_thread_name = tname;
-  return sampler_start(cfg);
+  return agent_start(cfg);
 }
 
-PyObject* mod_stop(PyObject*, PyObject*) { return sampler_stop(); }
+PyObject* mod_stop(PyObject*, PyObject*) { return agent_stop(); }
 
-PyObject* mod_is_running(PyObject*, PyObject*) { return PyBool_FromLong(sampler_running()); }
+PyObject* mod_is_running(PyObject*, PyObject*) { return PyBool_FromLong(agent_running()); }
 
 PyObject* mod_collect(PyObject*, PyObject*) {
-  if (sampler_forked()) sampler_after_fork_child();
+  if (agent_forked()) {
+    PyObject* r = agent_after_fork_child();
+    if (r == nullptr) return nullptr;
+    Py_DECREF(r);
+  }
   Profile* p;
   Py_BEGIN_ALLOW_THREADS p = drain_take_profile(_save);
   Py_END_ALLOW_THREADS return wrap_profile(p);
@@ -320,15 +333,15 @@ PyObject* mod_stats(PyObject*, PyObject*) {
                            s.samples_dropped_unsettled.load() + s.samples_dropped_fault.load() +
                            s.samples_dropped_no_frames.load();
   ok = ok && put("samples_dropped", dropped);
-  ok = ok && put("signal", static_cast<uint64_t>(sampler_signal()));
-  ok = ok && put("signal_lost", sampler_signal_lost() ? 1 : 0);
-  ok = ok && put("timers_active", sampler_timers_active());
-  ok = ok && put("code_cache_size", drain_code_cache_size());
+  ok = ok && put("signal", static_cast<uint64_t>(timers_signal()));
+  ok = ok && put("timers_active", timers_active());
+  ok = ok && put("code_cache_size", codes_cached());
   ok = ok && put("ring_bytes", ring().capacity());
   ok = ok && put("ring_used_bytes", ring().used_bytes());
   ok = ok && put("max_frames", kMaxFrames);
-  ok = ok && put("running", sampler_running() ? 1 : 0);
-  ok = ok && put("rate_hz", static_cast<uint64_t>(config().rate_hz));
+  ok = ok && put("running", agent_running() ? 1 : 0);
+  ok = ok && put("rate_hz", static_cast<uint64_t>(agent_config().rate_hz));
+  ok = ok && put("free_threaded", py::kFreeThreaded ? 1 : 0);
   if (!ok) {
     Py_DECREF(d);
     return nullptr;
@@ -398,15 +411,9 @@ PyObject* mod_set_thread_tags(PyObject*, PyObject* args) {
   Py_RETURN_NONE;
 }
 
-PyObject* mod_after_fork_child(PyObject*, PyObject*) {
-  if (!sampler_forked()) Py_RETURN_NONE;  // idempotent: may be registered more than once
-  const bool restart = sampler_was_running_at_fork();
-  sampler_after_fork_child();
-  if (restart) return sampler_start(config());
-  Py_RETURN_NONE;
-}
+PyObject* mod_after_fork_child(PyObject*, PyObject*) { return agent_after_fork_child(); }
 
-PyObject* mod_atexit(PyObject*, PyObject*) { return sampler_stop(); }
+PyObject* mod_atexit(PyObject*, PyObject*) { return agent_stop(); }
 
 PyObject* mod_probe(PyObject*, PyObject* arg) {
   const long n = PyLong_AsLong(arg);
@@ -414,14 +421,37 @@ PyObject* mod_probe(PyObject*, PyObject* arg) {
     if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "0..1000000 iterations");
     return nullptr;
   }
-  return PyLong_FromUnsignedLongLong(sampler_probe(static_cast<int>(n)));
+  return PyLong_FromUnsignedLongLong(agent_probe(static_cast<int>(n)));
 }
 
 PyObject* mod_fault_guard_selftest(PyObject*, PyObject*) {
-  return PyLong_FromLong(sampler_fault_guard_selftest());
+  return PyLong_FromLong(guard_selftest());
 }
 
-void c_atexit() { sampler_emergency_stop(); }
+// Tests: decodes the line of every instruction of `code` from a copy of its line table and
+// compares with the interpreter's own PyCode_Addr2Line. Returns (instructions, mismatches).
+PyObject* mod_addr2line_check(PyObject*, PyObject* code) {
+  if (!PyCode_Check(code)) {
+    PyErr_SetString(PyExc_TypeError, "_addr2line_check() takes a code object");
+    return nullptr;
+  }
+  const py::CodeFields f = py::code_fields(code);
+  PyObject* co_code = PyObject_GetAttrString(code, "co_code");
+  if (co_code == nullptr) return nullptr;
+  const Py_ssize_t size = PyBytes_Size(co_code);
+  Py_DECREF(co_code);
+  if (size < 0) return nullptr;
+  long mismatches = 0, n = 0;
+  for (int off = -2; off < size; off += 2, ++n) {
+    const int ours =
+        addr2line(py::kLineTableFormat, f.linetable, f.linetable_size, f.firstlineno, off);
+    const int theirs = PyCode_Addr2Line(reinterpret_cast<PyCodeObject*>(code), off);
+    if (ours != theirs) ++mismatches;
+  }
+  return Py_BuildValue("(ll)", n, mismatches);
+}
+
+void c_atexit() { agent_emergency_stop(); }
 
 PyMethodDef kMethods[] = {
     {"start", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(mod_start)),
@@ -445,6 +475,8 @@ PyMethodDef kMethods[] = {
     {"_fault_guard_selftest", mod_fault_guard_selftest, METH_NOARGS,
      "Reads an unmapped page and a mapped one through the handler's fault guard; 3 when the "
      "first fault was caught and the clean read passed."},
+    {"_addr2line_check", mod_addr2line_check, METH_O,
+     "_addr2line_check(code) -> (instructions, mismatches) against PyCode_Addr2Line"},
     {"_sample_cost_probe", mod_probe, METH_O,
      "_sample_cost_probe(n) -> ns: the handler's sampling path run n times on this thread "
      "(benchmarks only; writes into the ring)"},
@@ -501,6 +533,11 @@ PyMODINIT_FUNC PyInit__native() {
   if (PyModule_AddObject(m, "Profile", reinterpret_cast<PyObject*>(g_profile_type)) != 0) goto fail;
   if (!init_spanref_type(m)) goto fail;
   if (PyModule_AddIntConstant(m, "MAX_FRAMES", kMaxFrames) != 0) goto fail;
+  if (PyModule_AddIntConstant(m, "FREE_THREADED", py::kFreeThreaded ? 1 : 0) != 0) goto fail;
+#ifdef Py_GIL_DISABLED
+  // Every entry point is safe without the GIL: importing must not turn it back on.
+  if (PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED) != 0) goto fail;
+#endif
   if (!register_hooks(m)) goto fail;
   return m;
 fail:

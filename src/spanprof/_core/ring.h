@@ -75,6 +75,10 @@ class Ring {
     head_.store(0, std::memory_order_relaxed);
     tail_.store(0, std::memory_order_relaxed);
   }
+  // Positions in bytes since start: every record reserved before head_pos() was read lies below
+  // it; everything below tail_pos() has been consumed.
+  uint64_t head_pos() const { return head_.load(std::memory_order_acquire); }
+  uint64_t tail_pos() const { return tail_.load(std::memory_order_acquire); }
   uint64_t used_bytes() const {
     return head_.load(std::memory_order_relaxed) - tail_.load(std::memory_order_relaxed);
   }

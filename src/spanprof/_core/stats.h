@@ -24,7 +24,12 @@ namespace spanprof {
   X(signals_foreign)       /* our signal arrived but not from one of our timers */                \
   X(frames_invalid)        /* handler: frame's code pointer was not a code object */              \
   X(frames_incomplete)     /* handler: frame still being set up, skipped */                       \
-  X(frames_invalid_drain)  /* drain: code object gone or reused before symbolisation */           \
+  X(frames_invalid_drain)  /* drain: frame whose code object could not be symbolised */           \
+  X(frames_code_lost)      /* drain: its code object died and the death log had overflowed */     \
+  X(code_deaths_lost)      /* deaths of sampled code objects not logged (log full) */             \
+  X(signal_moves)          /* our signal was taken by another handler; timers moved */            \
+  X(sampling_gap_ns)       /* time our signal may have gone to that handler before the move */    \
+  X(signal_unavailable)    /* no free signal left to move to: sampling stopped */                 \
   X(span_lookup_ok)                                                                               \
   X(span_lookup_none)   /* no span var set, or no span active */                                  \
   X(span_lookup_failed) /* unknown HAMT node / value type: sample kept without span */            \

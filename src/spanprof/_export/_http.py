@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import email.utils
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -98,7 +97,7 @@ def request(
         err = f"{method} {url}: HTTP {status}" + (f": {msg}" if msg else "")
         retryable = status in (408, 429) or status >= 500
         return SendResult(False, retryable, err, status, _retry_after(e.headers.get("Retry-After")))
-    except (urllib.error.URLError, socket.timeout, OSError, ValueError) as e:
+    except (TimeoutError, urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
         return SendResult(False, True, f"{method} {url}: {reason}")
 
@@ -115,7 +114,7 @@ def get_json(url: str, headers: Dict[str, str], timeout: float) -> Any:
             data = resp.read(64 * 1024)
     except urllib.error.HTTPError:
         return None
-    except (urllib.error.URLError, socket.timeout) as e:
+    except (TimeoutError, urllib.error.URLError) as e:
         raise OSError(str(getattr(e, "reason", e))) from None
     try:
         return json.loads(data)
