@@ -29,6 +29,7 @@ class Router {
  private:
   struct Route {
     std::string method;
+    std::string literal;  // the pattern when it has no regex syntax: compared, not matched
     std::regex re;
     Handler h;
   };
