@@ -79,7 +79,10 @@ PyObject* start_locked(const Config& cfg) {
   g_running = true;
   sampler_activate();
   threads_scan(nullptr, 0);  // the calling thread (and every other one) right away
-  threads_install_hook();
+  // Free-threaded builds stop the world for every sys.setprofile() (a new thread would do it
+  // twice through the hook), and a fork that catches one deadlocks the child: there the drain's
+  // scan arms new threads (when the thread list changes, within 100 ms).
+  if constexpr (!py::kFreeThreaded) threads_install_hook();
   drain_start(cfg);
   Py_RETURN_NONE;
 }
@@ -101,7 +104,7 @@ PyObject* agent_stop() {
   {
     std::lock_guard<std::mutex> lock(*g_lifecycle_mu);
     if (!g_running) Py_RETURN_NONE;
-    threads_remove_hook();
+    if constexpr (!py::kFreeThreaded) threads_remove_hook();
     timers_stop();
     sampler_deactivate_and_wait();
     guard_remove();
