@@ -42,7 +42,7 @@ def raw_exchange(url: str, data: bytes, timeout: float = 30) -> bytes:
         while time.time() < deadline:
             try:
                 chunk = s.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 break
             if not chunk:
                 break
