@@ -578,11 +578,13 @@ FULL_ARGS = {
     "server_bench.py": ["--hours", "24", "--services", "10", "--clients", "16,8,4"],
     "span_processor_cost.py": ["--pairs", "60", "--spans", "1000"],
     "agent_sample_cost.py": ["--repeats", "5"],
+    "agent_versions.py": ["--pairs", "200", "--repeats", "5"],
 }
 QUICK_ARGS = {
     "agent_overhead.py": ["--pairs", "20"],
     "span_processor_cost.py": ["--pairs", "20", "--spans", "500"],
     "agent_sample_cost.py": ["--seconds", "0.5"],
+    "agent_versions.py": ["--pairs", "6", "--repeats", "1", "--groups", "4", "--only", "3.11"],
     "server_bench.py": ["--hours", "1", "--services", "2", "--seconds", "2", "--queries", "50"],
 }
 
@@ -603,20 +605,14 @@ def externals(sizes: Sizes) -> Dict[str, Any]:
         out[path.name] = run_script(
             [PY, f"bench/{path.name}", *extra], 900, OUT / f"{path.name}.json"
         )
-    # The per-sample cost depends on the CPython version's frame layout: also the oldest and newest.
-    for mm in ("3.9", "3.13"):
-        py = ROOT / ".venvs" / mm / "bin" / "python"
-        if py.exists() and (BENCH / "agent_sample_cost.py").exists():
-            log(f"running bench/agent_sample_cost.py on CPython {mm}")
-            out[f"agent_sample_cost.py@{mm}"] = run_script(
-                [
-                    str(py),
-                    "bench/agent_sample_cost.py",
-                    *(QUICK_ARGS if sizes is QUICK else FULL_ARGS).get("agent_sample_cost.py", []),
-                ],
-                300,
-                OUT / f"agent_sample_cost-{mm}.json",
-            )
+    # The agent on every supported CPython (sample cost, overhead, pyroscope-io where it installs).
+    if (BENCH / "agent_versions.py").exists():
+        log("running bench/agent_versions.py")
+        out["agent_versions.py"] = run_script(
+            [PY, "bench/agent_versions.py",
+             *(QUICK_ARGS if sizes is QUICK else FULL_ARGS).get("agent_versions.py", [])],
+            3600, OUT / "agent_versions.json",
+        )  # fmt: skip
     if (BENCH / "span_attribution.py").exists():
         log("running bench/span_attribution.py")
         out["span_attribution.py"] = run_script(

@@ -38,6 +38,13 @@ print("%d.%d%s" % (sys.version_info[:2] + (t,)))') || continue
   fi
 }
 venv_python() { echo "$ROOT/.venvs/$1/bin/python"; }
+# The venvs of supported CPythons (a checkout may still hold one of an interpreter since dropped).
+spanprof_venvs() {
+  local venv
+  for venv in "$ROOT"/.venvs/3.*; do
+    case "$(basename "$venv")" in 3.1[0-9] | 3.1[0-9]t) [ -d "$venv" ] && echo "$venv" ;; esac
+  done
+}
 # venv_run VENV CMD...: runs CMD where VENV's interpreter lives (the host or the sid root).
 venv_run() {
   local venv="$1"; shift

@@ -403,6 +403,8 @@ def render_markdown(d: Dict[str, Any]) -> str:
     L += footprint_table(d.get("footprint", {}))
     L += ["Handler cost by stack depth (`bench/agent_sample_cost.py`):", ""]
     L += sample_cost_table(ext)
+    L += ["### The agent on every supported CPython (`bench/agent_versions.py`)", ""]
+    L += versions_table(ext)
     # 6. server
     L += ["## 6. Server", ""]
     servers = [k for k in ext if k.startswith("server_")]
@@ -676,6 +678,28 @@ def agent_overhead_table(ext: Dict[str, Any]) -> List[str]:
         "",
     ]
     return out
+
+
+def versions_table(ext: Dict[str, Any]) -> List[str]:
+    res = ext.get("agent_versions.py") or {}
+    data = res.get("json")
+    if not isinstance(data, dict):
+        return external_block(
+            ext,
+            "agent_versions.py",
+            "Not in this run (per-part scripts skipped, or the script absent).",
+        )
+    return [
+        "Each interpreter's venv (3.14/3.15 run in the Debian sid root), one after the other in one "
+        "run. Handler: median of the rounds' in-signal means (`agent_sample_cost.py`). Overhead: "
+        "`agent_overhead.py`'s in-process off/on pairs at 100 Hz, median ratio and its 95% CI "
+        "(on a free-threaded build the 8 threads run in parallel). pyroscope-io: "
+        "`peers/inproc.py`, both profilers started and stopped around the same blocks in one "
+        f"process, median ratio to no profiler. Command: `{res.get('cmd', '')}`.",
+        "",
+        *data.get("markdown", []),
+        "",
+    ]
 
 
 def sample_cost_table(ext: Dict[str, Any]) -> List[str]:

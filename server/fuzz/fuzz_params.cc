@@ -4,6 +4,7 @@
 //                                    sampleRate, spyName, units, aggregationType, format; body)
 //   GET /pyroscope/render            parse_render_params, then merge/flamegraph/select_series
 //   GET /api/v1/{traces,traces/<id>,flamegraph,timeline,diff}  QueryEngine over a small store
+//   GET /api/v1/profile/traces, /api/v1/export                    traces_through, export_profile
 // Input: line 1 = the request target (path?query), the rest = the body (ingest only).
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/export.h"
+#include "core/profile_traces.h"
 #include "core/query.h"
 #include "core/util.h"
 #include "http/legacy.h"
@@ -107,6 +110,14 @@ spanprof::fuzz::Server& server() {
         auto r = (q.*fn)("anonymous", spanprof::api_params(req.params));
         send(res, r ? Status() : Status(r.error));
       });
+    s->Get("/api/v1/profile/traces", [](const spanprof::Request& req, spanprof::Response& res) {
+      auto r = spanprof::traces_through(store(), q, "anonymous", spanprof::api_params(req.params));
+      send(res, r ? Status() : Status(r.error));
+    });
+    s->Get("/api/v1/export", [](const spanprof::Request& req, spanprof::Response& res) {
+      auto r = spanprof::export_profile(q, store(), "anonymous", spanprof::api_params(req.params));
+      send(res, r ? Status() : Status(r.error));
+    });
     s->Get(R"(/api/v1/traces/([^/]+))", [](const spanprof::Request& req, spanprof::Response& res) {
       auto r = q.trace("anonymous", req.matches[1]);
       send(res, r ? Status() : Status(r.error));

@@ -7,50 +7,144 @@ A drop-in for pyroscope-io: ``import spanprof as pyroscope`` and keep calling
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
 import warnings
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, Optional
 
 __version__ = "0.1.0"
 
 from spanprof._config import LineNo, ProfilerImplementation
 
+# pyroscope-io's module logger is `LOGGER`; spanprof logs upload problems through "spanprof".
+LOGGER = logging.getLogger("spanprof")
+
 __all__ = [
+    "LOGGER",
     "LineNo",
     "ProfilerImplementation",
     "__version__",
     "add_thread_tag",
     "configure",
+    "configure_experimental_stack_profiler",
     "remove_thread_tag",
+    "runtime_name",
+    "runtime_version",
     "shutdown",
     "stats",
     "tag_wrapper",
 ]
 
 
-def configure(**kwargs: Any) -> bool:
+def configure(
+    app_name: Optional[str] = None,
+    application_name: Optional[str] = None,
+    server_address: str = "http://localhost:4040",
+    basic_auth_username: str = "",
+    basic_auth_password: str = "",
+    enable_logging: bool = False,
+    sample_rate: int = 100,
+    oncpu: bool = True,
+    native: Any = None,
+    gil_only: bool = True,
+    report_pid: bool = False,
+    report_thread_id: bool = False,
+    report_thread_name: bool = False,
+    tags: Optional[Dict[str, str]] = None,
+    tenant_id: str = "",
+    http_headers: Optional[Dict[str, str]] = None,
+    line_no: LineNo = LineNo.LastInstruction,
+    upload_interval: float = 10,
+    mem_enabled: bool = False,
+    mem_max_nframe: int = 128,
+    mem_heap_sample_size: int = 512 * 1024,
+    mem_enable_mem_domain: bool = True,
+    cpu_enabled: bool = True,
+    cpu_implementation: ProfilerImplementation = ProfilerImplementation.PySpy,
+    *,
+    exporter: Optional[str] = None,
+    auth_token: Optional[str] = None,
+    detect_subprocesses: Optional[bool] = None,
+) -> bool:
     """Starts (or restarts with new settings) profiling and uploading.
 
-    Takes every keyword of ``pyroscope.configure`` from pyroscope-io 1.x with the same defaults:
-    application_name, server_address="http://localhost:4040", basic_auth_username,
-    basic_auth_password, enable_logging=False, sample_rate=100, oncpu=True, gil_only=True,
-    report_pid=False, report_thread_id=False, report_thread_name=False, tags, tenant_id,
-    http_headers, line_no, upload_interval=10, and the deprecated app_name, auth_token (sent as a
-    Bearer token), detect_subprocesses and native.
-
-    spanprof additions: ``exporter`` = "pyroscope" (push, the default), "ingest" (legacy
-    /ingest), "otlp" (OTLP profiles; also chosen by server_address="otlp+http://host:4318") or
-    "file" (chosen by server_address="file:///dir": one gzipped pprof per window).
+    The parameters, their order (positional calls work) and defaults are pyroscope-io 1.4's;
+    app_name and native are deprecated there and here. Keyword-only spanprof additions:
+    ``exporter`` = "pyroscope" (push, the default), "ingest" (legacy /ingest), "otlp" (OTLP
+    profiles; also chosen by server_address="otlp+http://host:4318") or "file" (chosen by
+    server_address="file:///dir": one gzipped pprof per window); the deprecated ``auth_token``
+    (sent as a Bearer token) and ``detect_subprocesses``.
 
     ``oncpu=False`` is refused: the sampler runs on each thread's CPU clock and measures CPU time
-    only. An unknown keyword or a bad value raises ValueError naming it.
+    only. ``mem_enabled=True`` is refused (no memory profiling). A bad value raises ValueError
+    naming the parameter.
     """
     from spanprof import _agent, _config
 
+    kwargs: Dict[str, Any] = {
+        "app_name": app_name,
+        "application_name": application_name,
+        "server_address": server_address,
+        "basic_auth_username": basic_auth_username,
+        "basic_auth_password": basic_auth_password,
+        "enable_logging": enable_logging,
+        "sample_rate": sample_rate,
+        "oncpu": oncpu,
+        "native": native,
+        "gil_only": gil_only,
+        "report_pid": report_pid,
+        "report_thread_id": report_thread_id,
+        "report_thread_name": report_thread_name,
+        "tags": tags,
+        "tenant_id": tenant_id,
+        "http_headers": http_headers,
+        "line_no": line_no,
+        "upload_interval": upload_interval,
+        "mem_enabled": mem_enabled,
+        "mem_max_nframe": mem_max_nframe,
+        "mem_heap_sample_size": mem_heap_sample_size,
+        "mem_enable_mem_domain": mem_enable_mem_domain,
+        "cpu_enabled": cpu_enabled,
+        "cpu_implementation": cpu_implementation,
+    }
+    for key, value in (
+        ("exporter", exporter),
+        ("auth_token", auth_token),
+        ("detect_subprocesses", detect_subprocesses),
+    ):
+        if value is not None:
+            kwargs[key] = value
     cfg = _config.build(kwargs)
     _agent.configure(cfg)
     return True
+
+
+def configure_experimental_stack_profiler(*_args: Any, **_kwargs: Any) -> bool:
+    """pyroscope-io 1.4's options for its experimental in-process stack sampler. spanprof's own
+    sampler already works that way (per-thread CPU-clock timers, the stack read by a signal handler
+    on the thread itself, a fault guard, no adaptive interval), so the options do not apply: the
+    call is refused and returns False, as pyroscope-io does for a refused call."""
+    warnings.warn(
+        "spanprof.configure_experimental_stack_profiler: spanprof always samples in process with "
+        "per-thread CPU timers; these options do not apply and are ignored (returns False)",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return False
+
+
+def runtime_name() -> str:
+    """The Python implementation's name, as pyroscope-io reports it ("cpython")."""
+    return sys.implementation.name
+
+
+def runtime_version() -> str:
+    """The implementation's version as pyroscope-io reports it: "3.12.1", "3.13.0rc1"."""
+    v = sys.implementation.version
+    parts = list(v[:3]) if v.releaselevel == "final" and not v.serial else list(v)
+    return ".".join(map(str, parts))
 
 
 def shutdown(timeout: float = 10.0) -> bool:

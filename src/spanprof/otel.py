@@ -36,13 +36,20 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 __all__ = [
+    "PROFILE_ID_PYROSCOPE_TAG_KEY",
     "PROFILE_ID_SPAN_ATTRIBUTE_KEY",
+    "SPAN_NAME_PYROSCOPE_TAG_KEY",
+    "TRACE_ID_PYROSCOPE_TAG_KEY",
     "PyroscopeSpanProcessor",
     "SpanProfileProcessor",
     "instrument_tracer_providers",
 ]
 
 PROFILE_ID_SPAN_ATTRIBUTE_KEY = "pyroscope.profile.id"
+# The sample labels pyroscope-otel names (spanprof writes the same ones).
+PROFILE_ID_PYROSCOPE_TAG_KEY = "span_id"
+SPAN_NAME_PYROSCOPE_TAG_KEY = "span_name"
+TRACE_ID_PYROSCOPE_TAG_KEY = "trace_id"
 
 # Read by the native sampler (registered with _native.set_span_var). Value: SpanRef or None.
 _SPAN_VAR: contextvars.ContextVar[Any] = contextvars.ContextVar("spanprof.span", default=None)

@@ -65,7 +65,6 @@ def test_every_pyroscope_io_keyword_is_accepted(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, named",
     [
-        ({"no_such_option": 1}, "no_such_option"),
         ({"sample_rate": -5}, "sample_rate"),
         ({"sample_rate": 0}, "sample_rate"),
         ({"sample_rate": "100"}, "sample_rate"),
@@ -193,10 +192,36 @@ def test_bad_environment_names_the_variable(env):
         _config.from_env(env)
 
 
-def test_configure_signature_documents_the_keywords():
-    doc = inspect.getdoc(spanprof.configure) or ""
-    for key in PYROSCOPE_IO_1X_DEFAULTS:
-        assert key in doc
+PYROSCOPE_IO_14_ORDER = [
+    "app_name", "application_name", "server_address", "basic_auth_username",
+    "basic_auth_password", "enable_logging", "sample_rate", "oncpu", "native", "gil_only",
+    "report_pid", "report_thread_id", "report_thread_name", "tags", "tenant_id", "http_headers",
+    "line_no", "upload_interval", "mem_enabled", "mem_max_nframe", "mem_heap_sample_size",
+    "mem_enable_mem_domain", "cpu_enabled", "cpu_implementation",
+]  # fmt: skip
+
+
+def test_configure_has_pyroscope_ios_signature():
+    # Editors show these; positional calls in pyroscope-io's order must mean the same thing.
+    params = inspect.signature(spanprof.configure).parameters
+    positional = [n for n, p in params.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert positional == PYROSCOPE_IO_14_ORDER
+    for key, default in PYROSCOPE_IO_1X_DEFAULTS.items():
+        assert params[key].default == default, key
+    assert params["line_no"].default is spanprof.LineNo.LastInstruction
+
+
+def test_unknown_keyword_is_a_type_error_as_in_pyroscope_io():
+    with pytest.raises(TypeError, match="no_such_option"):
+        spanprof.configure(no_such_option=1)  # type: ignore[call-arg]
+
+
+def test_positional_configure_in_pyroscope_ios_order(tmp_path):
+    assert spanprof.configure(None, "svc.pos", f"file://{tmp_path}", "", "", False, 50)
+    try:
+        assert spanprof.stats()["rate_hz"] == 50
+    finally:
+        spanprof.shutdown()
 
 
 def test_tags_of_a_finished_thread_are_released():

@@ -92,7 +92,7 @@ try {
   await page.goto(`${base}/#/profiles?service=spanprof-demo&from=now-15m&to=now`);
   await page.locator("[data-testid=timeline] canvas").first().waitFor();
   check(step, (await panelState()) === "ready", "state");
-  const top = await page.$$eval("[data-testid=top-table] tbody tr td.fn", (tds) => tds.map((t) => t.textContent));
+  const top = await page.$$eval("[data-testid=top-table] tbody tr td.fn", (tds) => tds.map((t) => t.dataset.name));
   check("top table sorted by self", top[0] === "compute_primes", top);
   await page.click("[data-testid=top-table] button.link >> text=fib");
   check("clicking a function searches for it", (await page.inputValue(".flame-search")) === "fib", "search");
@@ -110,6 +110,21 @@ try {
   check(step, Math.abs(Number(sel.sel_from) - expectFrom) < 30_000 && Number(sel.sel_to) > Number(sel.sel_from), sel);
   check("the flame graph reloads for the selection", (await panelState()) === "ready" && (await page.locator("text=Clear selection").isVisible()), "state");
   await page.screenshot({ path: join(shots, "fixture-profiles-selection.png"), fullPage: true });
+
+  step = "a diff with an empty side says so instead of drawing";
+  const emptySpan = (url) => url.pathname.endsWith("/api/v1/flamegraph") && url.searchParams.has("span_id");
+  await page.route(emptySpan, (r) => r.fulfill({ status: 200, contentType: "application/json", body: '{"names":["total"],"levels":[[0,0,0,0]],"total":0,"sample_count":0}' }));
+  await page.goto("about:blank");
+  await page.goto(`${base}/#/compare?a.kind=span&a.trace=${TRACE}&a.span=b7ad6b7169203331&a.mode=self&b.kind=range&b.service=checkout&b.from=now-15m&b.to=now`);
+  await page.waitForFunction(() => {
+    const p = document.querySelector("[data-testid=flame-panel]");
+    return p && p.dataset.url === location.hash && ["ready", "empty", "error"].includes(p.dataset.state);
+  });
+  const emptySide = await page.locator("[data-testid=flame-panel]").getAttribute("data-empty-side");
+  const emptyText = await page.locator("[data-testid=flame-panel]").innerText();
+  check(step, (await panelState()) === "empty" && emptySide === "A" && emptyText.includes("A has no samples"), { emptySide, emptyText });
+  check("no flame graph is drawn for it", (await page.locator("[data-testid=flame-canvas]").count()) === 0, "canvas");
+  await page.unroute(emptySpan);
 
   step = "an API error is shown, not swallowed";
   await page.route("**/api/v1/flamegraph**", (r) => r.fulfill({ status: 500, contentType: "application/json", body: '{"code":13,"message":"store is closed"}' }));

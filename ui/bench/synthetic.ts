@@ -43,8 +43,8 @@ export function syntheticTree(nodes: number, seed = 42, maxDepth = 60): TreeNode
   return root;
 }
 
-/** Pyroscope FlameGraph levels for the same tree. */
-export function toLevels(root: TreeNode): { names: string[]; levels: number[][]; total: number; max_self: number } {
+/** Pyroscope FlameGraph levels for the same tree, with spanprof's file and line per name. */
+export function toLevels(root: TreeNode): { names: string[]; files: string[]; lines: number[]; levels: number[][]; total: number; max_self: number } {
   const { names, index: idx } = nameTable();
   const levels: number[][] = [];
   let maxSelf = 0;
@@ -67,5 +67,8 @@ export function toLevels(root: TreeNode): { names: string[]; levels: number[][];
     levels.push(out);
     frontier = next;
   }
-  return { names, levels, total: root.value, max_self: maxSelf };
+  // A place per name, like the server's answer (d3-flame-graph ignores them).
+  const files = names.map((n, i) => (i === 0 ? "" : `/srv/app/${n.split(":")[0].replace(/\./g, "/")}.py`));
+  const lines = names.map((_, i) => (i === 0 ? 0 : 10 + ((i * 37) % 900)));
+  return { names, files, lines, levels, total: root.value, max_self: maxSelf };
 }

@@ -20,6 +20,39 @@ export interface TraceSummary {
   span_count: number;
   has_profile: boolean;
   sample_count: number;
+  /** Whether any span of the trace has status ERROR. */
+  error?: boolean;
+}
+
+/** /api/v1/traces: one page of matching traces, their count and duration distribution. */
+export interface TraceSearchResult {
+  traces: TraceSummary[];
+  total?: number;
+  offset?: number;
+  next_offset?: number | null;
+  scan_limited?: boolean;
+  histogram?: { bounds_ns: number[]; counts: number[] };
+}
+
+/** /api/v1/profile/traces: traces ranked by time in a function (or in all code). */
+export interface FunctionTrace {
+  trace_id: string;
+  stored: boolean;
+  root_name: string;
+  service: string;
+  start_unix_nano: number;
+  duration_ns: number;
+  value: number;
+  trace_value: number;
+  samples: number;
+}
+
+export interface FunctionTraces {
+  traces: FunctionTrace[];
+  function_value: number;
+  total: number;
+  unattributed: number;
+  period_ns: number;
 }
 
 export interface Span {
@@ -113,7 +146,8 @@ export async function connect<T>(method: string, body: unknown, signal?: AbortSi
 
 export const api = {
   services: (signal?: AbortSignal) => getJSON<{ services: string[] }>("/api/v1/services", undefined, signal),
-  traces: (q: Record<string, string>, signal?: AbortSignal) => getJSON<{ traces: TraceSummary[] }>("/api/v1/traces", q, signal),
+  traces: (q: Record<string, string>, signal?: AbortSignal) => getJSON<TraceSearchResult>("/api/v1/traces", q, signal),
+  profileTraces: (q: URLSearchParams, signal?: AbortSignal) => getJSON<FunctionTraces>("/api/v1/profile/traces", q, signal),
   trace: (id: string, signal?: AbortSignal) => getJSON<Trace>(`/api/v1/traces/${encodeURIComponent(id)}`, undefined, signal),
   flamegraph: (q: URLSearchParams, signal?: AbortSignal) => getJSON<FlameGraphJSON>("/api/v1/flamegraph", q, signal),
   timeline: (q: URLSearchParams, signal?: AbortSignal) => getJSON<Timeline>("/api/v1/timeline", q, signal),

@@ -37,9 +37,9 @@ export function fmtTime(ms: number): string {
 /** Value formatter for a flame graph: CPU nanoseconds as time, plus the sample count when known. */
 export function valueFormatter(unit: "nanoseconds" | "samples", periodNs: number): (v: number) => string {
   if (unit === "samples") {
-    return (v) => (periodNs > 0 ? `${fmtCount(v)} samples (≈${fmtDuration(v * periodNs)})` : `${fmtCount(v)} samples`);
+    return (v) => (periodNs > 0 ? `${plural(v, "sample")} (≈${fmtDuration(v * periodNs)})` : plural(v, "sample"));
   }
-  return (v) => (periodNs > 0 ? `${fmtDuration(v)} (${fmtCount(v / periodNs)} samples)` : fmtDuration(v));
+  return (v) => (periodNs > 0 ? `${fmtDuration(v)} (${plural(v / periodNs, "sample")})` : fmtDuration(v));
 }
 
 /**
@@ -53,4 +53,21 @@ export function unitOf(fg: { total: number; sample_count?: number }): "nanosecon
 /** Short form for tables: CPU time, or a sample count. */
 export function compactFormatter(unit: "nanoseconds" | "samples"): (v: number) => string {
   return unit === "samples" ? (v) => fmtCount(v) : (v) => fmtDuration(v);
+}
+
+/** "1 sample", "2 samples", "1,024 traces": a count with the noun in the right number. */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  const r = Math.round(n);
+  return `${fmtCount(r)} ${r === 1 ? one : many}`;
+}
+
+const UNIT_WORD: Record<string, string> = { s: "s", m: "min", h: "h", d: "d" };
+
+/** A URL time in words: "2026-11-23 20:31:05.123" for ms since epoch, "15 min ago" for "now-15m". */
+export function fmtWhen(t: string): string {
+  if (/^\d{10,16}$/.test(t)) return fmtTime(Number(t));
+  if (t === "now") return "now";
+  const m = /^now-(\d+)([smhd])$/.exec(t);
+  if (m) return `${m[1]} ${UNIT_WORD[m[2]]} ago`;
+  return t.replace("T", " ");
 }

@@ -6,14 +6,9 @@ import { ComparePage } from "./pages/compare";
 import { ProfilesPage } from "./pages/profiles";
 import { TracePage } from "./pages/trace";
 import { TracesPage } from "./pages/traces";
+import type { PageView } from "./pages/page";
 import type { Page, Route } from "./state";
-
-export interface PageView {
-  el: HTMLElement;
-  /** Same page, new URL state. */
-  update(route: Route): void;
-  destroy(): void;
-}
+import { applyTheme, themeChoice, themeToggle, watchSystemTheme } from "./theme";
 
 const PAGES: Record<Page, (r: Route) => PageView> = {
   traces: (r) => new TracesPage(r),
@@ -28,9 +23,12 @@ const navLinks = (["traces", "profiles", "compare"] as Page[]).map((p) => h("a",
 const main = h("main", { id: "main", tabindex: "-1" });
 document.body.append(
   h("a", { class: "skip", href: "#main", onclick: (e: Event) => (e.preventDefault(), main.focus()) }, "Skip to content"),
-  h("header", { class: "top" }, h("a", { class: "brand", href: "#/traces" }, h("span", { class: "logo", "aria-hidden": "true" }, "▟"), "spanprof"), h("nav", { "aria-label": "Pages" }, ...navLinks)),
+  h("header", { class: "top" }, h("a", { class: "brand", href: "#/traces" }, h("span", { class: "logo", "aria-hidden": "true" }, "▟"), "spanprof"), h("nav", { "aria-label": "Pages" }, ...navLinks), themeToggle()),
   main,
 );
+
+applyTheme(themeChoice());
+watchSystemTheme();
 
 let page: PageView | null = null;
 let pageKey = "";

@@ -7,6 +7,9 @@
 //   #/compare?a.kind=&a.…=&b.kind=&b.…=&q=
 // Times are either absolute ms since epoch or relative to now ("now", "now-15m", "now-2h", "now-7d").
 
+import { fmtWhen } from "./format";
+import { profileTypeLabel } from "./names";
+
 export type Page = "traces" | "trace" | "profiles" | "compare";
 
 export interface Route {
@@ -84,6 +87,21 @@ export const RANGE_PRESETS: { label: string; from: string }[] = [
   { label: "24 h", from: "now-24h" },
   { label: "7 d", from: "now-7d" },
 ];
+
+/**
+ * A relative range that shows data starting at `firstMs` without leaving it a sliver at the right
+ * edge: the data's age plus a margin, in minutes up to an hour, hours up to two days, then days
+ * (at most 7).
+ */
+export function fitRange(firstMs: number, nowMs: number): TimeRange {
+  const age = Math.max(0, nowMs - firstMs);
+  const span = age + Math.max(age * 0.15, 30_000);
+  const min = Math.ceil(span / 60_000);
+  if (min <= 60) return { from: `now-${Math.max(2, min)}m`, to: "now" };
+  const hours = Math.ceil(span / 3_600_000);
+  if (hours <= 48) return { from: `now-${hours}h`, to: "now" };
+  return { from: `now-${Math.min(7, Math.ceil(span / 86_400_000))}d`, to: "now" };
+}
 
 /** Resolves a range to absolute ms; throws a readable error for a bad or inverted range. */
 export function resolveRange(r: Partial<TimeRange>, nowMs: number): { fromMs: number; toMs: number } {
@@ -182,9 +200,9 @@ export function describeSelection(sel: Selection): string {
     case "span":
       return `span ${sel.span} (${sel.mode === "self" ? "this span only" : "span and children"})`;
     case "name":
-      return `all "${sel.name}" spans of ${sel.service} (${sel.mode === "self" ? "spans only" : "with children"}), ${sel.from} → ${sel.to}`;
+      return `all "${sel.name}" spans of ${sel.service} (${sel.mode === "self" ? "spans only" : "with children"}), ${fmtWhen(sel.from)} → ${fmtWhen(sel.to)}`;
     case "range":
-      return `${sel.service}${sel.labels ? " {" + sel.labels + "}" : ""}, ${sel.from} → ${sel.to}`;
+      return `${sel.service}${sel.type ? " " + profileTypeLabel(sel.type) : ""}${sel.labels ? " {" + sel.labels + "}" : ""}, ${fmtWhen(sel.from)} → ${fmtWhen(sel.to)}`;
   }
 }
 

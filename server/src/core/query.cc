@@ -4,6 +4,8 @@
 #include <cmath>
 #include <set>
 
+#include "core/located.h"
+#include "core/trace_search.h"
 #include "core/util.h"
 #include "pprof.pb.h"
 
@@ -308,58 +310,9 @@ static json span_json(const SpanRow& s) {
 }
 
 Result<json> QueryEngine::traces(const std::string& tenant, const Params& p) const {
-  TraceFilter f;
-  f.service = get(p, "service");
-  f.name = get(p, "name");
-  auto mn = get_ms(p, "min_duration_ms", -1), mx = get_ms(p, "max_duration_ms", -1),
-       from = get_ms(p, "from", 0), to = get_ms(p, "to", INT64_MAX / 1'000'000),
-       limit = get_int(p, "limit", 20);
-  for (auto* r : {&mn, &mx, &from, &to, &limit})
-    if (!*r) return r->error;
-  if (*limit <= 0 || *limit > 1000) return bad_request("limit must be in 1..1000");
-  if (*mn >= 0) f.min_duration_ns = *mn * 1'000'000;
-  if (*mx >= 0) f.max_duration_ns = *mx * 1'000'000;
-  f.from_ns = *from * 1'000'000;
-  f.to_ns = *to >= INT64_MAX / 1'000'000 ? INT64_MAX : *to * 1'000'000;
-  std::string has = get(p, "has_profile");
-  std::string sort = get(p, "sort", "start");
-  if (sort != "start" && sort != "duration") return bad_request("sort must be start or duration");
-  bool filter_profile = has == "true" || has == "1" || has == "false" || has == "0";
-  bool want_profile = has == "true" || has == "1";
-  f.limit =
-      size_t(filter_profile || sort == "duration" ? std::min<int64_t>(*limit * 20, 5000) : *limit);
-  auto roots = s_.find_root_spans(tenant, f);
-  json out = json::array();
-  struct T {
-    SpanRow root;
-    size_t spans;
-    double samples;
-  };
-  std::vector<T> ts;
-  for (auto& r : roots) {
-    auto spans = s_.trace_spans(tenant, r.trace_hi, r.trace_lo);
-    double n = 0;
-    span_samples(tenant, spans,
-                 [&](const ProfileMeta& m, const SampleRow& x) { n += count_of(m, x); });
-    if (filter_profile && (n > 0) != want_profile) continue;
-    ts.push_back({r, spans.size(), n});
-  }
-  if (sort == "duration")
-    std::stable_sort(ts.begin(), ts.end(), [](const T& a, const T& b) {
-      return a.root.end_ns - a.root.start_ns > b.root.end_ns - b.root.start_ns;
-    });
-  for (auto& t : ts) {
-    if (out.size() >= size_t(*limit)) break;
-    out.push_back({{"trace_id", hex_u128(t.root.trace_hi, t.root.trace_lo)},
-                   {"service", t.root.service},
-                   {"root_name", t.root.name},
-                   {"start_unix_nano", t.root.start_ns},
-                   {"duration_ns", t.root.end_ns - t.root.start_ns},
-                   {"span_count", t.spans},
-                   {"has_profile", t.samples > 0},
-                   {"sample_count", int64_t(std::llround(t.samples))}});
-  }
-  return json{{"traces", out}};
+  auto q = parse_trace_query(p);
+  if (!q) return q.error;
+  return TraceSearch(s_, *this).run(tenant, *q);
 }
 
 Result<json> QueryEngine::trace(const std::string& tenant, const std::string& trace_id) const {
@@ -479,7 +432,28 @@ Result<StackSet> QueryEngine::api_selection(const std::string& tenant, const Par
   auto sel = parse_selector(get(p, "selector", "{}"));
   if (!sel) return sel.error;
   // Selector plus service_name: rebuild the text so merge() parses one selector.
-  std::string text = get(p, "selector", "{}");
+  auto full = service_selector(service, get(p, "selector", "{}"));
+  if (!full) return full.error;
+  return merge(tenant, get(p, "profile_type", kDefaultType), *full, *from, *to, {});
+}
+
+Result<int64_t> int_param(const Params& p, const char* k, int64_t def, int64_t lo, int64_t hi) {
+  auto it = p.find(k);
+  if (it == p.end() || it->second.empty()) return def;
+  size_t pos = 0;
+  int64_t x = 0;
+  try {
+    x = std::stoll(it->second, &pos);
+  } catch (...) {
+    pos = 0;
+  }
+  if (pos == 0 || pos != it->second.size() || x < lo || x > hi)
+    return bad_request(std::string("parameter '") + k + "' must be an integer in " +
+                       std::to_string(lo) + ".." + std::to_string(hi));
+  return x;
+}
+
+Result<std::string> service_selector(const std::string& service, const std::string& text) {
   size_t close = text.rfind('}');
   if (close == std::string::npos) return bad_request("selector must end with '}'");
   std::string inner = text.substr(text.find('{') + 1, close - text.find('{') - 1);
@@ -488,9 +462,8 @@ Result<StackSet> QueryEngine::api_selection(const std::string& tenant, const Par
     if (c == '"' || c == '\\') esc += '\\';
     esc += c;
   }
-  std::string full = "{service_name=\"" + esc + "\"" +
-                     (inner.find_first_not_of(" \t") == std::string::npos ? "" : "," + inner) + "}";
-  return merge(tenant, get(p, "profile_type", kDefaultType), full, *from, *to, {});
+  return "{service_name=\"" + esc + "\"" +
+         (inner.find_first_not_of(" \t") == std::string::npos ? "" : "," + inner) + "}";
 }
 
 Result<json> QueryEngine::flamegraph_json(const std::string& tenant, const Params& p) const {
@@ -498,7 +471,9 @@ Result<json> QueryEngine::flamegraph_json(const std::string& tenant, const Param
   if (!st) return st.error;
   auto mx = get_int(p, "max_nodes", 0);
   if (!mx) return mx.error;
-  json j = flamegraph_to_json(flamegraph(*st, *mx));
+  auto key = parse_frame_key(get(p, "frames"));
+  if (!key) return key.error;
+  json j = located_flamegraph(s_, *st, *key, *mx);
   j["period_ns"] = st->period;
   j["sample_count"] = int64_t(std::llround(st->sample_count));
   return j;

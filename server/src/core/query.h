@@ -72,15 +72,21 @@ class QueryEngine {
 
   // Samples selected by an /api/v1/flamegraph parameter set.
   Result<StackSet> api_selection(const std::string& tenant, const Params& p) const;
-
- private:
+  // CPU samples of the given spans' local roots (all times).
   void span_samples(const std::string& tenant, const std::vector<SpanRow>& spans,
                     const std::function<void(const ProfileMeta&, const SampleRow&)>& f) const;
+
+ private:
   const Store& s_;
 };
 
 Params parse_query_string(std::string_view qs);
 std::string url_decode(std::string_view s);
 nlohmann::json flamegraph_to_json(const FlameGraphOut& f);
+// Integer parameter in [lo, hi]; absent or empty = def; else a 400 naming the parameter.
+Result<int64_t> int_param(const Params& p, const char* k, int64_t def, int64_t lo, int64_t hi);
+// `selector` ("{...}") narrowed to service_name="service", as one selector text.
+Result<std::string> service_selector(const std::string& service, const std::string& selector);
+inline constexpr const char* kCpuProfileType = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
 
 }  // namespace spanprof

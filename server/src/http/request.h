@@ -41,7 +41,7 @@ struct Response {
   std::string body;
   bool close = false;  // close the connection after this response
   void set_header(const std::string& k, const std::string& v);
-  void set_content(std::string b, const char* content_type) {
+  void set_content(std::string b, const std::string& content_type) {
     body = std::move(b);
     set_header("Content-Type", content_type);
   }

@@ -15,7 +15,9 @@
 #include <unordered_map>
 
 #include "core/decode.h"
+#include "core/export.h"
 #include "core/log.h"
+#include "core/profile_traces.h"
 #include "core/query.h"
 #include "core/util.h"
 #include "http/body.h"
@@ -506,6 +508,17 @@ class Routes {
     });
     get("/api/v1/diff",
         [this, params](const std::string& t, const Request& r) { return q_.diff(t, params(r)); });
+    get("/api/v1/profile/traces", [this, params](const std::string& t, const Request& r) {
+      return traces_through(store_, q_, t, params(r));
+    });
+    s.Get("/api/v1/export", [this, params](const Request& req, Response& res) {
+      auto t = tenant_of(req);
+      if (!t) return send_error(res, t.error);
+      auto f = export_profile(q_, store_, *t, params(req));
+      if (!f) return send_error(res, f.error);
+      res.set_header("Content-Disposition", "attachment; filename=\"" + f->filename + "\"");
+      res.set_content(std::move(f->body), f->content_type);
+    });
   }
 
   void static_routes(Router& s) {

@@ -1,5 +1,7 @@
 #include "codes.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <memory>
 #include <mutex>
@@ -132,6 +134,17 @@ void apply_log_locked(Tables& t, Log& log) {
   }
 }
 
+// The log lock is held across fork(): between fork() and the after-fork hooks, CPython deletes the
+// other threads' states in the child, which can free code objects and so run the dealloc hook.
+// A lock held by a thread that does not exist in the child would block it for good. Holders
+// never need the GIL to finish (the drain reads copies; a dying object is this thread's), so the
+// forking thread waits only for a short critical section.
+void log_prepare() { g_log->mu.lock(); }
+void log_unlock() { g_log->mu.unlock(); }
+struct AtforkRegistration {
+  AtforkRegistration() { pthread_atfork(log_prepare, log_unlock, log_unlock); }
+} g_atfork_registration;
+
 }  // namespace
 
 void codes_install() {
@@ -225,7 +238,6 @@ const CodeSymbol* codes_resolve(uint64_t addr, uint64_t epoch) {
 uint64_t codes_cached() { return g_cached.load(std::memory_order_relaxed); }
 
 void codes_after_fork_child() {
-  g_log = new Log;        // the parent's may be locked; leaked
   g_tables = new Tables;  // the drain may have been mid-update; leaked
   g_cached.store(0, std::memory_order_relaxed);
 }

@@ -2,7 +2,8 @@
 // merged tree is encoded in the 7-value diff level format that decodeDiff() reads. Children are
 // ordered by name so the result does not depend on the order either side listed them in.
 
-import { decodeFlameGraph, nameTable, type DiffJSON, type Flame } from "./model";
+import { significant } from "./confidence";
+import { decodeFlameGraph, frameKey, samplesOf, type DiffJSON, type Flame } from "./model";
 
 interface MergedNode {
   name: number;
@@ -18,9 +19,9 @@ function newNode(name: number): MergedNode {
   return { name, tl: 0, sl: 0, tr: 0, sr: 0, children: new Map() };
 }
 
-/** `index` maps a name to its merged index, shared by both sides. */
-function addSide(root: MergedNode, f: Flame, right: boolean, index: (name: string) => number): void {
-  const ids = f.names.map(index);
+/** `index` maps a names entry of `f` to its merged index, shared by both sides. */
+function addSide(root: MergedNode, f: Flame, right: boolean, index: (f: Flame, i: number) => number): void {
+  const ids = f.names.map((_, i) => index(f, i));
   // nodes[l][i] = merged node for node i of level l.
   let prev: MergedNode[] = [];
   for (let l = 0; l < f.levels.length; l++) {
@@ -57,7 +58,24 @@ function addSide(root: MergedNode, f: Flame, right: boolean, index: (name: strin
 export function diffFlameGraphs(left: unknown, right: unknown): DiffJSON {
   const a = decodeFlameGraph(left);
   const b = decodeFlameGraph(right);
-  const { names, index } = nameTable();
+  // Frames merge by name and place, so two `run`s in different files stay apart.
+  const names = ["total"];
+  const files = [""];
+  const lines = [0];
+  const ids = new Map<string, number>([["total", 0]]);
+  const index = (f: Flame, i: number): number => {
+    const key = frameKey(f, i);
+    let id = ids.get(key);
+    if (id === undefined) {
+      id = names.length;
+      ids.set(key, id);
+      names.push(f.names[i]);
+      files.push(f.files[i]);
+      lines.push(f.lines[i]);
+    }
+    return id;
+  };
+  const keyOf = (id: number) => frameKey({ names, files, lines }, id);
   const root = newNode(0);
   addSide(root, a, false, index);
   addSide(root, b, true, index);
@@ -76,7 +94,7 @@ export function diffFlameGraphs(left: unknown, right: unknown): DiffJSON {
       endR = xr + node.tr;
       let cl = xl;
       let cr = xr;
-      const kids = [...node.children.values()].sort((p, q) => (names[p.name] < names[q.name] ? -1 : names[p.name] > names[q.name] ? 1 : 0));
+      const kids = [...node.children.values()].sort((p, q) => (keyOf(p.name) < keyOf(q.name) ? -1 : keyOf(p.name) > keyOf(q.name) ? 1 : 0));
       for (const k of kids) {
         next.push({ node: k, xl: cl, xr: cr });
         cl += k.tl;
@@ -86,7 +104,7 @@ export function diffFlameGraphs(left: unknown, right: unknown): DiffJSON {
     levels.push(out);
     frontier = next;
   }
-  return { names, levels, left_total: a.total, right_total: b.total };
+  return { names, files, lines, levels, left_total: a.total, right_total: b.total, left_samples: a.samples, right_samples: b.samples };
 }
 
 /**
@@ -97,4 +115,13 @@ export function shareDelta(totalL: number, totalR: number, leftTotal: number, ri
   const l = leftTotal > 0 ? totalL / leftTotal : 0;
   const r = rightTotal > 0 ? totalR / rightTotal : 0;
   return (r - l) * 100;
+}
+
+/**
+ * Whether the sample counts support a frame's change of share (see confidence.ts). True when the
+ * counts are unknown (nothing to test against).
+ */
+export function diffSupported(f: Pick<Flame, "total" | "totalR" | "samples" | "samplesR">, totalL: number, totalR: number): boolean {
+  if (f.samples <= 0 || f.samplesR <= 0) return true;
+  return significant(samplesOf(totalL, f.total, f.samples), f.samples, samplesOf(totalR, f.totalR, f.samplesR), f.samplesR);
 }

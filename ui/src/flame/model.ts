@@ -14,6 +14,11 @@
 export interface FlameGraphJSON {
   names: string[];
   levels: number[][];
+  /** spanprof's own API: file and line per names entry ("" / 0 where unknown). */
+  files?: string[];
+  lines?: number[];
+  /** How frames were grouped: by function (name + file) or by line. */
+  frames?: "function" | "line";
   total: number;
   max_self?: number;
   period_ns?: number;
@@ -24,6 +29,11 @@ export interface FlameGraphJSON {
 export interface DiffJSON {
   names: string[];
   levels: number[][];
+  /** Sample counts behind each side (for the significance of differences); absent = unknown. */
+  left_samples?: number;
+  right_samples?: number;
+  files?: string[];
+  lines?: number[];
   left_total: number;
   right_total: number;
 }
@@ -45,6 +55,9 @@ export interface Level {
 export interface Flame {
   kind: "single" | "diff";
   names: string[];
+  /** Per names entry: source file ("" when unknown) and line (0 when unknown). */
+  files: string[];
+  lines: number[];
   levels: Level[];
   /** Width of the whole graph in layout units: total (single) or up to 2 (diff). */
   layoutWidth: number;
@@ -54,6 +67,9 @@ export interface Flame {
   totalR: number;
   nodeCount: number;
   maxSelf: number;
+  /** Samples behind `total` (and `totalR`); 0 when unknown. */
+  samples: number;
+  samplesR: number;
 }
 
 export class FlameGraphError extends Error {
@@ -120,6 +136,17 @@ function linkParents(up: Level, lv: Level, levelIndex: number, eps: number): voi
   }
 }
 
+/** files/lines parallel to names, checked; absent (Pyroscope's format) = unknown. */
+function places(json: Record<string, unknown>, n: number): { files: string[]; lines: number[] } {
+  const files = json.files;
+  const lines = json.lines;
+  if (files === undefined && lines === undefined) return { files: new Array<string>(n).fill(""), lines: new Array<number>(n).fill(0) };
+  if (!Array.isArray(files) || files.length !== n || files.some((f) => typeof f !== "string")) throw new FlameGraphError("flame graph: `files` is not one string per name");
+  if (!Array.isArray(lines) || lines.length !== n || lines.some((l) => typeof l !== "number" || !Number.isInteger(l))) throw new FlameGraphError("flame graph: `lines` is not one line number per name");
+  // Negative lines (agents send -1 for "no line") read as unknown.
+  return { files: files as string[], lines: (lines as number[]).map((l) => Math.max(0, l)) };
+}
+
 function checkNames(names: unknown[]): string[] {
   for (let i = 0; i < names.length; i++) {
     if (typeof names[i] !== "string") throw new FlameGraphError(`flame graph: names[${i}] is not a string`);
@@ -167,7 +194,7 @@ export function decodeFlameGraph(json: unknown): Flame {
   }
   const o = json as unknown as FlameGraphJSON;
   const total = typeof o.total === "number" ? o.total : levels.length > 0 ? sum(levels[0].total) : 0;
-  return { kind: "single", names, levels, layoutWidth: total, total, totalR: 0, nodeCount, maxSelf };
+  return { kind: "single", names, ...places(json as Record<string, unknown>, names.length), levels, layoutWidth: total, total, totalR: 0, nodeCount, maxSelf, samples: num(o.sample_count), samplesR: 0 };
 }
 
 /** Decodes a diff flame graph (7 values per node). */
@@ -218,7 +245,16 @@ export function decodeDiff(json: unknown): Flame {
     if (l > 0) linkParents(levels[l - 1], lv, l, 1e-9);
     levels.push(lv);
   }
-  return { kind: "diff", names, levels, layoutWidth: (lt > 0 ? 1 : 0) + (rt > 0 ? 1 : 0), total: lt, totalR: rt, nodeCount, maxSelf };
+  return { kind: "diff", names, ...places(json as Record<string, unknown>, names.length), levels, layoutWidth: (lt > 0 ? 1 : 0) + (rt > 0 ? 1 : 0), total: lt, totalR: rt, nodeCount, maxSelf, samples: num(o.left_samples), samplesR: num(o.right_samples) };
+}
+
+function num(v: unknown): number {
+  return typeof v === "number" && Number.isFinite(v) && v > 0 ? v : 0;
+}
+
+/** Samples behind a value of a flame graph side (values may be ns). */
+export function samplesOf(value: number, total: number, samples: number): number {
+  return total > 0 ? (value / total) * samples : 0;
 }
 
 function sum(a: Float64Array): number {
@@ -227,15 +263,34 @@ function sum(a: Float64Array): number {
   return s;
 }
 
-/** Names from the root ("total" excluded) down to the node. */
+/** "file:line" of a names entry ("file" without a line, "" when unknown). */
+export function placeOf(f: Pick<Flame, "files" | "lines">, nameIndex: number): string {
+  const file = f.files[nameIndex] ?? "";
+  const line = f.lines[nameIndex] ?? 0;
+  return file ? (line > 0 ? `${file}:${line}` : file) : "";
+}
+
+/** The last two parts of a path: "demo/service.py" for "/usr/lib/python3/site-packages/demo/service.py". */
+export function shortFile(file: string): string {
+  const parts = file.split(/[\\/]/);
+  return parts.length <= 2 ? file : parts.slice(-2).join("/");
+}
+
+/** What tells two frames apart: the name, plus the place when known ("run a.py:10"). */
+export function frameKey(f: Pick<Flame, "names" | "files" | "lines">, nameIndex: number): string {
+  const place = placeOf(f, nameIndex);
+  return place ? `${f.names[nameIndex]} ${place}` : f.names[nameIndex];
+}
+
+/** Frame keys from the root ("total" excluded) down to the node. */
 export function pathOf(f: Flame, level: number, index: number): string[] {
   const out: string[] = [];
-  for (let l = level, i = index; l >= 0; i = f.levels[l].parent[i], l--) out.push(f.names[f.levels[l].name[i]]);
+  for (let l = level, i = index; l >= 0; i = f.levels[l].parent[i], l--) out.push(frameKey(f, f.levels[l].name[i]));
   out.reverse();
   return out.slice(1);
 }
 
-/** Finds the node at the end of a name path (as pathOf returns), or null. */
+/** Finds the node at the end of a path of frame keys (or bare names), or null. */
 export function findPath(f: Flame, path: string[]): { level: number; index: number } | null {
   if (f.levels.length === 0) return null;
   let parent = 0;
@@ -244,7 +299,7 @@ export function findPath(f: Flame, path: string[]): { level: number; index: numb
     if (!lv) return null;
     let found = -1;
     for (let i = 0; i < lv.name.length; i++) {
-      if (lv.parent[i] === parent && f.names[lv.name[i]] === path[depth]) {
+      if (lv.parent[i] === parent && (frameKey(f, lv.name[i]) === path[depth] || f.names[lv.name[i]] === path[depth])) {
         found = i;
         break;
       }
@@ -262,7 +317,7 @@ export function findPath(f: Flame, path: string[]): { level: number; index: numb
 export function search(f: Flame, query: string): { matches: Uint8Array[]; matchedTotal: number; matchedTotalR: number; count: number } {
   const q = query.trim().toLowerCase();
   const nameHit = new Uint8Array(f.names.length);
-  if (q) for (let i = 0; i < f.names.length; i++) nameHit[i] = f.names[i].toLowerCase().includes(q) ? 1 : 0;
+  if (q) for (let i = 0; i < f.names.length; i++) nameHit[i] = frameKey(f, i).toLowerCase().includes(q) ? 1 : 0;
   const matches: Uint8Array[] = [];
   // covered[l][i] = 1 when the node or an ancestor matched.
   let prevCovered = new Uint8Array(0);
@@ -292,6 +347,8 @@ export function search(f: Flame, query: string): { matches: Uint8Array[]; matche
 
 export interface TopRow {
   name: string;
+  /** Index into names (also files/lines): one row per frame key. */
+  index: number;
   self: number;
   total: number;
   selfR: number;
@@ -310,7 +367,7 @@ export function topTable(f: Flame): TopRow[] {
       const nm = lv.name[i];
       let row = rows.get(nm);
       if (!row) {
-        row = { name: f.names[nm], self: 0, total: 0, selfR: 0, totalR: 0 };
+        row = { name: f.names[nm], index: nm, self: 0, total: 0, selfR: 0, totalR: 0 };
         rows.set(nm, row);
       }
       row.self += lv.self[i];

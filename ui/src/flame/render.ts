@@ -4,8 +4,8 @@
 // character width instead of measureText. Hover and keyboard focus are drawn on a second canvas
 // so moving the mouse never repaints the graph. bench/flamegraph_render.mjs measures it.
 
-import { shareDelta } from "./diff";
-import { firstEndingAfter, type Flame } from "./model";
+import { diffSupported, shareDelta } from "./diff";
+import { firstEndingAfter, shortFile, type Flame } from "./model";
 
 export const ROW_PX = 18;
 const MIN_PX = 0.35;
@@ -28,6 +28,15 @@ export interface DrawOptions {
   matches: Uint8Array[] | null;
   /** Most levels drawn (keeps the canvas below browser size limits). */
   maxLevels: number;
+  /** Root at the bottom (a sandwich's callers). */
+  inverted?: boolean;
+  /** Fill of frames a search does not match, and of unchanged diff frames (theme dependent). */
+  dim?: string;
+}
+
+/** Row of a level on the canvas (top = 0). */
+export function rowOf(level: number, levels: number, inverted: boolean | undefined): number {
+  return inverted ? levels - 1 - level : level;
 }
 
 function hashName(s: string): number {
@@ -69,6 +78,17 @@ export function diffColor(deltaPct: number): string {
   return deltaPct > 0 ? `hsl(0 ${40 + 45 * m}% ${84 - 30 * m}%)` : `hsl(130 ${35 + 40 * m}% ${84 - 32 * m}%)`;
 }
 
+/** Labels by name index: the function, then where it is ("run  demo/a.py:10"). */
+const labelTables = new WeakMap<Flame, string[]>();
+export function labelTable(f: Flame): string[] {
+  let t = labelTables.get(f);
+  if (!t) {
+    t = f.names.map((n, i) => (f.files[i] ? `${n}  ${shortFile(f.files[i])}${f.lines[i] > 0 ? ":" + f.lines[i] : ""}` : n));
+    labelTables.set(f, t);
+  }
+  return t;
+}
+
 /** Colours by name index, computed once per flame graph. */
 const colorTables = new WeakMap<Flame, string[]>();
 function colorTable(f: Flame): string[] {
@@ -103,10 +123,12 @@ export function drawFlame(ctx: CanvasRenderingContext2D, f: Flame, o: DrawOption
   let painted = 0;
   const searching = matches !== null;
   const colors = colorTable(f);
+  const labels = labelTable(f);
+  const dim = o.dim ?? "#e0e0e0";
   let lastFill = "";
   for (let l = 0; l < levels; l++) {
     const lv = f.levels[l];
-    const y = l * ROW_PX;
+    const y = rowOf(l, levels, o.inverted) * ROW_PX;
     const n = lv.start.length;
     let i = firstEndingAfter(lv, view.x0);
     ctx.globalAlpha = l < view.zoomLevel ? 0.55 : 1;
@@ -123,8 +145,8 @@ export function drawFlame(ctx: CanvasRenderingContext2D, f: Flame, o: DrawOption
       }
       if (x + ww > width) ww = width - x;
       let fill: string;
-      if (searching && matches[l][i] === 0) fill = "#e0e0e0";
-      else if (f.kind === "diff") fill = diffColor(shareDelta(lv.total[i], lv.totalR[i], f.total, f.totalR));
+      if (searching && matches[l][i] === 0) fill = dim;
+      else if (f.kind === "diff") fill = diffSupported(f, lv.total[i], lv.totalR[i]) ? diffColor(shareDelta(lv.total[i], lv.totalR[i], f.total, f.totalR)) : diffColor(0);
       else fill = colors[lv.name[i]];
       if (fill !== lastFill) {
         ctx.fillStyle = fill;
@@ -133,7 +155,7 @@ export function drawFlame(ctx: CanvasRenderingContext2D, f: Flame, o: DrawOption
       ctx.fillRect(x, y, ww > 1.5 ? ww - 0.5 : ww, ROW_PX - 1);
       painted++;
       if (ww >= LABEL_MIN_PX) {
-        const name = f.names[lv.name[i]];
+        const name = labels[lv.name[i]];
         const room = Math.floor((ww - 6) / charWidth);
         if (room >= 2) {
           const label = name.length <= room ? name : name.slice(0, room - 1) + "…";
@@ -149,7 +171,7 @@ export function drawFlame(ctx: CanvasRenderingContext2D, f: Flame, o: DrawOption
 }
 
 /** Outline of one node (hover / keyboard focus) on the overlay canvas. */
-export function drawOutline(ctx: CanvasRenderingContext2D, f: Flame, o: { width: number; dpr: number; view: Viewport }, level: number, index: number, color: string): void {
+export function drawOutline(ctx: CanvasRenderingContext2D, f: Flame, o: { width: number; dpr: number; view: Viewport; inverted?: boolean; maxLevels: number }, level: number, index: number, color: string): void {
   const lv = f.levels[level];
   if (!lv || index < 0 || index >= lv.start.length) return;
   const k = o.width / (o.view.x1 - o.view.x0);
@@ -163,5 +185,6 @@ export function drawOutline(ctx: CanvasRenderingContext2D, f: Flame, o: { width:
   ctx.setTransform(o.dpr, 0, 0, o.dpr, 0, 0);
   ctx.strokeStyle = color;
   ctx.lineWidth = 2;
-  ctx.strokeRect(x + 1, level * ROW_PX + 1, Math.max(w - 2, 1), ROW_PX - 3);
+  const row = rowOf(level, Math.min(f.levels.length, o.maxLevels), o.inverted);
+  ctx.strokeRect(x + 1, row * ROW_PX + 1, Math.max(w - 2, 1), ROW_PX - 3);
 }

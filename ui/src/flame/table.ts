@@ -1,14 +1,14 @@
-// Top table: self and total per function, sortable, each name a button that searches the flame
-// graph for it.
+// Top table: self and total per function (or line), with its source place, sortable; each name a
+// button that highlights it in the flame graph, and (single profiles) a button for its details.
 
 import { clear, h } from "../dom";
 import { fmtPct } from "../format";
-import { shareDelta } from "./diff";
-import { topTable, type Flame, type TopRow } from "./model";
+import { diffSupported, shareDelta } from "./diff";
+import { placeOf, shortFile, topTable, type Flame, type TopRow } from "./model";
 
 type Key = "self" | "total" | "delta" | "name";
 
-export function topTableView(f: Flame, format: (v: number) => string, onPick: (name: string) => void, limit = 200): HTMLElement {
+export function topTableView(f: Flame, format: (v: number) => string, onHighlight: (nameIndex: number) => void, onDetails?: (nameIndex: number) => void, limit = 200): HTMLElement {
   const rows = topTable(f);
   const diff = f.kind === "diff";
   let key: Key = diff ? "delta" : "self";
@@ -31,7 +31,14 @@ export function topTableView(f: Flame, format: (v: number) => string, onPick: (n
     });
     clear(tbody);
     for (const r of rows.slice(0, limit)) {
-      const name = h("td", { class: "fn" }, h("button", { type: "button", class: "link", title: `Highlight ${r.name} in the flame graph`, onclick: () => onPick(r.name) }, r.name));
+      const place = placeOf(f, r.index);
+      const name = h(
+        "td",
+        { class: "fn", "data-name": r.name, "data-place": place || undefined },
+        h("button", { type: "button", class: "link", title: `Highlight ${r.name} in the flame graph`, onclick: () => onHighlight(r.index) }, r.name),
+        place ? h("span", { class: "place", title: place }, ` ${shortFile(f.files[r.index])}${f.lines[r.index] > 0 ? ":" + f.lines[r.index] : ""}`) : null,
+        onDetails ? h("button", { type: "button", class: "icon-btn", title: `Source, callers and callees of ${r.name}`, "aria-label": `Details of ${r.name}`, "data-testid": "row-details", onclick: () => onDetails(r.index) }, "⋯") : null,
+      );
       if (diff) {
         const d = delta(r);
         tbody.append(
@@ -41,7 +48,9 @@ export function topTableView(f: Flame, format: (v: number) => string, onPick: (n
             name,
             h("td", { class: "num" }, `${fmtPct(r.self, f.total)} → ${fmtPct(r.selfR, f.totalR)}`),
             h("td", { class: "num" }, `${fmtPct(r.total, f.total)} → ${fmtPct(r.totalR, f.totalR)}`),
-            h("td", { class: `num ${d > 0 ? "up" : d < 0 ? "down" : ""}` }, `${d >= 0 ? "+" : ""}${d.toFixed(1)} pt`),
+            diffSupported(f, r.total, r.totalR)
+              ? h("td", { class: `num ${d > 0 ? "up" : d < 0 ? "down" : ""}` }, `${d >= 0 ? "+" : ""}${d.toFixed(1)} pt`)
+              : h("td", { class: "num unsupported", title: "within sampling error: the sample counts do not support this difference" }, `${d >= 0 ? "+" : ""}${d.toFixed(1)} pt ?`),
           ),
         );
       } else {

@@ -4,9 +4,10 @@
 
 import { clear, h } from "../dom";
 import { fmtPct } from "../format";
-import { shareDelta } from "./diff";
-import { findPath, firstEndingAfter, nodeAt, pathOf, search, type Flame } from "./model";
-import { drawFlame, drawOutline, heightFor, ROW_PX, type Viewport } from "./render";
+import { shareMargin } from "./confidence";
+import { diffSupported, shareDelta } from "./diff";
+import { findPath, firstEndingAfter, frameKey, nodeAt, pathOf, placeOf, samplesOf, search, type Flame } from "./model";
+import { drawFlame, drawOutline, heightFor, ROW_PX, rowOf, type Viewport } from "./render";
 
 export interface FlameViewOptions {
   /** Formats a value (CPU ns or samples) for tooltips. */
@@ -20,6 +21,25 @@ export interface FlameViewOptions {
   maxLevels?: number;
   /** How many frames the accessible list names at most (widest first). */
   maxListed?: number;
+  /** Root at the bottom (a sandwich's callers). */
+  inverted?: boolean;
+  /** Called when a frame is clicked or chosen with Enter (its names index), e.g. to show its source. */
+  onPick?: (nameIndex: number) => void;
+  /** Accessible name of the canvas. */
+  label?: string;
+}
+
+/** Margin of a share at the profile's sample count, when it is worth saying (few samples). */
+function marginText(f: Flame, value: number, total: number): string {
+  if (f.kind !== "single" || f.samples <= 0) return "";
+  const m = shareMargin(samplesOf(value, total, f.samples), f.samples);
+  return m >= 0.5 ? ` ± ${m.toFixed(m >= 10 ? 0 : 1)} pt` : "";
+}
+
+/** A CSS custom property of the page (theme colours for the canvas). */
+function cssVar(name: string, fallback: string): string {
+  const v = typeof getComputedStyle === "function" ? getComputedStyle(document.documentElement).getPropertyValue(name).trim() : "";
+  return v || fallback;
 }
 
 interface NodeRef {
@@ -46,6 +66,8 @@ export class FlameGraphView {
   private hover: NodeRef | null = null;
   private focus: NodeRef | null = null;
   private width = 0;
+  /** Levels the last draw() painted (rows of the canvas). */
+  private drawnLevels = 1;
   private resize: ResizeObserver | null = null;
   private raf = 0;
 
@@ -56,7 +78,7 @@ export class FlameGraphView {
       // "application": screen readers pass the arrow keys through to the frame navigation.
       role: "application",
       "aria-roledescription": "flame graph",
-      "aria-label": "Flame graph. Arrow keys move between frames, Enter zooms, Escape resets the zoom.",
+      "aria-label": `${opts.label ?? "Flame graph"}. Arrow keys move between frames, Enter zooms, Escape resets the zoom.`,
       "data-testid": "flame-canvas",
     });
     this.overlay = h("canvas", { class: "flame-overlay", "aria-hidden": "true" });
@@ -92,6 +114,7 @@ export class FlameGraphView {
       this.drawOverlay();
       this.tooltip.hidden = true;
     });
+    window.addEventListener("themechange", this.onTheme);
     if (typeof ResizeObserver !== "undefined") {
       this.resize = new ResizeObserver(() => this.schedule());
       this.resize.observe(this.wrap);
@@ -127,7 +150,10 @@ export class FlameGraphView {
     this.applySearch(q, notify);
   }
 
+  private readonly onTheme = () => this.schedule();
+
   destroy(): void {
+    window.removeEventListener("themechange", this.onTheme);
     this.resize?.disconnect();
     cancelAnimationFrame(this.raf);
   }
@@ -182,7 +208,8 @@ export class FlameGraphView {
     const width = this.wrap.clientWidth || 800;
     this.width = width;
     const dpr = window.devicePixelRatio || 1;
-    const maxLevels = this.opts.maxLevels ?? 1500;
+    const maxLevels = this.levelsInView();
+    this.drawnLevels = maxLevels;
     const height = heightFor(f, maxLevels);
     for (const c of [this.canvas, this.overlay]) {
       // Resizing reallocates the backing store: only when the size really changed.
@@ -197,10 +224,27 @@ export class FlameGraphView {
     }
     const ctx = this.canvas.getContext("2d");
     if (!ctx) return 0;
-    const painted = drawFlame(ctx, f, { width, dpr, view: this.view, matches: this.matches, maxLevels });
+    const painted = drawFlame(ctx, f, { width, dpr, view: this.view, matches: this.matches, maxLevels, inverted: this.opts.inverted, dim: cssVar("--flame-dim", "#e0e0e0") });
     this.updateList(width, maxLevels);
     this.drawOverlay();
     return painted;
+  }
+
+  /**
+   * Levels to draw: up to the deepest one with a frame inside the viewport (a zoomed frame's
+   * subtree is often shallower than the whole graph), at most maxLevels.
+   */
+  private levelsInView(): number {
+    const f = this.flame!;
+    const max = Math.min(f.levels.length, this.opts.maxLevels ?? 1500);
+    let last = Math.min(this.view.zoomLevel, max - 1);
+    for (let l = last + 1; l < max; l++) {
+      const lv = f.levels[l];
+      const i = firstEndingAfter(lv, this.view.x0);
+      if (i < lv.start.length && lv.start[i] < this.view.x1) last = l;
+      else break;
+    }
+    return Math.max(1, last + 1);
   }
 
   private drawOverlay(): void {
@@ -210,8 +254,8 @@ export class FlameGraphView {
     const dpr = window.devicePixelRatio || 1;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, this.overlay.width, this.overlay.height);
-    const o = { width: this.width, dpr, view: this.view };
-    if (this.hover) drawOutline(ctx, f, o, this.hover.level, this.hover.index, "#222");
+    const o = { width: this.width, dpr, view: this.view, inverted: this.opts.inverted, maxLevels: this.drawnLevels };
+    if (this.hover) drawOutline(ctx, f, o, this.hover.level, this.hover.index, cssVar("--flame-hover", "#222"));
     if (this.focus) drawOutline(ctx, f, o, this.focus.level, this.focus.index, "#1a5fd0");
   }
 
@@ -254,12 +298,16 @@ export class FlameGraphView {
           "li",
           {
             "data-name": name,
+            "data-file": f.files[lv.name[c.i]] || undefined,
+            "data-line": f.lines[lv.name[c.i]] || undefined,
+            "data-key": frameKey(f, lv.name[c.i]),
             "data-depth": c.l,
             "data-total": lv.total[c.i],
             "data-self": lv.self[c.i],
             "data-match": this.matches ? this.matches[c.l][c.i] : undefined,
             // Where the frame is drawn (CSS px from the canvas's top left), for pointer tests.
             "data-x": Math.round(Math.max(0, (lv.start[c.i] - this.view.x0) * k)),
+            "data-y": rowOf(c.l, Math.min(f.levels.length, maxLevels), this.opts.inverted) * ROW_PX,
             "data-w": Math.round(c.w * k),
           },
           this.describe(c.l, c.i),
@@ -274,22 +322,26 @@ export class FlameGraphView {
   private describe(level: number, index: number): string {
     const f = this.flame!;
     const lv = f.levels[level];
-    const name = f.names[lv.name[index]];
+    const place = placeOf(f, lv.name[index]);
+    const name = f.names[lv.name[index]] + (place ? ` (${place})` : "");
     const fmt = this.opts.format;
     if (f.kind === "diff") {
       const [a, b] = this.opts.sides ?? ["baseline", "comparison"];
       const d = shareDelta(lv.total[index], lv.totalR[index], f.total, f.totalR);
-      return `${name}: ${a} ${fmtPct(lv.total[index], f.total)}, ${b} ${fmtPct(lv.totalR[index], f.totalR)} (${d >= 0 ? "+" : ""}${d.toFixed(1)} points)`;
+      const ok = diffSupported(f, lv.total[index], lv.totalR[index]);
+      return `${name}: ${a} ${fmtPct(lv.total[index], f.total)}, ${b} ${fmtPct(lv.totalR[index], f.totalR)} (${d >= 0 ? "+" : ""}${d.toFixed(1)} points${ok ? "" : ", within sampling error"})`;
     }
-    return `${name}: total ${fmt(lv.total[index])} (${fmtPct(lv.total[index], f.total)}), self ${fmt(lv.self[index])} (${fmtPct(lv.self[index], f.total)})`;
+    return `${name}: total ${fmt(lv.total[index])} (${fmtPct(lv.total[index], f.total)}${marginText(f, lv.total[index], f.total)}), self ${fmt(lv.self[index])} (${fmtPct(lv.self[index], f.total)})`;
   }
 
   private nodeFromEvent(e: MouseEvent): NodeRef | null {
     const f = this.flame;
     if (!f) return null;
     const r = this.canvas.getBoundingClientRect();
-    const level = Math.floor((e.clientY - r.top) / ROW_PX);
-    if (level < 0 || level >= f.levels.length) return null;
+    const rows = Math.min(f.levels.length, this.drawnLevels);
+    const row = Math.floor((e.clientY - r.top) / ROW_PX);
+    if (row < 0 || row >= rows) return null;
+    const level = rowOf(row, rows, this.opts.inverted);
     const x = this.view.x0 + ((e.clientX - r.left) / r.width) * (this.view.x1 - this.view.x0);
     const index = nodeAt(f.levels[level], x);
     return index < 0 ? null : { level, index };
@@ -311,9 +363,11 @@ export class FlameGraphView {
     const f = this.flame!;
     const lv = f.levels[n.level];
     const name = f.names[lv.name[n.index]];
+    const place = placeOf(f, lv.name[n.index]);
     const fmt = this.opts.format;
     clear(this.tooltip);
     this.tooltip.append(h("div", { class: "tt-name" }, name));
+    if (place) this.tooltip.append(h("div", { class: "tt-place" }, place));
     if (f.kind === "diff") {
       const [a, b] = this.opts.sides ?? ["baseline", "comparison"];
       const d = shareDelta(lv.total[n.index], lv.totalR[n.index], f.total, f.totalR);
@@ -327,12 +381,13 @@ export class FlameGraphView {
         ),
         h("div", { class: d > 0 ? "tt-up" : d < 0 ? "tt-down" : "" }, `share of total ${d >= 0 ? "+" : ""}${d.toFixed(2)} points`),
       );
+      if (!diffSupported(f, lv.total[n.index], lv.totalR[n.index])) this.tooltip.append(h("div", { class: "tt-warn" }, "Within sampling error: the sample counts do not support this difference."));
     } else {
       this.tooltip.append(
         h(
           "table",
           null,
-          h("tr", null, h("th", null, "total"), h("td", null, fmt(lv.total[n.index])), h("td", null, fmtPct(lv.total[n.index], f.total))),
+          h("tr", null, h("th", null, "total"), h("td", null, fmt(lv.total[n.index])), h("td", null, fmtPct(lv.total[n.index], f.total) + marginText(f, lv.total[n.index], f.total))),
           h("tr", null, h("th", null, "self"), h("td", null, fmt(lv.self[n.index])), h("td", null, fmtPct(lv.self[n.index], f.total))),
         ),
       );
@@ -359,6 +414,7 @@ export class FlameGraphView {
   private onClick(e: MouseEvent): void {
     const n = this.nodeFromEvent(e);
     if (!n) return;
+    if (n.level > 0) this.opts.onPick?.(this.flame!.levels[n.level].name[n.index]);
     const z = this.zoom;
     // Clicking the zoomed frame (or an ancestor) again steps back out.
     if (z && n.level <= z.level) this.setZoom(n.level === 0 ? null : n, true);
@@ -392,6 +448,7 @@ export class FlameGraphView {
         break;
       case "Enter":
       case " ":
+        if (n.level > 0) this.opts.onPick?.(lv.name[n.index]);
         this.setZoom(n, true);
         e.preventDefault();
         return;
@@ -412,7 +469,7 @@ export class FlameGraphView {
     const r = this.wrap.getBoundingClientRect();
     const k = this.width / (this.view.x1 - this.view.x0);
     const x = Math.max(0, (flv.start[n.index] - this.view.x0) * k);
-    this.placeTooltip(r.left + x, r.top + n.level * ROW_PX + ROW_PX);
+    this.placeTooltip(r.left + x, r.top + rowOf(n.level, Math.min(f.levels.length, this.drawnLevels), this.opts.inverted) * ROW_PX + ROW_PX);
     this.live.textContent = this.describe(n.level, n.index);
   }
 }

@@ -4,17 +4,27 @@ import { api } from "../api";
 import { h, option } from "../dom";
 import { diffFlameGraphs } from "../flame/diff";
 import { unitOf } from "../format";
-import type { PageView } from "../main";
+import type { PageView } from "./page";
 import { currentRoute, navigate } from "../nav";
-import { describeSelection, selectionFromParams, selectionQuery, selectionToParams, withParams, ZOOM_SEP, type Route, type Selection } from "../state";
-import { FlamePanel } from "./widgets";
+import { describeSelection, selectionFromParams, selectionQuery, selectionToParams, type Route, type Selection } from "../state";
+import { FlamePanel, urlBoundOptions, withFrames } from "../components/flame-panel";
 
 type Side = "a" | "b";
 const SIDE_LABEL: Record<Side, string> = { a: "A (baseline)", b: "B (comparison)" };
 
+function localDateTime(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number, w = 2) => String(n).padStart(w, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}
+
 function editor(side: Side, sel: Selection | null): { el: HTMLElement; read: () => Record<string, string> } {
   const kind = h("select", { id: `${side}-kind`, "aria-label": `${SIDE_LABEL[side]}: kind` }, option("span", "one span", sel?.kind === "span"), option("name", "all spans with a name", sel?.kind === "name"), option("range", "a service over a time range", sel?.kind === "range" || !sel));
-  const v = (k: string): string => (sel ? String((sel as unknown as Record<string, string>)[k] ?? "") : "");
+  // Absolute times are shown as local date-times (which parseTime reads back), not epoch ms.
+  const v = (k: string): string => {
+    const raw = sel ? String((sel as unknown as Record<string, string>)[k] ?? "") : "";
+    return (k === "from" || k === "to") && /^\d{10,16}$/.test(raw) ? localDateTime(Number(raw)) : raw;
+  };
   const input = (k: string, label: string, placeholder = "") => {
     const id = `${side}-${k}`;
     const el = h("input", { id, name: k, value: v(k), placeholder });
@@ -23,7 +33,7 @@ function editor(side: Side, sel: Selection | null): { el: HTMLElement; read: () 
   const fields: Record<Selection["kind"], { k: string; el: HTMLInputElement | HTMLSelectElement; wrap: HTMLElement }[]> = {
     span: [input("trace", "Trace id"), input("span", "Span id")],
     name: [input("service", "Service"), input("name", "Span name"), input("from", "From", "now-1h"), input("to", "To", "now")],
-    range: [input("service", "Service"), input("type", "Profile type", "process_cpu:cpu:nanoseconds:cpu:nanoseconds"), input("labels", "Labels", "env=prod,…"), input("from", "From", "now-1h"), input("to", "To", "now")],
+    range: [input("service", "Service"), input("type", "Profile type", "CPU (default)"), input("labels", "Labels", "env=prod,…"), input("from", "From", "now-1h"), input("to", "To", "now")],
   };
   const modeField = (kind: "span" | "name") => {
     const id = `${side}-${kind}-mode`;
@@ -64,8 +74,7 @@ export class ComparePage implements PageView {
     return new FlamePanel({
       table: true,
       sides: ["A", "B"],
-      onZoom: (path) => navigate(withParams(currentRoute(), { zoom: path ? path.join(ZOOM_SEP) : "" }), { silent: true }),
-      onSearch: (q) => navigate(withParams(currentRoute(), { q }), { silent: true }),
+      ...urlBoundOptions(),
     });
   }
 
@@ -99,8 +108,8 @@ export class ComparePage implements PageView {
     this.panel = fresh;
     let qa: URLSearchParams, qb: URLSearchParams;
     try {
-      qa = selectionQuery(a, Date.now());
-      qb = selectionQuery(b, Date.now());
+      qa = withFrames(selectionQuery(a, Date.now()));
+      qb = withFrames(selectionQuery(b, Date.now()));
     } catch (e) {
       this.panel.error(`Selection: ${(e as Error).message}.`);
       return;

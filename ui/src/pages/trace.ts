@@ -4,12 +4,12 @@
 import { api, type Span, type Trace } from "../api";
 import { clear, h, statusBox } from "../dom";
 import { explainEmpty } from "../explain";
-import { fmtCount, fmtDuration, fmtTime } from "../format";
-import type { PageView } from "../main";
+import { fmtCount, fmtDuration, fmtTime, fmtWhen, plural } from "../format";
+import type { PageView } from "./page";
 import { currentRoute, href, navigate } from "../nav";
-import { selectionQuery, selectionToParams, withParams, ZOOM_SEP, type Route, type Selection } from "../state";
+import { selectionQuery, selectionToParams, withParams, type Route, type Selection } from "../state";
 import { treeOrder, type Row } from "../spans";
-import { FlamePanel } from "./widgets";
+import { FlamePanel, urlBoundOptions, withFrames } from "../components/flame-panel";
 
 /** The duration after the bar, before it, or inside it: wherever it fits. */
 function durationLabel(left: number, width: number, dur: number): HTMLElement {
@@ -43,10 +43,20 @@ export class TracePage implements PageView {
   }
 
   private newPanel(): FlamePanel {
-    return new FlamePanel({
-      onZoom: (path) => navigate(withParams(currentRoute(), { zoom: path ? path.join(ZOOM_SEP) : "" }), { silent: true }),
-      onSearch: (q) => navigate(withParams(currentRoute(), { q }), { silent: true }),
-    });
+    return new FlamePanel({ ...urlBoundOptions(), tracesContext: () => this.tracesContext(), exportQuery: () => this.shownQuery });
+  }
+
+  /** The query of the flame graph shown (for exports). */
+  private shownQuery: URLSearchParams | null = null;
+
+  /** "Traces through this function": the span's service around this trace's time (±1 h). */
+  private tracesContext(): URLSearchParams | null {
+    const t = this.trace;
+    const span = t?.spans.find((s) => s.span_id === this.route.params.span) ?? t?.spans[0];
+    if (!t || !span) return null;
+    const startMs = Math.min(...t.spans.map((s) => s.start_unix_nano)) / 1e6;
+    const endMs = Math.max(...t.spans.map((s) => s.end_unix_nano)) / 1e6;
+    return new URLSearchParams({ service: span.service, from: String(Math.floor(startMs - 3_600_000)), to: String(Math.ceil(endMs + 3_600_000)) });
   }
 
   private keepRange(): Record<string, string> {
@@ -63,7 +73,7 @@ export class TracePage implements PageView {
     if (!this.trace) return;
     const p = route.params;
     if (prev.span !== p.span) this.markSelected();
-    if (prev.span !== p.span || prev.mode !== p.mode || prev.merged !== p.merged || prev.zoom !== p.zoom || prev.q !== p.q) this.renderDetail();
+    if (prev.span !== p.span || prev.mode !== p.mode || prev.merged !== p.merged || prev.zoom !== p.zoom || prev.q !== p.q || prev.frames !== p.frames) this.renderDetail();
   }
 
   destroy(): void {
@@ -136,7 +146,7 @@ export class TracePage implements PageView {
       h(
         "p",
         { class: "muted" },
-        `Trace ${t.trace_id} · started ${fmtTime(t0 / 1e6)} · ${fmtDuration(total)} · ${t.spans.length} spans · ${fmtCount(traceSamples)} CPU samples (one per ${fmtDuration(t.period_ns || 10_000_000)} of CPU) · samples column: this span only / with children · `,
+        `Trace ${t.trace_id} · started ${fmtTime(t0 / 1e6)} · ${fmtDuration(total)} · ${plural(t.spans.length, "span")} · ${plural(traceSamples, "CPU sample")} (one per ${fmtDuration(t.period_ns || 10_000_000)} of CPU) · samples column: this span only / with children · `,
         h(
           "a",
           { href: href({ page: "profiles", id: "", params: { service: root.service, from: String(Math.floor(t0 / 1e6) - 300_000), to: String(Math.ceil(t1 / 1e6) + 300_000) } }) },
@@ -241,7 +251,7 @@ export class TracePage implements PageView {
         h(
           "p",
           { class: "muted" },
-          `${fmtDuration(dur)} · ${span.service} · ${String(span.kind).replace("SPAN_KIND_", "").toLowerCase()} · span ${span.span_id} · ${fmtCount(span.self_samples)} samples in this span, ${fmtCount(span.total_samples)} with children`,
+          `${fmtDuration(dur)} · ${span.service} · ${String(span.kind).replace("SPAN_KIND_", "").toLowerCase()} · span ${span.span_id} · ${plural(span.self_samples, "sample")} in this span, ${fmtCount(span.total_samples)} with children`,
         ),
       ),
       h("div", { class: "detail-tools" }, h("fieldset", { class: "segmented" }, h("legend", { class: "sr-only" }, "Profile of"), radio("self", "this span only"), radio("children", "this span and its children"), mergedRadio), compareLink),
@@ -258,10 +268,13 @@ export class TracePage implements PageView {
     );
 
     if (merged) {
-      void this.panel.show(async () => ({ kind: "single", json: await api.flamegraph(selectionQuery(mergedSel, Date.now()), this.abort.signal) }), {
+      const mq = withFrames(selectionQuery(mergedSel, Date.now()));
+      this.shownQuery = mq;
+      void this.panel.show(async () => ({ kind: "single", json: await api.flamegraph(mq, this.abort.signal) }), {
         zoom: p.zoom,
         q: p.q,
-        emptyMessage: `No samples for any “${span.name}” span of ${span.service} between ${range.from} and ${range.to}. Spans that only wait (sleep, I/O) use no CPU.`,
+        sandwich: p.sandwich,
+        emptyMessage: `No samples for any “${span.name}” span of ${span.service} between ${fmtWhen(range.from)} and ${fmtWhen(range.to)}. Spans that only wait (sleep, I/O) use no CPU.`,
       });
       return;
     }
@@ -279,9 +292,12 @@ export class TracePage implements PageView {
       this.panel.el.setAttribute("data-reason", why.text);
       return;
     }
-    void this.panel.show(async () => ({ kind: "single", json: await api.flamegraph(selectionQuery(spanSel, Date.now()), this.abort.signal) }), {
+    const sq = withFrames(selectionQuery(spanSel, Date.now()));
+    this.shownQuery = sq;
+    void this.panel.show(async () => ({ kind: "single", json: await api.flamegraph(sq, this.abort.signal) }), {
       zoom: p.zoom,
       q: p.q,
+      sandwich: p.sandwich,
       emptyMessage: "The trace lists samples for this span, but the profile store returned none yet: profiles upload every 10 s, try again shortly.",
     });
   }
