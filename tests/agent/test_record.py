@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -61,7 +62,11 @@ def test_record_pprof_and_exit_code(tmp_path):
     _stdout, stderr = p.communicate(timeout=60)
     assert p.returncode == 3, stderr  # the program's own exit code
     assert "record_target" in pprof_functions(out)
-    assert "samples over" in stderr and "0 dropped" in stderr
+    # "N samples over T s, D dropped -> path": a tick that lands while the thread waits for the
+    # GIL is dropped by gil_only (a loaded CI machine showed 1 of 30), never most of them.
+    m = re.search(r"(\d+) samples over [\d.]+ s, (\d+) dropped", stderr)
+    assert m, stderr
+    assert int(m.group(2)) <= max(1, int(m.group(1)) // 10), stderr
 
 
 def test_record_collapsed_with_threads_and_speedscope(tmp_path):

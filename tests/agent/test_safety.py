@@ -263,9 +263,12 @@ def test_program_that_owns_sigprof_sees_only_its_own_signals_and_is_not_killed()
             burn(1.0)
             signal.setitimer(signal.ITIMER_PROF, 0, 0)
             signal.signal(signal.SIGPROF, signal.SIG_DFL)
-            before = _native.stats()["samples_taken"]
+            def periods():  # records plus the expiries a busy machine merged into them
+                s = _native.stats()
+                return s["samples_taken"] + s["timer_overruns"]
+            before = periods()
             burn(1.0)
-            after = _native.stats()["samples_taken"]
+            after = periods()
             _native.stop()
             print(len(calls), after - before, _native.stats()["signal"], int(signal.SIGPROF))
             """
@@ -276,9 +279,9 @@ def test_program_that_owns_sigprof_sees_only_its_own_signals_and_is_not_killed()
         # 1 s of process CPU at 50 ms: 20 of its own signals (a loaded machine merges some), and
         # none of ours, which would add one per sampling period (100-1,000 more).
         assert 10 <= calls <= 26, calls
-        # Sampling went on after SIG_DFL (CPU-clock timers fire at most once per kernel tick,
-        # 250 Hz here, with the rest counted as overruns in the same record).
-        assert later >= 0.7 * min(rate, 250), (rate, later)
+        # Sampling went on after SIG_DFL: 1 s of CPU is `rate` periods (at most one signal per
+        # kernel tick, 250 Hz here; the rest arrive as overruns counted in the same record).
+        assert later >= 0.7 * rate, (rate, later)
 
 
 def test_stacks_stay_whole_while_frames_are_entered_and_left():

@@ -92,6 +92,8 @@ def test_dying_code_objects_keep_their_own_names_under_stress():
             "1000",
             "--burners",
             "4",
+            "--min-each",
+            "5",
         ],
         capture_output=True,
         text=True,
@@ -102,7 +104,7 @@ def test_dying_code_objects_keep_their_own_names_under_stress():
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["wrong_frames"] == 0, out
     assert r.returncode == 0
-    assert min(out["functions_execed"], out["modules_imported"], out["threads_started"]) >= 10, out
+    assert min(out["functions_execed"], out["modules_imported"], out["threads_started"]) >= 5, out
     # exec'd functions were sampled and named although their code died right after
     assert out["gen_samples"] > 0, out
     assert out["frames_invalid_drain"] == 0 and out["frames_code_lost"] == 0, out

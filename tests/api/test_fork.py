@@ -110,3 +110,48 @@ def test_prefork_workers_each_report(receiver):
     assert out.returncode == 0, out.stderr
     workers = json.loads(out.stdout.strip().splitlines()[-1])
     assert pids_of(receiver.series(), "child_work") == {str(p) for p in workers}
+
+
+def test_fork_while_the_uploader_waits_on_the_server():
+    # The parent's uploader is inside its slow GET /api/v1/info when the program forks: the child's
+    # uploader must not wait on anything that thread held (it once blocked for good on the probe's
+    # lock, and the child's windows were never sent).
+    code = textwrap.dedent(
+        """
+        import http.server, json, os, sys, threading, time
+        probing = threading.Event()
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                probing.set()
+                time.sleep(1.5)
+                self.send_response(404); self.end_headers()
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+            def log_message(self, *a):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        import spanprof
+        spanprof.configure(application_name="forky", upload_interval=0.2,
+                           server_address=f"http://127.0.0.1:{srv.server_address[1]}")
+        t = time.thread_time()
+        while not probing.is_set() and time.thread_time() - t < 5:
+            sum(range(200))
+        assert probing.wait(10)
+        pid = os.fork()
+        if pid == 0:
+            t = time.thread_time()
+            while time.thread_time() - t < 0.3:
+                sum(range(200))
+            ok = spanprof.shutdown(timeout=8)
+            os._exit(0 if ok and spanprof.stats()["windows_sent"] > 0 else 3)
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps({"child_exit": os.waitstatus_to_exitcode(status)}))
+        """
+    )
+    out = run_python(code, {})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"child_exit": 0}

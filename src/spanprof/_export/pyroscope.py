@@ -5,8 +5,10 @@ from grafana/pyroscope's public ``api/push/v1`` and ``api/types/v1`` definitions
 from __future__ import annotations
 
 import gzip
+import os
 import threading
 import uuid
+import weakref
 from typing import Any, Dict, Optional, Tuple
 from urllib.parse import urlencode
 
@@ -21,28 +23,51 @@ SPANPROF_ONLY_LABELS = ("active_span_id",)
 PROBE_TIMEOUT_S = 2.0
 
 
+_PROBES: weakref.WeakSet[_ServerProbe] = weakref.WeakSet()
+
+
 class _ServerProbe:
     """Asks ``GET /api/v1/info`` once whether the server is spanprof; until it has a definite
-    answer (a server that could not be reached), assumes it is not."""
+    answer (a server that could not be reached), assumes it is not.
+
+    The lock is never held across the request: a fork() while the parent's uploader waited on
+    the server left the child's uploader blocked for good on a lock no thread of the child
+    holds (and a fork child gets fresh locks anyway)."""
 
     def __init__(self, endpoint: str, headers: Dict[str, str]) -> None:
         self._url = endpoint + "/api/v1/info"
         self._headers = headers
         self._answer: Optional[bool] = None
         self._lock = threading.Lock()
+        _PROBES.add(self)
 
     def is_spanprof(self) -> bool:
         with self._lock:
-            if self._answer is None:
-                try:
-                    info = get_json(self._url, self._headers, PROBE_TIMEOUT_S)
-                except OSError:
-                    return False
-                self._answer = isinstance(info, dict) and info.get("server") == "spanprof"
-            return self._answer
+            if self._answer is not None:
+                return self._answer
+        try:
+            info = get_json(self._url, self._headers, PROBE_TIMEOUT_S)
+        except OSError:
+            return False
+        answer = isinstance(info, dict) and info.get("server") == "spanprof"
+        with self._lock:
+            self._answer = answer
+        return answer
+
+    def _after_fork_child(self) -> None:
+        self._lock = threading.Lock()
 
     def drop_labels(self) -> Tuple[str, ...]:
         return () if self.is_spanprof() else SPANPROF_ONLY_LABELS
+
+
+def _reset_probes_in_child() -> None:
+    for probe in list(_PROBES):
+        probe._after_fork_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_probes_in_child)
 
 
 def encode_push_request(series_labels: Dict[str, str], pprof_gz: bytes) -> bytes:
