@@ -1,8 +1,8 @@
 // libFuzzer target: a legacy `/ingest` multipart upload (what pyroscope-io's Go and older Python
-// clients send) through cpp-httplib's own request and multipart/form-data parser, then the
-// server's read_body and legacy_ingest: `profile` part → pprof decoder, `sample_type_config` →
-// JSON. Input: line 1 = the boundary as it appears after `boundary=` in Content-Type (may be
-// quoted), line 2 = the query string, the rest = the body.
+// clients send) through the server's HTTP request parser (Beast) and
+// multipart/form-data parser (read_body) and legacy_ingest: `profile` part → pprof decoder,
+// `sample_type_config` → JSON. Input: line 1 = the boundary as it appears after `boundary=` in
+// Content-Type (may be quoted), line 2 = the query string, the rest = the body.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -17,7 +17,7 @@ constexpr size_t kLimit = 1 << 20;
 spanprof::fuzz::Server& server() {
   static spanprof::fuzz::Server* s = [] {
     auto* srv = new spanprof::fuzz::Server();
-    srv->set_payload_max_length(kLimit);
+    srv->opts.max_body_bytes = kLimit;
     srv->Post("/ingest", spanprof::fuzz::legacy_ingest_handler(kLimit));
     return srv;
   }();

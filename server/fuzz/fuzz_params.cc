@@ -1,5 +1,5 @@
-// libFuzzer target: query parameters of outside requests, through cpp-httplib's own request-line
-// and query-string parser, then the server's parsing and query code for
+// libFuzzer target: query parameters of outside requests, through the server's HTTP request parser
+// (Beast) and query-string decoding, then the server's parsing and query code for
 //   POST /ingest, /pyroscope/ingest  parse_legacy_params + legacy_ingest (name, from, until,
 //                                    sampleRate, spyName, units, aggregationType, format; body)
 //   GET /pyroscope/render            parse_render_params, then merge/flamegraph/select_series
@@ -76,7 +76,7 @@ spanprof::Store& store() {
   return *s;
 }
 
-void send(httplib::Response& res, const Status& e) {
+void send(spanprof::Response& res, const Status& e) {
   check_status(e);
   res.status = e ? e->status : 200;
 }
@@ -85,11 +85,11 @@ spanprof::fuzz::Server& server() {
   static spanprof::fuzz::Server* srv = [] {
     auto* s = new spanprof::fuzz::Server();
     static spanprof::QueryEngine q(store());
-    s->set_payload_max_length(kLimit);
+    s->opts.max_body_bytes = kLimit;
     auto ingest = spanprof::fuzz::legacy_ingest_handler(kLimit);
     s->Post("/ingest", ingest);
     s->Post("/pyroscope/ingest", ingest);
-    s->Get("/pyroscope/render", [](const httplib::Request& req, httplib::Response& res) {
+    s->Get("/pyroscope/render", [](const spanprof::Request& req, spanprof::Response& res) {
       auto rq = spanprof::parse_render_params(req.params, spanprof::now_ns() / 1'000'000);
       if (!rq) return send(res, rq.error);
       auto st = q.merge("anonymous", rq->profile_type, rq->selector, rq->from_ms, rq->until_ms, {});
@@ -106,19 +106,19 @@ spanprof::fuzz::Server& server() {
           {"/api/v1/flamegraph", &spanprof::QueryEngine::flamegraph_json},
           {"/api/v1/timeline", &spanprof::QueryEngine::timeline},
           {"/api/v1/diff", &spanprof::QueryEngine::diff}})
-      s->Get(path, [fn = fn](const httplib::Request& req, httplib::Response& res) {
+      s->Get(path, [fn = fn](const spanprof::Request& req, spanprof::Response& res) {
         auto r = (q.*fn)("anonymous", spanprof::api_params(req.params));
         send(res, r ? Status() : Status(r.error));
       });
-    s->Get("/api/v1/profile/traces", [](const httplib::Request& req, httplib::Response& res) {
+    s->Get("/api/v1/profile/traces", [](const spanprof::Request& req, spanprof::Response& res) {
       auto r = spanprof::traces_through(store(), q, "anonymous", spanprof::api_params(req.params));
       send(res, r ? Status() : Status(r.error));
     });
-    s->Get("/api/v1/export", [](const httplib::Request& req, httplib::Response& res) {
+    s->Get("/api/v1/export", [](const spanprof::Request& req, spanprof::Response& res) {
       auto r = spanprof::export_profile(q, store(), "anonymous", spanprof::api_params(req.params));
       send(res, r ? Status() : Status(r.error));
     });
-    s->Get(R"(/api/v1/traces/([^/]+))", [](const httplib::Request& req, httplib::Response& res) {
+    s->Get(R"(/api/v1/traces/([^/]+))", [](const spanprof::Request& req, spanprof::Response& res) {
       auto r = q.trace("anonymous", req.matches[1]);
       send(res, r ? Status() : Status(r.error));
     });

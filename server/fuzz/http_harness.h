@@ -1,10 +1,9 @@
-// Shared by the fuzz targets that go through cpp-httplib: runs one raw HTTP/1.1 request through
-// httplib::Server's own request parser (request line, headers, query string, Content-Length,
-// multipart) without a socket, by handing process_request an in-memory stream. The routes are
-// whatever the target registered; the response is discarded.
+// Shared by the fuzz targets that go through the HTTP layer: runs one raw HTTP/1.1 request through
+// the server's own request parser (Beast's, with the connection's limits: request line, headers,
+// Content-Length or chunked body), target and query-string decoding, then the Router with the
+// routes the target registered. No socket; the response is discarded.
 #pragma once
 #include <google/protobuf/stubs/logging.h>
-#include <httplib.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -15,49 +14,23 @@
 #include "core/types.h"
 #include "http/body.h"
 #include "http/legacy.h"
+#include "http/listener.h"
+#include "http/router.h"
 
 namespace spanprof::fuzz {
 
-// Reads the request from a string; every write (the response) is dropped.
-class MemStream : public httplib::Stream {
+class Server : public Router {
  public:
-  explicit MemStream(std::string_view in) : in_(in) {}
-  bool is_readable() const override { return true; }
-  bool is_writable() const override { return true; }
-  ssize_t read(char* ptr, size_t size) override {
-    size_t n = std::min(size, in_.size() - pos_);
-    std::memcpy(ptr, in_.data() + pos_, n);
-    pos_ += n;
-    return ssize_t(n);
-  }
-  ssize_t write(const char*, size_t size) override { return ssize_t(size); }
-  void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    ip = "127.0.0.1";
-    port = 1;
-  }
-  void get_local_ip_and_port(std::string& ip, int& port) const override {
-    ip = "127.0.0.1";
-    port = 2;
-  }
-  socket_t socket() const override { return INVALID_SOCKET; }
-
- private:
-  std::string_view in_;
-  size_t pos_ = 0;
-};
-
-// httplib::Server with its (protected) per-request entry point made callable.
-class Server : public httplib::Server {
- public:
-  Server() {
-    // A handler that throws would be a 500 in the server (its exception handler): a bug here.
-    set_exception_handler(
-        [](const httplib::Request&, httplib::Response&, std::exception_ptr) { std::abort(); });
-  }
+  HttpOptions opts;
   void run(std::string_view raw) {
-    MemStream s(raw);
-    bool closed = false;
-    (void)process_request(s, true, closed, [](httplib::Request&) {});
+    Request req;
+    if (auto e = parse_http_request(raw, opts, req)) {
+      if (e->status >= 500) std::abort();
+      return;
+    }
+    Response res;
+    dispatch(req, res);
+    if (res.status >= 500) std::abort();  // a handler that throws, or a 5xx for outside input
   }
   // `<method> <target> HTTP/1.1`, Host, `headers` (complete lines), Content-Length, body.
   void request(std::string_view method, std::string_view target, std::string_view headers,
@@ -90,13 +63,12 @@ inline void check_status(const Status& e) {
 }
 
 // The server's legacy /ingest route minus the store: read_body, then legacy_ingest.
-inline httplib::Server::HandlerWithContentReader legacy_ingest_handler(size_t limit) {
-  return [limit](const httplib::Request& req, httplib::Response& res,
-                 const httplib::ContentReader& reader) {
+inline Router::Handler legacy_ingest_handler(size_t limit) {
+  return [limit](Request& req, Response& res) {
     Limits lim;
     lim.max_body_bytes = lim.max_decompressed_bytes = limit;
     Body b;
-    Status e = read_body(req, reader, limit, limit, b);
+    Status e = read_body(req, limit, b);
     std::vector<RawProfile> out;
     if (!e)
       e = legacy_ingest(req.params, req.is_multipart_form_data(), b.data, b.parts, "anonymous", lim,

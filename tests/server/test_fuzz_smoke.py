@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, make_pprof, push_request
 
 BUILD = ROOT / "build" / "server-fuzz"
-TARGETS = ["pprof", "push", "otlp", "folded", "selector", "json", "multipart", "params"]
+TARGETS = ["pprof", "push", "otlp", "folded", "selector", "json", "multipart", "params", "http"]
 SECONDS = int(os.environ.get("SPANPROF_FUZZ_SECONDS", "20"))
 
 
@@ -79,6 +79,13 @@ def seeds(pb, target: str, d) -> None:
         )
         (d / "gen1").write_bytes(b"\x00" + body)
         (d / "gen2").write_bytes(b"\x03" + json.dumps(_otlp_json_trace("svc", "ab" * 16)).encode())
+    elif target == "http":
+        body = push_request(pb, {"service_name": "s"}, raw)
+        head = (
+            "POST /push.v1.PusherService/Push HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Type: application/proto\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        (d / "gen1").write_bytes(head.encode() + body)
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "core/jsontext.h"
 #include "core/pbwire.h"
 #include "core/util.h"
 #include "otlp_profiles.pb.h"
@@ -134,6 +135,7 @@ struct PprofView {
   std::pair<int64_t, int64_t> period_type{0, 0};
   bool has_period_type = false;
   int64_t time_nanos = 0, duration_nanos = 0, period = 0;
+  std::string over_limit;  // set when reading stopped at a limit
 };
 
 // ValueType {1: type, 2: unit}; repeated occurrences merge field by field, as protobuf does.
@@ -152,13 +154,26 @@ void read_value_type(std::string_view m, std::pair<int64_t, int64_t>& vt, pb::Re
 }
 
 // Field numbers from perftools.profiles (profile.proto).
-bool read_pprof(std::string_view data, PprofView& v) {
+// Stops early (with v.over_limit set) past lim's samples or strings: a 57 KiB body can hold
+// 20 M empty strings.
+bool read_pprof(std::string_view data, const Limits& lim, PprofView& v) {
   pb::Reader r(data);
   uint32_t f, w;
   while (r.next(f, w)) {
     if (w == pb::kLen && f == 2) {
+      if (v.samples.size() >= lim.max_samples_per_profile) {
+        v.over_limit = "pprof has more than " + std::to_string(lim.max_samples_per_profile) +
+                       " samples (--max-samples-per-profile)";
+        return true;
+      }
       v.samples.push_back(r.bytes());
     } else if (w == pb::kLen && f == 6) {
+      if (v.strings.size() >= lim.max_strings_per_profile) {
+        v.over_limit = "pprof string table has more than " +
+                       std::to_string(lim.max_strings_per_profile) +
+                       " entries (--max-strings-per-profile)";
+        return true;
+      }
       v.strings.push_back(r.bytes());
     } else if (w == pb::kLen && f == 4) {  // Location {1 id, 3 address, 4 line}
       pb::Reader m(r.bytes());
@@ -318,15 +333,28 @@ class IdIndex {
 Status decode_pprof(std::string_view data, const std::string& tenant, const Labels& series,
                     const Limits& lim, std::vector<RawProfile>& out,
                     const std::vector<std::pair<std::string, std::string>>* only_types) {
+  // What earlier profiles of this request used of the per-request budgets.
+  size_t rows_used = 0, bytes_used = 0;
+  for (auto& o : out) rows_used += o.samples.size(), bytes_used += o.source_bytes;
+  if (bytes_used >= lim.max_decompressed_bytes)
+    return too_large("decoded profiles of this request exceed " +
+                     std::to_string(lim.max_decompressed_bytes) +
+                     " bytes (--max-decompressed-bytes)");
   std::string inflated;
   if (is_gzip(data)) {
-    auto r = gunzip(data, lim.max_decompressed_bytes);
+    auto r = gunzip(data, lim.max_decompressed_bytes - bytes_used);
     if (!r) return r.error;
     inflated = std::move(*r);
     data = inflated;
   }
+  if (data.size() > lim.max_decompressed_bytes - bytes_used)
+    return too_large("decoded profiles of this request exceed " +
+                     std::to_string(lim.max_decompressed_bytes) +
+                     " bytes (--max-decompressed-bytes)");
   PprofView p;
-  if (!read_pprof(data, p)) return bad_request("raw_profile is not a valid pprof protobuf");
+  if (!read_pprof(data, lim, p)) return bad_request("raw_profile is not a valid pprof protobuf");
+  if (!p.over_limit.empty()) return too_large(p.over_limit);
+  const size_t out_begin = out.size();
   const auto& st = p.strings;
   bool ok = true;
   auto str = [&](int64_t i) -> std::string_view {
@@ -337,9 +365,12 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
     return st[size_t(i)];
   };
   if (p.sample_types.empty()) return bad_request("pprof has no sample_type");
-  if (p.samples.size() > lim.max_samples_per_profile)
-    return too_large("pprof has more than " + std::to_string(lim.max_samples_per_profile) +
-                     " samples");
+  // Each sample becomes one row per sample type: 1 M samples × 40 types took 3.9 GB.
+  if (p.samples.size() * p.sample_types.size() > lim.max_sample_rows_per_request - rows_used ||
+      rows_used > lim.max_sample_rows_per_request)
+    return too_large("request decodes to more than " +
+                     std::to_string(lim.max_sample_rows_per_request) +
+                     " sample rows (samples x sample types; --max-sample-rows)");
   IdIndex func_index, loc_index;
   func_index.build(p.funcs);
   loc_index.build(p.locs);
@@ -578,15 +609,18 @@ Status decode_pprof(std::string_view data, const std::string& tenant, const Labe
     }
     out.push_back(std::move(rp));
   }
+  if (out.size() > out_begin) out[out_begin].source_bytes = std::max<size_t>(data.size(), 1);
   return std::nullopt;
 }
 
-static Status parse_message(std::string_view body, bool is_json, google::protobuf::Message& m,
-                            const char* what) {
+Status parse_proto_message(std::string_view body, bool is_json, const Limits& lim,
+                           google::protobuf::Message& m, const char* what) {
   if (is_json) {
+    if (auto e = check_json_depth(body, lim.max_json_depth)) return e;
     google::protobuf::util::JsonParseOptions o;
     o.ignore_unknown_fields = true;
-    auto st = google::protobuf::util::JsonStringToMessage(std::string(body), &m, o);
+    auto st = google::protobuf::util::JsonStringToMessage(
+        body.empty() ? std::string("{}") : std::string(body), &m, o);
     if (!st.ok()) return bad_request(std::string("invalid JSON ") + what + ": " + st.ToString());
     return std::nullopt;
   }
@@ -626,6 +660,11 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
+Error too_many_profiles(const Limits& lim) {
+  return too_large("push carries more than " + std::to_string(lim.max_profiles_per_push) +
+                   " profiles (--max-profiles-per-push)");
+}
+
 // PushRequest {1: RawProfileSeries {1: LabelPair {1 name, 2 value}, 2: RawSample {1 raw_profile,
 // 2 ID}, 3: ProfileAnnotation}} (push.proto, types.proto) read in place: each raw profile is a
 // view into the body, not a copy. It accepts exactly what the generated parser accepts
@@ -633,6 +672,7 @@ bool valid_utf8(std::string_view s) {
 Status decode_push_proto(std::string_view body, const std::string& tenant, const Limits& lim,
                          std::vector<RawProfile>& out) {
   const Error invalid = bad_request("invalid protobuf PushRequest");
+  size_t n_raw = 0;
   pb::Reader r(body);
   uint32_t f, w;
   std::vector<std::string_view> raws;
@@ -694,6 +734,8 @@ Status decode_push_proto(std::string_view body, const std::string& tenant, const
     if (!s.ok()) return invalid;
     sort_labels(series);
     if (auto e = check_labels(series, lim)) return e;
+    n_raw += raws.size();
+    if (n_raw > lim.max_profiles_per_push) return too_many_profiles(lim);
     for (auto raw : raws)
       if (auto e = decode_pprof(raw, tenant, series, lim, out)) return e;
   }
@@ -712,7 +754,8 @@ Status decode_push_generated(std::string_view body, bool is_json, const std::str
                              const Limits& lim, std::vector<RawProfile>& out) {
   google::protobuf::Arena arena;
   auto& req = *google::protobuf::Arena::CreateMessage<push::v1::PushRequest>(&arena);
-  if (auto e = parse_message(body, is_json, req, "PushRequest")) return e;
+  if (auto e = parse_proto_message(body, is_json, lim, req, "PushRequest")) return e;
+  size_t n_raw = 0;
   for (auto& s : req.series()) {
     Labels series;
     for (auto& lp : s.labels()) {
@@ -721,6 +764,8 @@ Status decode_push_generated(std::string_view body, bool is_json, const std::str
     }
     sort_labels(series);
     if (auto e = check_labels(series, lim)) return e;
+    n_raw += size_t(s.samples_size());
+    if (n_raw > lim.max_profiles_per_push) return too_many_profiles(lim);
     for (auto& raw : s.samples())
       if (auto e = decode_pprof(raw.raw_profile(), tenant, series, lim, out)) return e;
   }
@@ -859,6 +904,8 @@ Status decode_folded(std::string_view body, bool lines_format, const LegacyParam
 
 Status parse_sample_type_config(std::string_view text,
                                 std::vector<std::pair<std::string, std::string>>& out) {
+  constexpr size_t kConfigDepth = 8;  // {"type": {"display-name": ...}} needs 2
+  if (auto e = check_json_depth(text, kConfigDepth)) return e;
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object())
     return bad_request("sample_type_config must be a JSON object");
@@ -915,48 +962,18 @@ static std::string any_to_string(const opentelemetry::proto::common::v1::AnyValu
   return j.is_string() ? j.get<std::string>() : j.dump();
 }
 
-// OTLP JSON carries trace/span ids as hex; protobuf's JSON parser expects base64 for bytes.
-static void hex_ids_to_base64(json& j, int depth = 0) {
-  if (depth > 64) return;
-  if (j.is_object()) {
-    for (auto& [k, v] : j.items()) {
-      if (v.is_string() && (k == "traceId" || k == "spanId" || k == "parentSpanId" ||
-                            k == "trace_id" || k == "span_id" || k == "parent_span_id")) {
-        std::string s = v.get<std::string>();
-        std::string bytes;
-        bool okh = s.size() % 2 == 0;
-        for (size_t i = 0; okh && i < s.size(); i += 2) {
-          int a = std::isxdigit(static_cast<unsigned char>(s[i])),
-              b = std::isxdigit(static_cast<unsigned char>(s[i + 1]));
-          if (!a || !b) {
-            okh = false;
-            break;
-          }
-          bytes += char(std::stoi(s.substr(i, 2), nullptr, 16));
-        }
-        if (okh) v = base64_encode(bytes);
-      } else {
-        hex_ids_to_base64(v, depth + 1);
-      }
-    }
-  } else if (j.is_array()) {
-    for (auto& v : j) hex_ids_to_base64(v, depth + 1);
-  }
-}
-
-static Status parse_otlp(std::string_view body, bool is_json, google::protobuf::Message& m,
-                         const char* what) {
-  if (!is_json) return parse_message(body, false, m, what);
-  json j = json::parse(body, nullptr, false);
-  if (j.is_discarded()) return bad_request(std::string("invalid JSON ") + what);
-  hex_ids_to_base64(j);
-  return parse_message(j.dump(), true, m, what);
+static Status parse_otlp(std::string_view body, bool is_json, const Limits& lim,
+                         google::protobuf::Message& m, const char* what) {
+  if (!is_json) return parse_proto_message(body, false, lim, m, what);
+  std::string text;
+  if (auto e = otlp_json_ids_to_base64(body, lim.max_json_depth, text)) return e;
+  return parse_proto_message(text, true, lim, m, what);
 }
 
 Status decode_otlp_traces(std::string_view body, bool is_json, const std::string& tenant,
                           const Limits& lim, std::vector<SpanRow>& out) {
   opentelemetry::proto::trace::v1::ExportTraceServiceRequest req;
-  if (auto e = parse_otlp(body, is_json, req, "ExportTraceServiceRequest")) return e;
+  if (auto e = parse_otlp(body, is_json, lim, req, "ExportTraceServiceRequest")) return e;
   for (auto& rs : req.resource_spans()) {
     std::string service = "unknown_service";
     for (auto& kv : rs.resource().attributes())
@@ -1003,8 +1020,13 @@ Status decode_otlp_profiles(std::string_view body, bool is_json, const std::stri
                             const Limits& lim, std::vector<RawProfile>& out) {
   namespace P = opentelemetry::proto::profiles::v1development;
   P::ExportProfilesServiceRequest req;
-  if (auto e = parse_otlp(body, is_json, req, "ExportProfilesServiceRequest")) return e;
+  if (auto e = parse_otlp(body, is_json, lim, req, "ExportProfilesServiceRequest")) return e;
   const auto& d = req.dictionary();
+  if (size_t(d.string_table_size()) > lim.max_strings_per_profile)
+    return too_large("OTLP string table has more than " +
+                     std::to_string(lim.max_strings_per_profile) +
+                     " entries (--max-strings-per-profile)");
+  size_t n_profiles = 0, rows = 0;
   auto str = [&](int32_t i, bool& ok) -> std::string {
     if (i < 0 || i >= d.string_table_size()) {
       ok = false;
@@ -1038,7 +1060,15 @@ Status decode_otlp_profiles(std::string_view body, bool is_json, const std::stri
         r.duration_ns = int64_t(prof.duration_nano());
         r.period = prof.period();
         if (size_t(prof.samples_size()) > lim.max_samples_per_profile)
-          return too_large("OTLP profile has too many samples");
+          return too_large("OTLP profile has more than " +
+                           std::to_string(lim.max_samples_per_profile) +
+                           " samples (--max-samples-per-profile)");
+        if (++n_profiles > lim.max_profiles_per_push) return too_many_profiles(lim);
+        rows += size_t(prof.samples_size());
+        if (rows > lim.max_sample_rows_per_request)
+          return too_large("request decodes to more than " +
+                           std::to_string(lim.max_sample_rows_per_request) +
+                           " sample rows (--max-sample-rows)");
         Builder b;
         for (auto& smp : prof.samples()) {
           RawSample rs;

@@ -7,7 +7,16 @@
 
 #include "core/types.h"
 
+namespace google::protobuf {
+class Message;
+}
+
 namespace spanprof {
+
+// A protobuf message from binary or proto3 JSON (depth-checked first: lim.max_json_depth).
+// An empty JSON body is `{}`.
+Status parse_proto_message(std::string_view body, bool json, const Limits& lim,
+                           google::protobuf::Message& m, const char* what);
 
 // Pyroscope's rule: __profile_type__ = <__name__>:<sample type>:<unit>:<period type>:<unit>.
 std::string profile_type_id(const RawProfile& p);

@@ -531,7 +531,17 @@ Result<json> QueryEngine::diff(const std::string& tenant, const Params& p) const
               {"max_self", f.max_self}};
 }
 
-json QueryEngine::stats() const {
+json QueryEngine::stats(const std::string& tenant, bool server_wide) const {
+  auto t = s_.tenant_stats(tenant);
+  json out = {{"tenant", tenant},
+              {"series", t.series},
+              {"profiles", t.profiles},
+              {"sample_rows", t.sample_rows}};
+  if (server_wide) out["server"] = server_stats();
+  return out;
+}
+
+json QueryEngine::server_stats() const {
   auto s = s_.stats();
   double per = s.sample_rows ? double(s.db_bytes + s.wal_bytes) / double(s.sample_rows) : 0;
   return {{"db_bytes", s.db_bytes},       {"wal_bytes", s.wal_bytes},

@@ -65,7 +65,10 @@ class QueryEngine {
   Result<nlohmann::json> flamegraph_json(const std::string& tenant, const Params& p) const;
   Result<nlohmann::json> timeline(const std::string& tenant, const Params& p) const;
   Result<nlohmann::json> diff(const std::string& tenant, const Params& p) const;
-  nlohmann::json stats() const;
+  // The tenant's own figures; with server_wide (the --admin-tenant) also the whole store's
+  // under "server".
+  nlohmann::json stats(const std::string& tenant, bool server_wide) const;
+  nlohmann::json server_stats() const;
 
   // Samples selected by an /api/v1/flamegraph parameter set.
   Result<StackSet> api_selection(const std::string& tenant, const Params& p) const;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -23,6 +24,17 @@ namespace {
 // Storage layout version, kept in meta('schema'). 2: a profile's sample rows are one blob in
 // profiles.data plus span_index(span_id, profile); 1 had one SQL row per sample (no migration).
 constexpr int64_t kSchemaVersion = 2;  // also written by kSchema
+
+// A failed write as the client sees it: a full disk is the client's to retry later (507 with
+// Retry-After, which the agent honours); anything else is ours (500).
+Error db_error(sqlite3* db, const char* what) {
+  int code = sqlite3_errcode(db);
+  if (code == SQLITE_FULL || sqlite3_system_errno(db) == ENOSPC)
+    return Error{507, "resource_exhausted",
+                 std::string(what) + "the disk holding the data directory is full; retry later",
+                 30};
+  return internal_error(std::string(what) + sqlite3_errmsg(db));
+}
 
 struct Stmt {
   sqlite3_stmt* s = nullptr;
@@ -390,6 +402,7 @@ Status Store::load() {
       if (auto* sv = find_label(si.labels, "service_name")) si.service = *sv;
       series_.resize(size_t(si.id) + 1);
       series_ids_[labels_key(si.tenant, si.labels)] = si.id;
+      ++tenant_series_[si.tenant];
       series_[size_t(si.id)] = std::move(si);
     }
   }
@@ -581,8 +594,10 @@ void Store::rollback_memory() {
   stack_locs_.clear();
   for (size_t i = mark_.tenants; i < tenants_.size(); ++i) tenant_ids_.erase(tenants_[i]);
   tenants_.resize(mark_.tenants);
-  for (size_t i = mark_.series; i < series_.size(); ++i)
+  for (size_t i = mark_.series; i < series_.size(); ++i) {
     series_ids_.erase(labels_key(series_[i].tenant, series_[i].labels));
+    --tenant_series_[series_[i].tenant];
+  }
   series_.resize(mark_.series);
   {
     std::lock_guard p(pending_mu_);
@@ -615,18 +630,18 @@ Status Store::flush_span_index() {
     indexed = n < pending_spans_.size() ? pending_spans_[n].second - 1 : next_profile_id_ - 1;
   }
   std::sort(entries.begin(), entries.end());
-  if (!ws_->begin()) return internal_error(std::string("begin failed: ") + sqlite3_errmsg(wdb_));
+  if (!ws_->begin()) return db_error(wdb_, "begin failed: ");
   for (auto [sp, pid] : entries) {
     ws_->span.bind(1, int64_t(sp)).bind(2, pid);
     if (ws_->span.run() != SQLITE_DONE) {
-      Error e = internal_error(std::string("insert span index: ") + sqlite3_errmsg(wdb_));
+      Error e = db_error(wdb_, "insert span index: ");
       ws_->rollback();
       return e;
     }
   }
   ws_->indexed.bind(1, indexed).run();
   if (!ws_->commit()) {
-    Error e = internal_error(std::string("commit failed: ") + sqlite3_errmsg(wdb_));
+    Error e = db_error(wdb_, "commit failed: ");
     ws_->rollback();
     return e;
   }
@@ -671,8 +686,7 @@ void Store::writer_loop() {
     }
     auto run = [&](std::vector<Job*> jobs) -> Status {
       mark();
-      if (!ws_->begin())
-        return internal_error(std::string("begin failed: ") + sqlite3_errmsg(wdb_));
+      if (!ws_->begin()) return db_error(wdb_, "begin failed: ");
       for (auto* j : jobs) {
         if (auto e = apply(*j)) {
           ws_->rollback();
@@ -682,7 +696,7 @@ void Store::writer_loop() {
       }
       ws_->meta.bind(1, sample_rows_).run();
       if (!ws_->commit()) {
-        Error e = internal_error(std::string("commit failed: ") + sqlite3_errmsg(wdb_));
+        Error e = db_error(wdb_, "commit failed: ");
         ws_->rollback();
         rollback_memory();
         return e;
@@ -806,8 +820,7 @@ Status Store::apply(Job& job) {
           .bind(11, s.status_code)
           .bind(12, s.status_message)
           .bind(13, s.detail_json);
-      if (ins.run() != SQLITE_DONE)
-        return internal_error(std::string("insert span: ") + sqlite3_errmsg(wdb_));
+      if (ins.run() != SQLITE_DONE) return db_error(wdb_, "insert span: ");
     }
   }
   return std::nullopt;
@@ -894,8 +907,7 @@ Status Store::apply_profile(RawProfile& p, const Resolved* pre, uint64_t epoch) 
         } else {
           uint32_t sid = uint32_t(stacks_.size());
           ins_stack.bind(1, sid).blob(2, blob);
-          if (ins_stack.run() != SQLITE_DONE)
-            return internal_error(std::string("insert stack: ") + sqlite3_errmsg(wdb_));
+          if (ins_stack.run() != SQLITE_DONE) return db_error(wdb_, "insert stack: ");
           stacks_.push_back(locs);
           stack_ids_[blob] = sid;
           stack_of_sample[i] = sid;
@@ -924,6 +936,15 @@ Status Store::apply_profile(RawProfile& p, const Resolved* pre, uint64_t epoch) 
         series_of_set[ls] = it->second;
         continue;
       }
+      size_t& active = tenant_series_[tenant];
+      if (opt_.max_series_per_tenant > 0 && active >= opt_.max_series_per_tenant)
+        return Error{429, "resource_exhausted",
+                     "tenant " + tenants_[tenant] + " has reached its limit of " +
+                         std::to_string(opt_.max_series_per_tenant) +
+                         " series (--max-series-per-tenant); profiles of existing series are "
+                         "still accepted",
+                     60};
+      ++active;
       SeriesInfo si;
       si.id = int64_t(series_.size());
       si.tenant = tenant;
@@ -1030,8 +1051,7 @@ Status Store::apply_profile(RawProfile& p, const Resolved* pre, uint64_t epoch) 
         .bind(7, total)
         .bind(8, int64_t(end - begin))
         .blob(9, data);
-    if (ins_prof.run() != SQLITE_DONE)
-      return internal_error(std::string("insert profile: ") + sqlite3_errmsg(wdb_));
+    if (ins_prof.run() != SQLITE_DONE) return db_error(wdb_, "insert profile: ");
     // One span index entry per (local-root span, profile), queued for the writer's bulk insert
     // (see pending_spans_).
     std::sort(span_ids.begin(), span_ids.end());
@@ -1437,6 +1457,20 @@ StoreStats Store::stats() const {
   s.wal_syncs = wal_syncs_;
   s.synced_batches = synced_batches_;
   return s;
+}
+
+TenantStats Store::tenant_stats(const std::string& tenant) const {
+  TenantStats t;
+  auto series = series_of(tenant);
+  t.series = int64_t(series.size());
+  READER();
+  Stmt q(db, "SELECT count(*), total(rows) FROM profiles WHERE series = ?");
+  for (auto& si : series) {
+    q.bind(1, si.id);
+    if (q.step()) t.profiles += q.i(0), t.sample_rows += q.i(1);
+    sqlite3_reset(q.s);
+  }
+  return t;
 }
 
 }  // namespace spanprof

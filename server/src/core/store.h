@@ -39,6 +39,9 @@ struct StoreOptions {
   int64_t retention_s = 7 * 86400;  // 0 = keep forever
   int64_t max_disk_bytes = 0;       // 0 = unlimited
   int64_t retention_interval_s = 60;
+  // New series per tenant past this are refused (429), as Pyroscope's max_global_series_per_user.
+  // 0 = no limit.
+  size_t max_series_per_tenant = 50000;
 };
 
 struct SeriesInfo {
@@ -68,6 +71,11 @@ struct TraceFilter {
 struct StoreStats {
   int64_t db_bytes = 0, wal_bytes = 0, sample_rows = 0, profiles = 0, spans = 0, stacks = 0;
   int64_t wal_syncs = 0, synced_batches = 0;  // fdatasyncs of the WAL, group commits they covered
+};
+
+// One tenant's share: what /api/v1/stats shows that tenant.
+struct TenantStats {
+  int64_t series = 0, profiles = 0, sample_rows = 0;
 };
 
 class Store {
@@ -117,7 +125,8 @@ class Store {
                                                                    int64_t from_ns, int64_t to_ns,
                                                                    size_t limit) const;
   std::vector<std::string> span_services(const std::string& tenant) const;
-  StoreStats stats() const;
+  StoreStats stats() const;  // server-wide
+  TenantStats tenant_stats(const std::string& tenant) const;
 
  private:
   Store() = default;
@@ -178,6 +187,7 @@ class Store {
   std::unordered_map<std::string, uint32_t> tenant_ids_;
   std::vector<SeriesInfo> series_{SeriesInfo{}};
   std::unordered_map<std::string, int64_t> series_ids_;
+  std::unordered_map<uint32_t, size_t> tenant_series_;  // tenant id → its series
   uint64_t dict_epoch_ = 0;  // bumped by every rollback_memory(): ids may have been reused
   int64_t next_profile_id_ = 1;
   std::atomic<int64_t> sample_rows_{0}, profiles_count_{0};

@@ -14,6 +14,7 @@ struct Error {
   int status = 400;
   std::string code = "invalid_argument";
   std::string message;
+  int retry_after_s = 0;  // > 0: sent as Retry-After (429, 503, 507)
 };
 
 template <class T>
@@ -77,6 +78,9 @@ struct RawProfile {
   std::vector<RawFrame> frames;
   std::vector<Labels> label_sets{Labels{}};
   std::vector<RawSample> samples;
+  // Inflated bytes of the pprof this profile was decoded from, on the first profile of each
+  // source only: what the per-request max_decompressed_bytes budget counts.
+  size_t source_bytes = 0;
 };
 
 struct AttrValue;  // stored as JSON text
@@ -100,6 +104,15 @@ struct Limits {
   size_t max_label_value_length = 2048;
   size_t max_stack_depth = 2048;
   size_t max_samples_per_profile = 1u << 20;  // bounds one profile's row blob in the store
+  size_t max_json_depth = 64;                 // arrays/objects nested in any JSON body
+  // Per request: decoded sample rows (samples x sample types, over every profile; ~100 B each),
+  // profiles in one push, strings in one pprof string table (~70 B each while decoding).
+  // max_decompressed_bytes above is per request too: the body and every pprof inflated in it.
+  size_t max_sample_rows_per_request = 2u << 20;
+  size_t max_profiles_per_push = 256;
+  size_t max_strings_per_profile = 1u << 20;
+  // Per tenant: ingest request bytes per second (as sent; bursts of 4 s), 429 past it. 0 = none.
+  size_t max_ingest_bytes_per_s = 32u << 20;
 };
 
 }  // namespace spanprof

@@ -1,14 +1,14 @@
-// Reading a request body with limits: shared by every POST route of the server and by the
-// multipart fuzz target (server/fuzz/fuzz_multipart.cc), which runs cpp-httplib's request parser
-// over fuzzed bytes and then this exact code.
+// A request body as the routes use it: Content-Encoding undone with a limit (a gzip bomb costs at
+// most `limit` bytes) and multipart/form-data split into parts. Shared by every POST route and
+// the fuzz targets (server/fuzz), which run this exact code over fuzzed requests.
 #pragma once
-#include <httplib.h>
-
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/types.h"
 #include "http/legacy.h"
+#include "http/request.h"
 
 namespace spanprof {
 
@@ -17,20 +17,15 @@ struct Body {
   std::vector<FormPart> parts;  // multipart/form-data parts, in order
 };
 
-// Reads the body (httplib has undone Content-Encoding, except gzip taken over by take_over_gzip,
-// which is inflated here) and stops at `limit` bytes of
-// decompressed data, so a gzip bomb costs at most `limit` bytes of memory. httplib itself also
-// stops decompressing at its payload limit (`wire_limit`); that failure is reported as 413 too.
-// Multipart: httplib's parser splits the parts; more than kMaxFormParts parts is a 400.
-Status read_body(const httplib::Request& req, const httplib::ContentReader& reader, size_t limit,
-                 size_t wire_limit, Body& b);
+// Inflates gzip/x-gzip/deflate bodies (413 past `limit` decompressed bytes; 415 for any other
+// Content-Encoding), then splits a multipart body. Moves req.body's bytes.
+Status read_body(Request& req, size_t limit, Body& b);
 
-// A gzip-encoded (non-multipart) body is inflated by read_body() with libdeflate in one call
-// instead of by httplib's streaming zlib (ingest bodies: 2-3x less CPU). Called before the body is
-// read (pre-routing): moves `Content-Encoding: gzip` to kGzipMarker so httplib hands over the raw
-// bytes. A marker sent by the client is dropped first.
-void take_over_gzip(httplib::Request& req);
-inline constexpr const char* kGzipMarker = "Spanprof-Internal-Gzip-Body";
+// multipart/form-data (RFC 7578) with the boundary from `content_type`: the parts' names and
+// contents. 400 for a missing boundary, a part without its closing delimiter, part headers over
+// 8 KiB, or more than kMaxFormParts parts.
+Status parse_multipart(std::string_view content_type, std::string_view body,
+                       std::vector<FormPart>& parts);
 
 constexpr size_t kMaxFormParts = 64;  // the legacy upload has two; a flood of empty parts is not
 

@@ -3,15 +3,16 @@
 #include "http/server.h"
 
 #include <google/protobuf/util/json_util.h>
-#include <httplib.h>
 
 #include <atomic>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include "core/decode.h"
 #include "core/export.h"
@@ -21,7 +22,9 @@
 #include "core/util.h"
 #include "http/body.h"
 #include "http/legacy.h"
+#include "http/listener.h"
 #include "http/params.h"
+#include "http/router.h"
 #include "otlp_profiles.pb.h"
 #include "otlp_trace.pb.h"
 #include "pprof.pb.h"
@@ -31,19 +34,11 @@
 namespace spanprof {
 
 using json = nlohmann::json;
-using httplib::ContentReader;
-using httplib::Request;
-using httplib::Response;
 
 namespace {
 
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop = true; }
-
-void send_error(Response& res, const Error& e) {
-  res.status = e.status;
-  res.set_content(json{{"code", e.code}, {"message", e.message}}.dump(), "application/json");
-}
 
 void send_json(Response& res, const json& j) {
   res.set_content(j.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
@@ -72,13 +67,25 @@ bool ct_equal(const std::string& a, const std::string& b) {
   return d == 0;
 }
 
+// `h` starts with the auth scheme `scheme` (compared without case, RFC 9110 11.1) and a space;
+// `rest` is what follows.
+bool has_scheme(const std::string& h, std::string_view scheme, std::string& rest) {
+  if (h.size() <= scheme.size() || h[scheme.size()] != ' ') return false;
+  for (size_t i = 0; i < scheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(h[i])) != scheme[i]) return false;
+  size_t p = scheme.size();
+  while (p < h.size() && h[p] == ' ') ++p;
+  rest = h.substr(p);
+  return true;
+}
+
 bool authorized(const Request& req, const std::string& token) {
   if (token.empty()) return true;
-  std::string h = req.get_header_value("Authorization");
-  if (h.rfind("Bearer ", 0) == 0) return ct_equal(h.substr(7), token);
-  if (h.rfind("Basic ", 0) == 0) {
+  std::string h = req.get_header_value("Authorization"), cred;
+  if (has_scheme(h, "bearer", cred)) return ct_equal(cred, token);
+  if (has_scheme(h, "basic", cred)) {
     std::string dec;
-    if (!base64_decode(h.substr(6), dec)) return false;
+    if (!base64_decode(cred, dec)) return false;
     size_t colon = dec.find(':');
     return colon != std::string::npos && ct_equal(dec.substr(colon + 1), token);
   }
@@ -130,56 +137,54 @@ void fill_flamegraph(querier::v1::FlameGraph* fg, const FlameGraphOut& f) {
 
 int64_t end_or_now(int64_t end) { return end > 0 ? end : now_ns() / 1'000'000; }
 
+// Ingest rate per tenant: a token bucket over request body bytes (as sent), refilled at
+// `bytes_per_s` and holding up to 4 s of it. Over the rate → 429 with Retry-After.
+class TenantRate {
+ public:
+  explicit TenantRate(size_t bytes_per_s) : rate_(double(bytes_per_s)) {}
+  Status admit(const std::string& tenant, size_t bytes) {
+    if (rate_ <= 0) return std::nullopt;
+    const double burst = rate_ * 4;
+    double now = double(now_ns()) / 1e9;
+    std::lock_guard g(mu_);
+    auto [it, fresh] = buckets_.try_emplace(tenant, Bucket{burst, now});
+    Bucket& b = it->second;
+    b.tokens = std::min(burst, b.tokens + (now - b.at) * rate_);
+    b.at = now;
+    if (b.tokens >= double(bytes) || (fresh && bytes > burst)) {
+      b.tokens -= double(bytes);  // may go negative once: a single body larger than the burst
+      return std::nullopt;
+    }
+    int wait = int((double(bytes) - b.tokens) / rate_) + 1;
+    return Error{429, "resource_exhausted",
+                 "tenant " + tenant + " is over its ingest rate of " +
+                     std::to_string(size_t(rate_)) + " bytes/s (--max-ingest-rate)",
+                 wait};
+  }
+
+ private:
+  struct Bucket {
+    double tokens, at;
+  };
+  double rate_;
+  std::mutex mu_;
+  std::unordered_map<std::string, Bucket> buckets_;
+};
+
 class Routes {
  public:
   Routes(const ServerConfig& cfg, Store& store) : cfg_(cfg), store_(store), q_(store) {}
 
-  void install(httplib::Server& s) {
-    s.set_payload_max_length(cfg_.limits.max_body_bytes);
-    // httplib closes a keep-alive connection after 5 requests by default: agents push every
-    // 10-15 s on one connection, and each reconnect costs both sides a TCP handshake.
-    s.set_keep_alive_max_count(100000);
-    s.set_tcp_nodelay(true);  // headers and body go out separately: avoid Nagle + delayed ACK
-    s.set_read_timeout(30, 0);
-    s.set_write_timeout(30, 0);
+  // The whole route table. Handlers take (const Request&, Response&).
+  void install(Router& s) {
     s.set_pre_routing_handler([this](const Request& req, Response& res) {
-      take_over_gzip(const_cast<Request&>(req));  // httplib built it non-const; body not read yet
-      if (req.path == "/healthz" || req.path == "/ready") return Handled::Unhandled;
+      if (req.path == "/healthz" || req.path == "/ready") return false;
       if (!authorized(req, cfg_.auth_token)) {
         res.set_header("WWW-Authenticate", "Bearer, Basic realm=\"spanprof\"");
         send_error(res, {401, "unauthenticated", "missing or wrong credentials"});
-        return Handled::Handled;
+        return true;
       }
-      return Handled::Unhandled;
-    });
-    s.set_error_handler([](const Request&, Response& res) {
-      if (res.body.empty()) {
-        std::string code = res.status == 413   ? "resource_exhausted"
-                           : res.status == 404 ? "not_found"
-                           : res.status == 415 ? "invalid_argument"
-                                               : "invalid_argument";
-        send_error(res, {res.status, code, "HTTP " + std::to_string(res.status)});
-      }
-    });
-    s.set_exception_handler([](const Request&, Response& res, std::exception_ptr ep) {
-      std::string what = "internal error";
-      try {
-        std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-      }
-      log_error("handler exception: %s", what.c_str());
-      send_error(res, internal_error(what));
-    });
-    s.set_logger([](const Request& req, const Response& res) {
-      if (res.status >= 500)
-        log_error("%s %s -> %d", req.method.c_str(), req.path.c_str(), res.status);
-      else if (res.status >= 400)
-        log_warn("%s %s -> %d %s", req.method.c_str(), req.path.c_str(), res.status,
-                 res.body.substr(0, 200).c_str());
-      else
-        log_debug("%s %s -> %d", req.method.c_str(), req.path.c_str(), res.status);
+      return false;
     });
 
     s.Get("/healthz", [](const Request&, Response& res) { res.set_content("ok\n", "text/plain"); });
@@ -193,39 +198,41 @@ class Routes {
   }
 
  private:
-  using Handled = httplib::Server::HandlerResponse;
-
   // Wraps a body-carrying handler: tenant, body with limit, error mapping.
   using BodyFn = std::function<Status(const Request&, Response&, const std::string&, Body&)>;
-  void post(httplib::Server& s, const std::string& path, BodyFn fn) {
-    s.Post(path, [this, fn](const Request& req, Response& res, const ContentReader& reader) {
+  // `ingest`: the request counts against its tenant's ingest rate.
+  void post(Router& s, const std::string& path, BodyFn fn, bool ingest = false) {
+    s.Post(path, [this, fn, ingest](Request& req, Response& res) {
       auto t = tenant_of(req);
       if (!t) return send_error(res, t.error);
+      if (ingest)
+        if (auto e = rate_.admit(*t, req.body.size())) return send_error(res, *e);
       Body b;
-      if (auto e = read_body(req, reader, cfg_.limits.max_decompressed_bytes,
-                             cfg_.limits.max_body_bytes, b))
+      if (auto e = read_body(req, cfg_.limits.max_decompressed_bytes, b))
         return send_error(res, *e);
       if (auto e = fn(req, res, *t, b)) send_error(res, *e);
     });
   }
 
-  void ingest_routes(httplib::Server& s) {
-    post(s, "/push.v1.PusherService/Push",
-         [this](const Request& req, Response& res, const std::string& tenant, Body& b) -> Status {
-           std::string ct = req.get_header_value("Content-Type");
-           if (ct.find("connect+") != std::string::npos)
-             return Error{415, "invalid_argument", "streaming Connect is not supported"};
-           bool js = is_json_ct(req);
-           std::vector<RawProfile> profiles;
-           int64_t t0 = now_ns();
-           if (auto e = decode_push(b.data, js, tenant, cfg_.limits, profiles)) return e;
-           int64_t t1 = now_ns();
-           if (auto e = store_.write_profiles(std::move(profiles))) return e;
-           log_debug("push: decode %.2f ms, durable write %.2f ms", double(t1 - t0) / 1e6,
-                     double(now_ns() - t1) / 1e6);
-           send_message(res, push::v1::PushResponse(), js);
-           return std::nullopt;
-         });
+  void ingest_routes(Router& s) {
+    post(
+        s, "/push.v1.PusherService/Push",
+        [this](const Request& req, Response& res, const std::string& tenant, Body& b) -> Status {
+          std::string ct = req.get_header_value("Content-Type");
+          if (ct.find("connect+") != std::string::npos)
+            return Error{415, "invalid_argument", "streaming Connect is not supported"};
+          bool js = is_json_ct(req);
+          std::vector<RawProfile> profiles;
+          int64_t t0 = now_ns();
+          if (auto e = decode_push(b.data, js, tenant, cfg_.limits, profiles)) return e;
+          int64_t t1 = now_ns();
+          if (auto e = store_.write_profiles(std::move(profiles))) return e;
+          log_debug("push: decode %.2f ms, durable write %.2f ms", double(t1 - t0) / 1e6,
+                    double(now_ns() - t1) / 1e6);
+          send_message(res, push::v1::PushResponse(), js);
+          return std::nullopt;
+        },
+        true);
     auto legacy = [this](const Request& req, Response& res, const std::string& tenant,
                          Body& b) -> Status {
       std::vector<RawProfile> profiles;
@@ -236,52 +243,49 @@ class Routes {
       res.status = 200;
       return std::nullopt;
     };
-    post(s, "/ingest", legacy);
-    post(s, "/pyroscope/ingest", legacy);
-    post(s, "/v1development/profiles",
-         [this](const Request& req, Response& res, const std::string& tenant, Body& b) -> Status {
-           bool js = is_json_ct(req);
-           std::vector<RawProfile> profiles;
-           if (auto e = decode_otlp_profiles(b.data, js, tenant, cfg_.limits, profiles)) return e;
-           if (auto e = store_.write_profiles(std::move(profiles))) return e;
-           send_message(
-               res, opentelemetry::proto::profiles::v1development::ExportProfilesServiceResponse(),
-               js, "application/x-protobuf");
-           return std::nullopt;
-         });
-    post(s, "/v1/traces",
-         [this](const Request& req, Response& res, const std::string& tenant, Body& b) -> Status {
-           bool js = is_json_ct(req);
-           std::vector<SpanRow> spans;
-           if (auto e = decode_otlp_traces(b.data, js, tenant, cfg_.limits, spans)) return e;
-           if (auto e = store_.write_spans(std::move(spans))) return e;
-           send_message(res, opentelemetry::proto::trace::v1::ExportTraceServiceResponse(), js,
-                        "application/x-protobuf");
-           return std::nullopt;
-         });
+    post(s, "/ingest", legacy, true);
+    post(s, "/pyroscope/ingest", legacy, true);
+    post(
+        s, "/v1development/profiles",
+        [this](const Request& req, Response& res, const std::string& tenant, Body& b) -> Status {
+          bool js = is_json_ct(req);
+          std::vector<RawProfile> profiles;
+          if (auto e = decode_otlp_profiles(b.data, js, tenant, cfg_.limits, profiles)) return e;
+          if (auto e = store_.write_profiles(std::move(profiles))) return e;
+          send_message(
+              res, opentelemetry::proto::profiles::v1development::ExportProfilesServiceResponse(),
+              js, "application/x-protobuf");
+          return std::nullopt;
+        },
+        true);
+    post(
+        s, "/v1/traces",
+        [this](const Request& req, Response& res, const std::string& tenant, Body& b) -> Status {
+          bool js = is_json_ct(req);
+          std::vector<SpanRow> spans;
+          if (auto e = decode_otlp_traces(b.data, js, tenant, cfg_.limits, spans)) return e;
+          if (auto e = store_.write_spans(std::move(spans))) return e;
+          send_message(res, opentelemetry::proto::trace::v1::ExportTraceServiceResponse(), js,
+                       "application/x-protobuf");
+          return std::nullopt;
+        },
+        true);
   }
 
   template <class Req>
-  void connect(httplib::Server& s, const std::string& method,
+  void connect(Router& s, const std::string& method,
                std::function<Status(const std::string&, const Req&, Response&, bool)> fn) {
     post(s, "/querier.v1.QuerierService/" + method,
-         [fn](const Request& req, Response& res, const std::string& tenant, Body& b) -> Status {
+         [this, fn](const Request& req, Response& res, const std::string& tenant,
+                    Body& b) -> Status {
            bool js = is_json_ct(req);
            Req r;
-           if (js) {
-             google::protobuf::util::JsonParseOptions o;
-             o.ignore_unknown_fields = true;
-             auto st =
-                 google::protobuf::util::JsonStringToMessage(b.data.empty() ? "{}" : b.data, &r, o);
-             if (!st.ok()) return bad_request("invalid JSON request: " + st.ToString());
-           } else if (!r.ParseFromString(b.data)) {
-             return bad_request("invalid protobuf request");
-           }
+           if (auto e = parse_proto_message(b.data, js, cfg_.limits, r, "request")) return e;
            return fn(tenant, r, res, js);
          });
   }
 
-  void querier_routes(httplib::Server& s) {
+  void querier_routes(Router& s) {
     using namespace querier::v1;
     connect<ProfileTypesRequest>(s, "ProfileTypes",
                                  [this](const std::string& t, const ProfileTypesRequest& r,
@@ -472,7 +476,7 @@ class Routes {
     });
   }
 
-  void api_routes(httplib::Server& s) {
+  void api_routes(Router& s) {
     auto get = [&s](const std::string& path,
                     std::function<Result<json>(const std::string&, const Request&)> fn) {
       s.Get(path, [fn](const Request& req, Response& res) {
@@ -489,8 +493,9 @@ class Routes {
     });
     get("/api/v1/services",
         [this](const std::string& t, const Request&) -> Result<json> { return q_.services(t); });
-    get("/api/v1/stats",
-        [this](const std::string&, const Request&) -> Result<json> { return q_.stats(); });
+    get("/api/v1/stats", [this](const std::string& t, const Request&) -> Result<json> {
+      return q_.stats(t, !cfg_.admin_tenant.empty() && t == cfg_.admin_tenant);
+    });
     get("/api/v1/traces",
         [this, params](const std::string& t, const Request& r) { return q_.traces(t, params(r)); });
     get(R"(/api/v1/traces/([^/]+))",
@@ -516,7 +521,7 @@ class Routes {
     });
   }
 
-  void static_routes(httplib::Server& s) {
+  void static_routes(Router& s) {
     s.Get(R"(/(.*))", [this](const Request& req, Response& res) {
       if (req.path.rfind("/api/", 0) == 0)
         return send_error(res, not_found("no such API route: " + req.path));
@@ -552,6 +557,7 @@ class Routes {
   const ServerConfig& cfg_;
   Store& store_;
   QueryEngine q_;
+  TenantRate rate_{cfg_.limits.max_ingest_bytes_per_s};
 };
 
 bool split_host_port(const std::string& hp, std::string& host, int& port) {
@@ -569,59 +575,55 @@ bool split_host_port(const std::string& hp, std::string& host, int& port) {
 
 }  // namespace
 
+std::shared_ptr<void> install_routes(Router& r, const ServerConfig& cfg, Store& store) {
+  auto routes = std::make_shared<Routes>(cfg, store);
+  routes->install(r);
+  return routes;
+}
+
 int run_server(const ServerConfig& cfg) {
   auto store = Store::open(cfg.store);
   if (!store) {
     log_error("%s", store.error.message.c_str());
     return 1;
   }
-  Routes routes(cfg, **store);
-  std::vector<std::unique_ptr<httplib::Server>> servers;
-  std::vector<std::thread> threads;
-  auto start = [&](const std::string& hp, const char* what) -> bool {
-    std::string host;
+  Router router;
+  auto routes = install_routes(router, cfg, **store);
+  HttpOptions ho = cfg.http;
+  ho.max_body_bytes = cfg.limits.max_body_bytes;
+  HttpServer http(router, ho);
+  auto listen = [&](const std::string& hp, const char* what) -> bool {
+    std::string host, err;
     int port;
     if (!split_host_port(hp, host, port)) {
       log_error("bad %s address %s (want host:port)", what, hp.c_str());
       return false;
     }
-    auto srv = std::make_unique<httplib::Server>();
-    int nthreads = cfg.threads;
-    srv->new_task_queue = [nthreads] { return new httplib::ThreadPool(size_t(nthreads)); };
-    routes.install(*srv);
-    if (port == 0) {
-      port = srv->bind_to_any_port(host);
-      if (port < 0) {
-        log_error("cannot bind %s", hp.c_str());
-        return false;
-      }
-    } else if (!srv->bind_to_port(host, port)) {
-      log_error("cannot bind %s: %s", hp.c_str(), strerror(errno));
+    port = http.listen(host, port, err);
+    if (port < 0) {
+      log_error("cannot bind %s: %s", hp.c_str(), err.c_str());
       return false;
     }
     log_info("%s listening on http://%s:%d", what, host.c_str(), port);
     // Tests read this line to find an ephemeral port.
     fprintf(stderr, "LISTENING %s %s:%d\n", what, host.c_str(), port);
     fflush(stderr);
-    auto* raw = srv.get();
-    servers.push_back(std::move(srv));
-    threads.emplace_back([raw] { raw->listen_after_bind(); });
     return true;
   };
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);
   std::signal(SIGPIPE, SIG_IGN);
-  bool ok = start(cfg.listen, "api");
-  if (ok && !cfg.otlp_listen.empty()) ok = start(cfg.otlp_listen, "otlp");
+  bool ok = listen(cfg.listen, "api");
+  if (ok && !cfg.otlp_listen.empty()) ok = listen(cfg.otlp_listen, "otlp");
   if (ok) {
+    http.start();
     if (cfg.listen.rfind("127.", 0) != 0 && cfg.listen.rfind("localhost:", 0) != 0 &&
         cfg.auth_token.empty())
       log_warn("listening on a non-loopback address without --auth-token");
     while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     log_info("shutting down: finishing in-flight requests");
+    http.stop();
   }
-  for (auto& s : servers) s->stop();
-  for (auto& t : threads) t.join();
   (*store).reset();
   log_info("storage closed");
   return ok ? 0 : 1;

@@ -1,9 +1,12 @@
 // HTTP shell over the core: routes, auth, tenants, body limits, Connect/JSON framing.
 #pragma once
+#include <memory>
 #include <string>
 
 #include "core/store.h"
 #include "core/types.h"
+#include "http/listener.h"
+#include "http/router.h"
 
 namespace spanprof {
 
@@ -12,10 +15,15 @@ struct ServerConfig {
   std::string otlp_listen;  // empty = no second listener
   std::string ui_dir;
   std::string auth_token;
+  std::string admin_tenant;  // sees server-wide figures in /api/v1/stats; empty = nobody
   Limits limits;
   StoreOptions store;
-  int threads = 32;  // workers block while their push commits: more of them, bigger group commits
+  HttpOptions http;  // http.workers: routes block while their push commits (group commits)
 };
+
+// Adds every route of the server to `r`. The result holds the routes' state: keep it while `r`
+// is used. `cfg` and `store` must outlive it too.
+std::shared_ptr<void> install_routes(Router& r, const ServerConfig& cfg, Store& store);
 
 // Runs until SIGTERM/SIGINT; returns the process exit code.
 int run_server(const ServerConfig& cfg);
