@@ -12,7 +12,7 @@ import sys
 import threading
 import warnings
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, Optional, Sequence, Union
 
 __version__ = "0.1.0"
 
@@ -67,6 +67,7 @@ def configure(
     exporter: Optional[str] = None,
     auth_token: Optional[str] = None,
     detect_subprocesses: Optional[bool] = None,
+    profile_types: Optional[Union[str, Sequence[str]]] = None,
 ) -> bool:
     """Starts (or restarts with new settings) profiling and uploading.
 
@@ -77,8 +78,11 @@ def configure(
     server_address="file:///dir": one gzipped pprof per window); the deprecated ``auth_token``
     (sent as a Bearer token) and ``detect_subprocesses``.
 
-    ``oncpu=False`` is refused: the sampler runs on each thread's CPU clock and measures CPU time
-    only. ``mem_enabled=True`` is refused (no memory profiling). A bad value raises ValueError
+    ``profile_types`` (spanprof): "cpu" (the default) and/or "wall": wall-clock time of every
+    thread and of every asyncio task suspended on an await, idle included, sent as a second
+    profile (``wall``, nanoseconds) labelled ``thread_state`` (running, gil_wait, blocked,
+    awaiting) and ``task_name``. ``oncpu=False`` is pyroscope-io's wall mode: wall-clock samples
+    sent as its CPU profile type, as pyroscope-io does. ``mem_enabled=True`` is refused (no memory profiling). A bad value raises ValueError
     naming the parameter.
     """
     from spanprof import _agent, _config
@@ -113,6 +117,7 @@ def configure(
         ("exporter", exporter),
         ("auth_token", auth_token),
         ("detect_subprocesses", detect_subprocesses),
+        ("profile_types", profile_types),
     ):
         if value is not None:
             kwargs[key] = value

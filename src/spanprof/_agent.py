@@ -98,7 +98,10 @@ class Uploader:
         except Exception as e:  # the native side reports, we keep running
             self._note_error(f"collect: {e!r}", key="collect")
             return
-        if profile is not None and profile.sample_count > 0:
+        if profile is None:
+            return
+        wall = getattr(profile, "wall", None)
+        if profile.sample_count > 0 or (wall is not None and wall.sample_count > 0):
             self.enqueue(profile)
 
     def enqueue(self, profile: Any) -> None:
@@ -257,11 +260,12 @@ def _start_sampler(cfg: Config) -> None:
         cfg.report_thread_id,
         cfg.report_thread_name,
     )
+    kinds = {"cpu": "cpu" in cfg.profile_types, "wall": "wall" in cfg.profile_types}
     if cfg.line_no == LineNo.LastInstruction:
-        native.start(*args)
+        native.start(*args, **kinds)
         return
     try:
-        native.start(*args, line_no=int(cfg.line_no))
+        native.start(*args, line_no=int(cfg.line_no), **kinds)
     except TypeError:
         import warnings
 

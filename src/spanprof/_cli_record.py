@@ -41,6 +41,8 @@ def __spanprof_setup__():
             done.append(reason)
         _native.stop()
         p = _native.collect()
+        if cfg["wall"]:
+            p = p.wall
         s = _native.stats()
         fmt, out = cfg["format"], cfg["output"]
         if fmt == "pprof":
@@ -60,7 +62,8 @@ def __spanprof_setup__():
         if not done:
             write("interrupted")
 
-    _native.start(cfg["rate"], cfg["gil_only"], False, cfg["threads"], cfg["threads"])
+    _native.start(cfg["rate"], cfg["gil_only"], False, cfg["threads"], cfg["threads"],
+                  wall=cfg["wall"], cpu=not cfg["wall"])
     atexit.register(write, "exit")
     if cfg["duration"]:
         import _thread
@@ -133,6 +136,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads", action="store_true", help="label samples with thread_id and thread_name"
     )
     parser.add_argument(
+        "--wall",
+        action="store_true",
+        help="record wall-clock time (every thread and suspended asyncio task, waiting included; "
+        "samples labelled thread_state) instead of CPU time",
+    )
+    parser.add_argument(
         "command",
         nargs=argparse.REMAINDER,
         help="-- python script.py args... (or -- script.py args...)",
@@ -183,6 +192,7 @@ def main(args: argparse.Namespace) -> int:
         "duration": args.duration,
         "gil_only": bool(args.gil_only),
         "threads": bool(args.threads),
+        "wall": bool(args.wall),
         "argv": argv,
         "summary": summary_path,
         "sys_path": [package_parent],

@@ -33,6 +33,7 @@ _OPTIONS = {
     "basic_auth_password": "SPANPROF_BASIC_AUTH_PASSWORD",
     "auth_token": "SPANPROF_AUTH_TOKEN",
     "http_headers": "SPANPROF_HTTP_HEADERS",
+    "profile_types": "SPANPROF_PROFILE_TYPES",
 }
 _FLAGS = {
     "report_pid": "SPANPROF_REPORT_PID",
@@ -67,6 +68,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-r", "--sample-rate", type=int, help="samples per second of CPU time (default 100)"
     )
+    p.add_argument(
+        "--profile-types",
+        help="cpu, wall or cpu,wall (default: cpu,wall; wall = wall-clock time of every thread "
+        "and suspended asyncio task)",
+    )
     p.add_argument("--upload-interval", type=float, help="seconds between uploads (default 10)")
     p.add_argument("-t", "--tags", help="global tags: key=value,key2=value2")
     p.add_argument("--tenant-id", help="X-Scope-OrgID")
@@ -100,6 +106,10 @@ def build_env(args: argparse.Namespace, base: Dict[str, str]) -> Dict[str, str]:
     for dest, name in _FLAGS.items():
         if getattr(args, dest, None):
             env[name] = "true"
+    # spanprof's own mode: CPU and wall-clock profiles, unless the user chose (also through
+    # PYROSCOPE_ONCPU=false, pyroscope-io's wall mode).
+    if not any(k in env for k in ("SPANPROF_PROFILE_TYPES", "SPANPROF_ONCPU", "PYROSCOPE_ONCPU")):
+        env["SPANPROF_PROFILE_TYPES"] = "cpu,wall"
     if getattr(args, "gil_only", None) is False:
         env["SPANPROF_GIL_ONLY"] = "false"
     if getattr(args, "no_span_linking", False):

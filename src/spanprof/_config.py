@@ -64,6 +64,12 @@ class Config:
     line_no: LineNo = LineNo.LastInstruction
     upload_interval: float = 10.0
     cpu_enabled: bool = True
+    # "cpu" (CPU time, process_cpu) and/or "wall" (wall-clock time, every thread and suspended
+    # asyncio task, idle included).
+    profile_types: Tuple[str, ...] = ("cpu",)
+    # pyroscope-io's oncpu=False: wall-clock samples sent as its CPU profile type (process_cpu,
+    # cpu/nanoseconds), so existing Pyroscope and Grafana set-ups keep working.
+    wall_as_cpu: bool = False
     exporter: str = "pyroscope"  # derived from server_address unless given
     # Exporter endpoint without the exporter-selecting scheme prefix (otlp+http -> http).
     endpoint: str = "http://localhost:4040"
@@ -158,6 +164,30 @@ def _parse_server_address(value: str, exporter: Optional[str]) -> Tuple[str, str
     return exporter or "pyroscope", endpoint, ""
 
 
+PROFILE_TYPES = ("cpu", "wall")
+
+
+def parse_profile_types(value: Any) -> Tuple[str, ...]:
+    """``profile_types``: an iterable of "cpu"/"wall", or a comma-separated str; default cpu."""
+    if value is None:
+        return ("cpu",)
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out = []
+    for item in items:
+        name = str(item).strip().lower()
+        if not name:
+            continue
+        if name not in PROFILE_TYPES:
+            raise ValueError(
+                f"spanprof.configure: profile_types: unknown type {item!r} (known: cpu, wall)"
+            )
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise ValueError("spanprof.configure: profile_types is empty (known: cpu, wall)")
+    return tuple(t for t in PROFILE_TYPES if t in out)
+
+
 def build(kwargs: Mapping[str, Any]) -> Config:
     """Validates ``configure`` keywords (pyroscope-io 1.x names and defaults) into a Config."""
     known = {
@@ -166,7 +196,7 @@ def build(kwargs: Mapping[str, Any]) -> Config:
         "gil_only", "report_pid", "report_thread_id", "report_thread_name", "tags", "tenant_id",
         "http_headers", "line_no", "upload_interval", "detect_subprocesses", "exporter",
         "mem_enabled", "mem_max_nframe", "mem_heap_sample_size", "mem_enable_mem_domain",
-        "cpu_enabled", "cpu_implementation",
+        "cpu_enabled", "cpu_implementation", "profile_types",
     }  # fmt: skip
     unknown = sorted(set(kwargs) - known)
     if unknown:
@@ -198,13 +228,17 @@ def build(kwargs: Mapping[str, Any]) -> Config:
             stacklevel=3,
         )
 
-    if kw.get("oncpu", True) is not True:
-        _bool("oncpu", kw["oncpu"])
-        raise ValueError(
-            "spanprof.configure: oncpu=False (wall-clock time, idle included) is not supported: "
-            "the spanprof sampler is driven by each thread's CPU clock and records CPU time only. "
-            "Remove oncpu=False (or set oncpu=True)."
-        )
+    oncpu = _bool("oncpu", kw.get("oncpu", True))
+    types = parse_profile_types(kw.get("profile_types"))
+    wall_as_cpu = False
+    if not oncpu:
+        if kw.get("profile_types") is not None:
+            raise ValueError(
+                "spanprof.configure: oncpu=False (pyroscope-io's wall-clock mode, sent as "
+                "process_cpu) and profile_types cannot be combined; use profile_types=('wall',) "
+                "for a separate wall profile"
+            )
+        types, wall_as_cpu = ("wall",), True
     if kw.get("mem_enabled"):
         warnings.warn(
             "mem_enabled: memory profiling is not supported by spanprof; only CPU is profiled",
@@ -288,6 +322,8 @@ def build(kwargs: Mapping[str, Any]) -> Config:
         line_no=line_no,
         upload_interval=float(interval),
         cpu_enabled=_bool("cpu_enabled", kw.get("cpu_enabled", True)),
+        profile_types=types,
+        wall_as_cpu=wall_as_cpu,
         exporter=exporter,
         endpoint=endpoint,
         file_dir=file_dir,
@@ -314,6 +350,8 @@ _ENV_KEYS: Dict[str, str] = {
     "http_headers": "map",
     "upload_interval": "float",
     "exporter": "str",
+    "profile_types": "str",
+    "oncpu": "bool",
 }
 
 

@@ -95,9 +95,29 @@ def test_bad_configuration_raises_value_error_naming_it(kwargs, named):
     assert spanprof.stats()["running"] is False
 
 
-def test_oncpu_false_is_refused_with_an_explanation():
-    with pytest.raises(ValueError, match="CPU time only"):
-        spanprof.configure(oncpu=False)
+def test_oncpu_false_is_pyroscope_ios_wall_mode():
+    from spanprof import _config
+
+    cfg = _config.build({"oncpu": False})
+    assert cfg.profile_types == ("wall",) and cfg.wall_as_cpu
+    assert _config.build({}).profile_types == ("cpu",)
+    both = _config.build({"profile_types": "wall, cpu"})
+    assert both.profile_types == ("cpu", "wall") and not both.wall_as_cpu
+    assert _config.build({"profile_types": ["wall"]}).profile_types == ("wall",)
+
+
+@pytest.mark.parametrize(
+    "kwargs, named",
+    [
+        ({"profile_types": "cpu,heap"}, "unknown type 'heap'"),
+        ({"profile_types": ""}, "profile_types is empty"),
+        ({"oncpu": False, "profile_types": "wall"}, "cannot be combined"),
+    ],
+)
+def test_bad_profile_types_are_refused(kwargs, named):
+    with pytest.raises(ValueError, match=named):
+        spanprof.configure(**kwargs)
+    assert spanprof.stats()["running"] is False
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@
 #endif
 #if PY_VERSION_HEX >= 0x030E0000
 #include "internal/pycore_interpframe.h"
+#include "internal/pycore_tstate.h"
 #endif
 
 #include <pthread.h>
@@ -170,6 +171,38 @@ struct WalkStart {
 // so it takes the interpreter's own recursion count instead of walking the cold frames twice.
 // May read freed memory in a window the checks cannot see: call under the fault guard.
 uint32_t frame_bound(PyThreadState* ts, uint32_t cap, WalkStart* start);
+// Identifies where a thread is: its newest frame, that frame's instruction and its context. Two
+// equal keys read while the thread did not run Python mean the same stack and the same span.
+// handler-safe; read under the fault guard.
+struct StackKey {
+  uintptr_t frame = 0;
+  uintptr_t instr = 0;
+  uintptr_t context = 0;
+  bool operator==(const StackKey& o) const {
+    return frame == o.frame && instr == o.instr && context == o.context;
+  }
+};
+StackKey stack_key(PyThreadState* ts);
+// The GIL this thread state's interpreter uses (its address range identifies a thread waiting
+// for it), or nullptr (free-threaded builds).
+const void* gil_address(PyThreadState* ts);
+inline constexpr size_t kGilSize =
+#ifdef Py_GIL_DISABLED
+    0;
+#else
+    sizeof(struct _gil_runtime_state);
+#endif
+// Every thread state of `interp` under the runtime's thread-list lock (HEAD_LOCK), taken without
+// an attached thread state: for the wall sampler thread. fn must not call into Python.
+void for_each_thread_locked(PyInterpreterState* interp, void (*fn)(PyThreadState*, void*),
+                            void* arg);
+
+// A suspended coroutine or generator: its frame as a RawFrame and the object it awaits (the
+// next link of an await chain, or the future at its end), or nullptr. False when `obj` is not
+// a suspended coroutine/generator. Reads memory of objects owned by another thread: under the
+// fault guard, validated by the caller.
+bool coro_step(PyObject* obj, RawFrame* out, PyObject** awaited);
+
 // handler-safe: writes at most `cap` frames leaf-first from `start` into `out`, returns how many.
 uint32_t walk_frames(const WalkStart& start, RawFrame* out, uint32_t cap, WalkCounts* counts);
 

@@ -21,6 +21,7 @@
 #include "tags.h"
 #include "threads.h"
 #include "timers.h"
+#include "wall.h"
 
 namespace spanprof {
 namespace {
@@ -42,7 +43,7 @@ struct PairHash {
 };
 
 struct LabelKey {
-  uint8_t bytes[sizeof(SpanIds) + 24];
+  uint8_t bytes[sizeof(SpanIds) + 24 + 2 + 40];
   bool operator==(const LabelKey& o) const {
     return std::memcmp(bytes, o.bytes, sizeof bytes) == 0;
   }
@@ -55,13 +56,29 @@ struct LabelKeyHash {
   }
 };
 
-struct DrainState {
-  Config cfg;
-  Profile* profile = new Profile;
-  // Per-profile caches, cleared when the profile is swapped. Locations by (symbol id, offset):
-  // symbol ids are never reused.
+// One aggregate: its profile and the caches keyed into its tables, cleared when it is swapped.
+struct Agg {
+  Profile* profile = nullptr;
+  // Locations by (symbol id, offset): symbol ids are never reused. Synthetic leaves by
+  // (0, leaf).
   std::unordered_map<std::pair<uint64_t, uint64_t>, uint32_t, PairHash> loc_cache;
   std::unordered_map<LabelKey, uint32_t, LabelKeyHash> label_cache;
+  void reset(Profile* p) {
+    profile = p;
+    loc_cache.clear();
+    label_cache.clear();
+  }
+};
+
+struct DrainState {
+  Config cfg;
+  Agg cpu{new Profile};
+  Agg wall{nullptr};
+  // Wall records marked kRepeat add to the sample slot of their source's last full record.
+  // Valid for one wall profile: cleared, and `generation` bumped, when it is swapped.
+  std::unordered_map<uint64_t, int64_t*> repeat_slot;
+  // The wall slot of each thread's latest CPU sample (by ident), for kDeficit records.
+  std::unordered_map<uint64_t, int64_t*> cpu_slot;
   std::unordered_map<uint64_t, std::string> thread_names;  // ident -> name
   // Idents a name scan did not find (threads outside threading): not looked up again until the
   // next periodic scan, so they cost no GIL take per round.
@@ -105,7 +122,28 @@ std::string hex(const uint8_t* p, size_t n) {
   return s;
 }
 
-uint32_t label_set_for(const RecordHeader& h) {
+Profile* new_wall_profile(int64_t start_ns) {
+  auto* p = new Profile;
+  p->sample_type = "wall";
+  p->values_in_ns = true;
+  p->start_ns = start_ns;
+  return p;
+}
+
+const char* const kStateNames[] = {"running", "gil_wait", "blocked", "awaiting"};
+
+// asyncio's default task names ("Task-<n>") count up for the life of the process; as labels
+// they would make a series per task, so they are folded into one value.
+std::string task_label(const RecordHeader& h) {
+  const size_t n = h.task_name_len < sizeof h.task_name ? h.task_name_len : sizeof h.task_name;
+  std::string name(h.task_name, n);
+  if (name.rfind("Task-", 0) == 0 && name.size() > 5 &&
+      name.find_first_not_of("0123456789", 5) == std::string::npos)
+    return "Task";
+  return name;
+}
+
+uint32_t label_set_for(Agg& agg, const RecordHeader& h, bool wall) {
   DrainState& st = *g_state;
   const Config& cfg = st.cfg;
   LabelKey key{};
@@ -113,10 +151,17 @@ uint32_t label_set_for(const RecordHeader& h) {
   key.bytes[sizeof(SpanIds)] = (h.flags & kHasSpan) ? 1 : 0;
   std::memcpy(key.bytes + sizeof(SpanIds) + 8, &h.ident, 8);
   std::memcpy(key.bytes + sizeof(SpanIds) + 16, &h.tagset, 8);
-  auto it = st.label_cache.find(key);
-  if (it != st.label_cache.end()) return it->second;
+  if (wall) {
+    key.bytes[sizeof(SpanIds) + 24] = static_cast<uint8_t>(h.state + 1);
+    if (h.flags & kTask) {
+      key.bytes[sizeof(SpanIds) + 25] = static_cast<uint8_t>(1 + h.task_name_len);
+      std::memcpy(key.bytes + sizeof(SpanIds) + 26, h.task_name, sizeof h.task_name);
+    }
+  }
+  auto it = agg.label_cache.find(key);
+  if (it != agg.label_cache.end()) return it->second;
 
-  Profile& p = *st.profile;
+  Profile& p = *agg.profile;
   LabelSet labels;
   std::unordered_set<std::string> keys;
   auto add = [&](const std::string& k, const std::string& v) {
@@ -129,8 +174,13 @@ uint32_t label_set_for(const RecordHeader& h) {
     add("trace_id", hex(h.span.trace_id, 16));
     add("active_span_id", hex(h.span.span_id, 8));
   }
-  if (cfg.report_thread_id) add("thread_id", std::to_string(h.ident));
-  if (cfg.report_thread_name) {
+  if (wall) {
+    add("thread_state", kStateNames[h.state < 4 ? h.state : 0]);
+    if (h.flags & kTask) add("task_name", task_label(h));
+  }
+  const bool task = (h.flags & kTask) != 0;
+  if (cfg.report_thread_id && !task) add("thread_id", std::to_string(h.ident));
+  if (cfg.report_thread_name && !task) {
     auto n = st.thread_names.find(h.ident);
     if (n != st.thread_names.end()) {
       add("thread_name", n->second);
@@ -149,8 +199,67 @@ uint32_t label_set_for(const RecordHeader& h) {
     }
   }
   const uint32_t id = p.label_set(std::move(labels));
-  if (complete) st.label_cache.emplace(key, id);
+  if (complete) agg.label_cache.emplace(key, id);
   return id;
+}
+
+const char* const kLeafNames[kLeafCount] = {"",
+                                            "<sleep>",
+                                            "<lock wait>",
+                                            "<socket recv>",
+                                            "<socket send>",
+                                            "<accept>",
+                                            "<connect>",
+                                            "<read>",
+                                            "<write>",
+                                            "<select/poll>",
+                                            "<child wait>",
+                                            "<GIL wait>",
+                                            "<system call>",
+                                            "<await Future>",
+                                            "<await Task>",
+                                            "<await>"};
+
+// The stack of a full record as locations of `agg`'s profile; false when no frame resolved.
+bool locations_for(Agg& agg, const RecordHeader& h, std::vector<uint32_t>* out) {
+  DrainState& st = *g_state;
+  Stats& stats_ = stats();
+  Profile& p = *agg.profile;
+  out->clear();
+  if (h.leaf != kLeafNone && h.leaf < kLeafCount) {
+    const auto ck = std::make_pair(uint64_t{0}, static_cast<uint64_t>(h.leaf));
+    auto lc = agg.loc_cache.find(ck);
+    if (lc == agg.loc_cache.end())
+      lc = agg.loc_cache
+               .emplace(ck, p.location(Location{p.intern(kLeafNames[h.leaf]), p.intern(""), 0, 0}))
+               .first;
+    out->push_back(lc->second);
+  }
+  auto* f = reinterpret_cast<const py::RawFrame*>(&h + 1);
+  for (uint32_t i = 0; i < h.nframes; ++i) {
+    const CodeSymbol* sym = codes_resolve(f[i].code, h.code_epoch);
+    if (sym == nullptr) {
+      stats_.frames_invalid_drain.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    const auto ck =
+        std::make_pair(sym->id, static_cast<uint64_t>(static_cast<uint32_t>(f[i].lasti)));
+    auto lc = agg.loc_cache.find(ck);
+    uint32_t loc;
+    if (lc != agg.loc_cache.end()) {
+      loc = lc->second;
+    } else {
+      int32_t lineno = sym->line_at(f[i].lasti);
+      if (lineno < 0) lineno = sym->firstlineno;
+      if (st.cfg.line_no == 1) lineno = sym->firstlineno;
+      if (st.cfg.line_no == 2) lineno = 0;
+      loc =
+          p.location(Location{p.intern(sym->name), p.intern(sym->file), lineno, sym->firstlineno});
+      agg.loc_cache.emplace(ck, loc);
+    }
+    out->push_back(loc);
+  }
+  return out->size() > (h.leaf != kLeafNone ? 1u : 0u);
 }
 
 // GIL held: thread names from threading._active (never imports threading).
@@ -186,9 +295,16 @@ void drain_once(PyThreadState* ts, bool scan) {
   Stats& stats_ = stats();
   if (g_restarted.exchange(false, std::memory_order_acq_rel)) {
     st.cfg = g_next_cfg;
-    st.loc_cache.clear();
-    st.label_cache.clear();
-    if (st.profile->start_ns == 0) st.profile->start_ns = wall_ns();
+    st.cpu.reset(st.cpu.profile);
+    if (st.cpu.profile->start_ns == 0) st.cpu.profile->start_ns = wall_ns();
+    if (st.cfg.wall && st.wall.profile == nullptr) {
+      st.wall.reset(new_wall_profile(st.cpu.profile->start_ns));
+      st.repeat_slot.clear();
+      st.cpu_slot.clear();
+      wall_bump_generation();
+    } else {
+      st.wall.reset(st.wall.profile);
+    }
   }
   timers_check_signal();  // one sigaction(2) read; moves the timers if our signal was taken
 
@@ -226,47 +342,66 @@ void drain_once(PyThreadState* ts, bool scan) {
       for (uint64_t id : nameless)
         if (st.thread_names.count(id) == 0) st.unnamed.insert(id);
       // Label sets built while a name was missing are cached without it.
-      if (!nameless.empty()) st.label_cache.clear();
+      if (!nameless.empty()) st.cpu.label_cache.clear(), st.wall.label_cache.clear();
     }
     ts = PyEval_SaveThread();
   }
 
   // 4. Symbolise and aggregate.
-  Profile& p = *st.profile;
   SampleKey key;
+  const int64_t period = 1'000'000'000LL / (st.cfg.rate_hz > 0 ? st.cfg.rate_hz : 100);
   for (uint32_t off : st.offsets) {
     auto* h = reinterpret_cast<const RecordHeader*>(st.batch.data() + off);
-    auto* f = reinterpret_cast<const py::RawFrame*>(h + 1);
-    key.locations.clear();
-    for (uint32_t i = 0; i < h->nframes; ++i) {
-      const CodeSymbol* sym = codes_resolve(f[i].code, h->code_epoch);
-      if (sym == nullptr) {
-        stats_.frames_invalid_drain.fetch_add(1, std::memory_order_relaxed);
+    if (h->kind == kKindWall) {
+      if (st.wall.profile == nullptr) continue;  // wall was switched off by a restart
+      if (h->flags & kDeficit) {                 // to the thread's latest CPU sample (by ident)
+        auto it = st.cpu_slot.find(h->source);
+        if (it == st.cpu_slot.end()) {
+          stats_.wall_deficit_lost.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        st.wall.profile->add_to(it->second, static_cast<int64_t>(h->weight_ns));
         continue;
       }
-      const auto ck =
-          std::make_pair(sym->id, static_cast<uint64_t>(static_cast<uint32_t>(f[i].lasti)));
-      auto lc = st.loc_cache.find(ck);
-      uint32_t loc;
-      if (lc != st.loc_cache.end()) {
-        loc = lc->second;
-      } else {
-        int32_t lineno = sym->line_at(f[i].lasti);
-        if (lineno < 0) lineno = sym->firstlineno;
-        if (st.cfg.line_no == 1) lineno = sym->firstlineno;
-        if (st.cfg.line_no == 2) lineno = 0;
-        loc = p.location(
-            Location{p.intern(sym->name), p.intern(sym->file), lineno, sym->firstlineno});
-        st.loc_cache.emplace(ck, loc);
+      if (h->flags & kRepeat) {
+        // The map is cleared when the wall profile is swapped: an entry is a full record of this
+        // source in this profile, the latest one (records of one source arrive in order).
+        auto it = st.repeat_slot.find(h->source);
+        if (it == st.repeat_slot.end()) {
+          stats_.wall_repeats_lost.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        st.wall.profile->add_to(it->second, static_cast<int64_t>(h->weight_ns));
+        stats_.wall_repeats.fetch_add(1, std::memory_order_relaxed);
+        continue;
       }
-      key.locations.push_back(loc);
+      if (!locations_for(st.wall, *h, &key.locations)) {
+        stats_.samples_dropped_no_frames.fetch_add(1, std::memory_order_relaxed);
+        st.repeat_slot.erase(h->source);
+        continue;
+      }
+      key.label_set = label_set_for(st.wall, *h, true);
+      int64_t* slot = st.wall.profile->add(key, static_cast<int64_t>(h->weight_ns));
+      st.repeat_slot[h->source] = slot;
+      stats_.samples_aggregated.fetch_add(1, std::memory_order_relaxed);
+      continue;
     }
-    if (key.locations.empty()) {
+    if (!locations_for(st.cpu, *h, &key.locations)) {
       stats_.samples_dropped_no_frames.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
-    key.label_set = label_set_for(*h);
-    p.add(key, 1 + static_cast<int64_t>(h->extra_periods));
+    const int64_t periods = 1 + static_cast<int64_t>(h->extra_periods);
+    if (st.cfg.cpu) {
+      key.label_set = label_set_for(st.cpu, *h, false);
+      st.cpu.profile->add(key, periods);
+    }
+    // A thread running Python is not read by the wall sampler: its CPU samples are its wall
+    // samples while it runs.
+    if (st.wall.profile != nullptr && (h->flags & kRanPython)) {
+      if (!locations_for(st.wall, *h, &key.locations)) continue;
+      key.label_set = label_set_for(st.wall, *h, true);
+      st.cpu_slot[h->ident] = st.wall.profile->add(key, periods * period);
+    }
     stats_.samples_aggregated.fetch_add(1, std::memory_order_relaxed);
     if (h->extra_periods != 0)
       stats_.periods_from_overruns.fetch_add(h->extra_periods, std::memory_order_relaxed);
@@ -276,19 +411,29 @@ void drain_once(PyThreadState* ts, bool scan) {
                                   std::memory_order_relaxed);
 }
 
-Profile* drain_take_profile(PyThreadState* ts) {
+ProfilePair drain_take_profiles(PyThreadState* ts) {
   drain_once(ts, false);
   std::lock_guard<std::mutex> lock(*g_mu);
-  Profile* out = g_state->profile;
+  DrainState& st = *g_state;
   const int64_t now = wall_ns();
-  if (out->start_ns == 0) out->start_ns = now;
-  out->end_ns = now;
-  const int rate = g_state->cfg.rate_hz;
-  out->period_ns = 1'000'000'000LL / (rate > 0 ? rate : 100);
-  g_state->profile = new Profile;
-  g_state->profile->start_ns = now;
-  g_state->loc_cache.clear();
-  g_state->label_cache.clear();
+  const int rate = st.cfg.rate_hz;
+  const int64_t period = 1'000'000'000LL / (rate > 0 ? rate : 100);
+  auto finish = [now, period](Profile* p) {
+    if (p->start_ns == 0) p->start_ns = now;
+    p->end_ns = now;
+    p->period_ns = period;
+    return p;
+  };
+  ProfilePair out{finish(st.cpu.profile), nullptr};
+  st.cpu.reset(new Profile);
+  st.cpu.profile->start_ns = now;
+  if (st.wall.profile != nullptr) {
+    out.wall = finish(st.wall.profile);
+    st.wall.reset(st.cfg.wall ? new_wall_profile(now) : nullptr);
+    st.repeat_slot.clear();
+    st.cpu_slot.clear();
+    wall_bump_generation();
+  }
   return out;
 }
 

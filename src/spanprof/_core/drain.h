@@ -21,7 +21,12 @@ void drain_stop_and_join();           // GIL NOT held
 // GIL NOT held; `ts` is the caller's saved thread state, used to take the GIL for the thread
 // scan and thread names.
 void drain_once(PyThreadState* ts, bool scan);
-Profile* drain_take_profile(PyThreadState* ts);  // GIL NOT held: flushes the ring, swaps windows
+struct ProfilePair {
+  Profile* cpu;
+  Profile* wall;  // nullptr unless wall-clock sampling was on in the window
+};
+// GIL NOT held: flushes the ring, swaps windows.
+ProfilePair drain_take_profiles(PyThreadState* ts);
 void drain_after_fork_child();
 
 }  // namespace spanprof

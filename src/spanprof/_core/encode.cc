@@ -175,7 +175,7 @@ std::string encode_pprof(const Profile& p, const DropSet& drop) {
     strings.emplace_back(s);
     return static_cast<int64_t>(strings.size() - 1);
   };
-  const int64_t s_cpu = add_string("cpu");
+  const int64_t s_cpu = add_string(p.sample_type.c_str());
   const int64_t s_ns = add_string("nanoseconds");
 
   Pb out;
@@ -191,7 +191,7 @@ std::string encode_pprof(const Profile& p, const DropSet& drop) {
     ids.reserve(stack.size());
     for (uint32_t l : stack) ids.push_back(l + 1);
     s.packed(1, ids.begin(), ids.end());
-    const int64_t value = count * p.period_ns;
+    const int64_t value = p.value_of(count);
     s.packed(2, &value, &value + 1);
     for (auto& kv : f.label_sets[label_set]) {
       Pb lab;
@@ -270,7 +270,7 @@ std::string encode_speedscope(const Profile& p, std::string_view name) {
   int64_t total = 0;
   for (auto& [key, count] : p.samples()) {
     stacks[key.locations] += count;
-    total += count * p.period_ns;
+    total += p.value_of(count);
   }
   out += R"(]},"profiles":[{"type":"sampled","name":)";
   json_string(&out, name);
@@ -293,7 +293,7 @@ std::string encode_speedscope(const Profile& p, std::string_view name) {
   for (auto& [stack, count] : stacks) {
     if (!first) out.push_back(',');
     first = false;
-    out += std::to_string(count * p.period_ns);
+    out += std::to_string(p.value_of(count));
   }
   out += R"(]}],"name":)";
   json_string(&out, name);
@@ -310,7 +310,7 @@ std::string encode_otlp(const Profile& p,
     strings.emplace_back(s);
     return static_cast<int64_t>(strings.size() - 1);
   };
-  const int64_t s_cpu = add_string("cpu");
+  const int64_t s_cpu = add_string(p.sample_type.c_str());
   const int64_t s_ns = add_string("nanoseconds");
 
   // Dictionary tables; index 0 of each is the zero value.
@@ -371,7 +371,7 @@ std::string encode_otlp(const Profile& p,
     }
     s.packed(2, attr_idx.begin(), attr_idx.end());
     s.i64(3, link);  // link_index (0 = no link)
-    const int64_t value = count * p.period_ns;
+    const int64_t value = p.value_of(count);
     s.packed(4, &value, &value + 1);
     prof.message(2, s);
   }

@@ -4,7 +4,10 @@
 // Frames linked into the chain hold a strong reference to their code object, so reading the code
 // object's header is safe; a frame that is still being initialised is recognised the way CPython's
 // own traceback code recognises it and skipped.
+#include <opcode.h>
+
 #include <cstddef>
+#include <cstring>
 
 #include "cpython.h"
 
@@ -212,6 +215,125 @@ const char* layout_mismatch() {
 #endif
   return nullptr;
 }
+
+StackKey stack_key(PyThreadState* ts) {
+  StackKey k;
+  k.context = reinterpret_cast<uintptr_t>(ts->context);
+#if PY_VERSION_HEX >= 0x030D0000
+  const IFrame* f = ts->current_frame;
+#elif PY_VERSION_HEX >= 0x030B0000
+  const _PyCFrame* cf = ts->cframe;
+  const IFrame* f = cf != nullptr ? cf->current_frame : nullptr;
+#else
+  const PyFrameObject* f = ts->frame;
+#endif
+  k.frame = reinterpret_cast<uintptr_t>(f);
+#if PY_VERSION_HEX >= 0x030B0000
+  if (plausible(f)) k.instr = reinterpret_cast<uintptr_t>(frame_instr(f));
+#else
+  if (f != nullptr) k.instr = static_cast<uintptr_t>(f->f_lasti);
+#endif
+  return k;
+}
+
+const void* gil_address([[maybe_unused]] PyThreadState* ts) {
+#if defined(Py_GIL_DISABLED)
+  return nullptr;
+#elif PY_VERSION_HEX >= 0x030C0000
+  return ts->interp->ceval.gil;
+#else
+  return &_PyRuntime.ceval.gil;
+#endif
+}
+
+void for_each_thread_locked(PyInterpreterState* interp, void (*fn)(PyThreadState*, void*),
+                            void* arg) {
+#if PY_VERSION_HEX >= 0x030D0000
+  PyMutex_Lock(&_PyRuntime.interpreters.mutex);
+  for (PyThreadState* ts = interp->threads.head; ts != nullptr; ts = ts->next) fn(ts, arg);
+  PyMutex_Unlock(&_PyRuntime.interpreters.mutex);
+#elif PY_VERSION_HEX >= 0x030B0000
+  PyThread_acquire_lock(_PyRuntime.interpreters.mutex, WAIT_LOCK);
+  for (PyThreadState* ts = interp->threads.head; ts != nullptr; ts = ts->next) fn(ts, arg);
+  PyThread_release_lock(_PyRuntime.interpreters.mutex);
+#else
+  PyThread_acquire_lock(_PyRuntime.interpreters.mutex, WAIT_LOCK);
+  for (PyThreadState* ts = interp->tstate_head; ts != nullptr; ts = ts->next) fn(ts, arg);
+  PyThread_release_lock(_PyRuntime.interpreters.mutex);
+#endif
+}
+
+#if PY_VERSION_HEX >= 0x030B0000
+bool coro_step(PyObject* obj, RawFrame* out, PyObject** awaited) {
+  *awaited = nullptr;
+  const PyTypeObject* t = Py_TYPE(obj);
+  if (t != &PyCoro_Type && t != &PyGen_Type) return false;
+  auto* gen = reinterpret_cast<PyGenObject*>(obj);
+  const int state = gen->gi_frame_state;
+#if PY_VERSION_HEX >= 0x030D0000
+  if (!FRAME_STATE_SUSPENDED(state)) return false;
+#else
+  if (state != FRAME_SUSPENDED) return false;
+#endif
+  auto* f =
+      reinterpret_cast<IFrame*>(reinterpret_cast<char*>(gen) + offsetof(PyGenObject, gi_iframe));
+  PyObject* exe = frame_code(f);
+  if (!is_code(exe)) return false;
+  auto* co = reinterpret_cast<PyCodeObject*>(exe);
+  const _Py_CODEUNIT* first = bytecode_start(f, co);
+  const intptr_t idx = frame_instr(f) - first;
+  out->code = reinterpret_cast<uintptr_t>(co);
+  out->lasti = idx < 0 ? -1 : static_cast<int32_t>(idx * sizeof(_Py_CODEUNIT));
+  out->reserved = 0;
+#if PY_VERSION_HEX >= 0x030E0000
+  if (state == FRAME_SUSPENDED_YIELD_FROM
+#ifdef FRAME_SUSPENDED_YIELD_FROM_LOCKED
+      || state == FRAME_SUSPENDED_YIELD_FROM_LOCKED
+#endif
+  ) {
+    *awaited = reinterpret_cast<PyObject*>(f->stackpointer[-1].bits & ~uintptr_t{3});
+  }
+#elif PY_VERSION_HEX >= 0x030D0000
+  if (state == FRAME_SUSPENDED_YIELD_FROM && f->stacktop > 0)
+    *awaited = f->localsplus[f->stacktop - 1];
+#else
+  // Suspended inside `await`/`yield from`: the next instruction is RESUME with oparg >= 2.
+  uint16_t next;
+  std::memcpy(&next, frame_instr(f) + 1, sizeof next);
+  const int op = next & 0xFF;
+  bool resume = op == RESUME;
+#ifdef RESUME_QUICK
+  resume = resume || op == RESUME_QUICK;
+#endif
+#ifdef INSTRUMENTED_RESUME
+  resume = resume || op == INSTRUMENTED_RESUME;
+#endif
+  if (resume && (next >> 8) >= 2 && f->stacktop > 0) *awaited = f->localsplus[f->stacktop - 1];
+#endif
+  return true;
+}
+#else
+bool coro_step(PyObject* obj, RawFrame* out, PyObject** awaited) {
+  *awaited = nullptr;
+  const PyTypeObject* t = Py_TYPE(obj);
+  if (t != &PyCoro_Type && t != &PyGen_Type) return false;
+  PyFrameObject* f = reinterpret_cast<PyGenObject*>(obj)->gi_frame;
+  if (f == nullptr || f->f_state != FRAME_SUSPENDED) return false;
+  PyCodeObject* co = f->f_code;
+  if (!is_code(reinterpret_cast<PyObject*>(co))) return false;
+  out->code = reinterpret_cast<uintptr_t>(co);
+  out->lasti = f->f_lasti < 0 ? -1 : f->f_lasti * 2;
+  out->reserved = 0;
+  // Suspended in `yield from`/`await`: the instruction after the last one is YIELD_FROM.
+  if (f->f_lasti >= 0 && f->f_stackdepth > 0) {
+    const auto* code = reinterpret_cast<const uint8_t*>(PyBytes_AS_STRING(co->co_code));
+    const Py_ssize_t n = PyBytes_GET_SIZE(co->co_code);
+    const Py_ssize_t at = (static_cast<Py_ssize_t>(f->f_lasti) + 1) * 2;
+    if (at < n && code[at] == YIELD_FROM) *awaited = f->f_valuestack[f->f_stackdepth - 1];
+  }
+  return true;
+}
+#endif
 
 bool tstate_source_ready() {
 #if PY_VERSION_HEX >= 0x030F0000

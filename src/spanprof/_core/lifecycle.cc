@@ -13,6 +13,7 @@
 #include "tags.h"
 #include "threads.h"
 #include "timers.h"
+#include "wall.h"
 
 namespace spanprof {
 namespace {
@@ -84,6 +85,11 @@ PyObject* start_locked(const Config& cfg) {
   // scan arms new threads (when the thread list changes, within 100 ms).
   if constexpr (!py::kFreeThreaded) threads_install_hook();
   drain_start(cfg);
+  if (cfg.wall && !wall_start(cfg)) {
+    PyErr_SetString(PyExc_RuntimeError, "spanprof: could not start the wall-clock sampler thread");
+    // The CPU side runs; stop() undoes it.
+    return nullptr;
+  }
   Py_RETURN_NONE;
 }
 
@@ -105,6 +111,7 @@ PyObject* agent_stop() {
     std::lock_guard<std::mutex> lock(*g_lifecycle_mu);
     if (!g_running) Py_RETURN_NONE;
     if constexpr (!py::kFreeThreaded) threads_remove_hook();
+    wall_stop_and_join();  // it reads thread states only under HEAD_LOCK, never needs the GIL
     timers_stop();
     sampler_deactivate_and_wait();
     guard_remove();
@@ -125,6 +132,7 @@ PyObject* agent_after_fork_child() {
   g_forked = false;
   g_lifecycle_mu = new std::mutex;  // the parent's may have been held at fork; leaked
   timers_after_fork_child();
+  wall_after_fork_child();
   tags_after_fork();
   drain_after_fork_child();
   stats().reset();

@@ -32,10 +32,12 @@ PyTypeObject* g_profile_type = nullptr;
 
 struct ProfileObject {
   PyObject_HEAD Profile* profile;
+  PyObject* wall;  // collect(): the wall profile of the same window, or nullptr
 };
 
 PyObject* wrap_profile(Profile* p) {
   auto* o = PyObject_New(ProfileObject, g_profile_type);
+  if (o != nullptr) o->wall = nullptr;
   if (o == nullptr) {
     delete p;
     return nullptr;
@@ -63,6 +65,7 @@ PyObject* profile_new(PyTypeObject*, PyObject* args, PyObject* kwargs) {
 }
 
 void profile_dealloc(PyObject* self) {
+  Py_XDECREF(reinterpret_cast<ProfileObject*>(self)->wall);
   delete reinterpret_cast<ProfileObject*>(self)->profile;
   PyObject_Free(self);
 }
@@ -230,6 +233,27 @@ PyObject* profile_get(PyObject* self, void* which) {
   }
 }
 
+PyObject* profile_get_wall(PyObject* self, void*) {
+  PyObject* w = reinterpret_cast<ProfileObject*>(self)->wall;
+  return Py_NewRef(w != nullptr ? w : Py_None);
+}
+
+PyObject* profile_get_type(PyObject* self, void*) {
+  return PyUnicode_FromString(prof(self).sample_type.c_str());
+}
+
+// pyroscope-io's oncpu=False sends wall-clock time as its CPU type: the values stay nanoseconds.
+int profile_set_type(PyObject* self, PyObject* value, void*) {
+  if (value == nullptr || !PyUnicode_Check(value)) {
+    PyErr_SetString(PyExc_TypeError, "sample_type must be a str");
+    return -1;
+  }
+  const char* s = PyUnicode_AsUTF8(value);
+  if (s == nullptr) return -1;
+  reinterpret_cast<ProfileObject*>(self)->profile->sample_type = s;
+  return 0;
+}
+
 PyObject* profile_repr(PyObject* self) {
   const Profile& p = prof(self);
   return PyUnicode_FromFormat("<spanprof Profile samples=%lld period_ns=%lld>",
@@ -260,6 +284,10 @@ PyGetSetDef kProfileGetSet[] = {
     {"start_ns", profile_get, nullptr, "window start, ns since epoch", reinterpret_cast<void*>(1)},
     {"end_ns", profile_get, nullptr, "window end, ns since epoch", reinterpret_cast<void*>(2)},
     {"period_ns", profile_get, nullptr, "ns of CPU per sample", reinterpret_cast<void*>(3)},
+    {"wall", profile_get_wall, nullptr, "the wall-clock profile of the same window, or None",
+     nullptr},
+    {"sample_type", profile_get_type, profile_set_type,
+     "pprof sample type: 'cpu' (values are periods) or 'wall' (values are ns)", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
 PyType_Slot kProfileSlots[] = {
@@ -279,13 +307,17 @@ PyType_Spec kProfileSpec = {"spanprof._native.Profile", sizeof(ProfileObject), 0
 PyObject* mod_start(PyObject*, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {
       "rate_hz", "gil_only", "report_pid", "report_thread_id", "report_thread_name",
-      "line_no", nullptr};
+      "line_no", "cpu",      "wall",       "wall_tasks",       nullptr};
   Config cfg;
-  int gil_only = 1, pid = 0, tid = 0, tname = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|ippppi:start", const_cast<char**>(kwlist),
-                                   &cfg.rate_hz, &gil_only, &pid, &tid, &tname, &cfg.line_no)) {
+  int gil_only = 1, pid = 0, tid = 0, tname = 0, cpu = 1, wall = 0, wall_tasks = 1;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|ippppippp:start", const_cast<char**>(kwlist),
+                                   &cfg.rate_hz, &gil_only, &pid, &tid, &tname, &cfg.line_no, &cpu,
+                                   &wall, &wall_tasks)) {
     return nullptr;
   }
+  cfg.cpu = cpu;
+  cfg.wall = wall;
+  cfg.wall_tasks = wall_tasks;
   if (cfg.line_no < 0 || cfg.line_no > 2) {
     PyErr_SetString(PyExc_ValueError,
                     "line_no must be 0 (current line), 1 (first line) or 2 (no line)");
@@ -308,9 +340,22 @@ PyObject* mod_collect(PyObject*, PyObject*) {
     if (r == nullptr) return nullptr;
     Py_DECREF(r);
   }
-  Profile* p;
-  Py_BEGIN_ALLOW_THREADS p = drain_take_profile(_save);
-  Py_END_ALLOW_THREADS return wrap_profile(p);
+  ProfilePair p;
+  Py_BEGIN_ALLOW_THREADS p = drain_take_profiles(_save);
+  Py_END_ALLOW_THREADS PyObject* cpu = wrap_profile(p.cpu);
+  if (cpu == nullptr) {
+    delete p.wall;
+    return nullptr;
+  }
+  if (p.wall != nullptr) {
+    PyObject* wall = wrap_profile(p.wall);
+    if (wall == nullptr) {
+      Py_DECREF(cpu);
+      return nullptr;
+    }
+    reinterpret_cast<ProfileObject*>(cpu)->wall = wall;
+  }
+  return cpu;
 }
 
 PyObject* mod_stats(PyObject*, PyObject*) {

@@ -61,13 +61,19 @@ uint32_t Profile::label_set(LabelSet labels) {
   return id;
 }
 
-void Profile::add(SampleKey key, int64_t count) {
-  samples_[std::move(key)] += count;
+int64_t* Profile::add(SampleKey key, int64_t count) {
+  int64_t& slot = samples_[std::move(key)];
+  slot += count;
   total_ += count;
+  return &slot;
 }
 
 void Profile::merge(const Profile& other) {
   const bool was_empty = total_ == 0;
+  if (was_empty) {
+    sample_type = other.sample_type;
+    values_in_ns = other.values_in_ns;
+  }
   if (&other == this) {
     for (auto& kv : samples_) kv.second *= 2;
     total_ *= 2;

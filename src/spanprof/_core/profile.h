@@ -50,7 +50,13 @@ class Profile {
   uint32_t intern(std::string_view s);
   uint32_t location(const Location& loc);
   uint32_t label_set(LabelSet labels);  // sorts by key
-  void add(SampleKey key, int64_t count);
+  // Returns the sample's slot: stable until the profile is destroyed (node-based map), so a
+  // repeated sample can be added with add_to() without hashing its stack again.
+  int64_t* add(SampleKey key, int64_t count);
+  void add_to(int64_t* slot, int64_t count) {
+    *slot += count;
+    total_ += count;
+  }
   void merge(const Profile& other);
 
   int64_t sample_count() const { return total_; }
@@ -63,6 +69,10 @@ class Profile {
   int64_t start_ns = 0;
   int64_t end_ns = 0;
   int64_t period_ns = 10'000'000;
+  // CPU profiles count samples (one period each); wall profiles hold nanoseconds.
+  std::string sample_type = "cpu";
+  bool values_in_ns = false;
+  int64_t value_of(int64_t count) const { return values_in_ns ? count : count * period_ns; }
 
  private:
   std::vector<std::string> strings_;  // [0] = ""

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "clock.h"
 #include "codes.h"
@@ -20,19 +21,9 @@ std::atomic<bool> g_active{false};  // the handler samples only while set
 std::atomic<int> g_in_flight{0};    // handlers currently past their entry
 std::atomic<bool> g_gil_only{true};
 
-// What a guarded capture reserved, kept in memory so a fault can give the record back.
-struct Capture {
-  uint8_t* volatile body = nullptr;
-  volatile uint32_t size = 0;
-  uint32_t nframes = 0;  // kUnsettled / 0: nothing reserved
-  py::WalkCounts wc;
-  bool transition = false;
-  SpanLookup span = SpanLookup::kNone;
-};
-
 // Everything that reads the interpreter's memory; runs under the fault guard.
-__attribute__((noinline)) void capture(PyThreadState* ts, pid_t tid, uint32_t extra_periods,
-                                       Capture* c) {
+__attribute__((noinline)) void capture(PyThreadState* ts, uint64_t native_tid,
+                                       uint32_t extra_frames, Capture* c) {
   py::WalkStart start;
   uint32_t n = py::frame_bound(ts, kMaxFrames, &start);
   c->nframes = n;
@@ -47,19 +38,33 @@ __attribute__((noinline)) void capture(PyThreadState* ts, pid_t tid, uint32_t ex
   // stack is alive: a death of any of them is logged later, with a larger epoch (codes.h).
   const uint64_t epoch = codes_epoch();
   auto* h = reinterpret_cast<RecordHeader*>(body);
+  std::memset(h, 0, sizeof *h);
   auto* frames = reinterpret_cast<py::RawFrame*>(body + sizeof(RecordHeader));
   h->nframes = py::walk_frames(start, frames, n, &c->wc);
   for (uint32_t i = 0; i < h->nframes; ++i) codes_mark_sampled(frames[i].code);
   c->transition = start.transition;
   h->flags = c->wc.truncated ? kTruncated : 0;
-  h->native_tid = py::kStateHasNativeTid ? py::native_tid(ts) : static_cast<uint64_t>(tid);
+  h->native_tid = native_tid;
   h->ident = ts->thread_id;
   h->tagset = tags_lookup_id(ts->thread_id);
-  h->extra_periods = extra_periods;
+  h->extra_periods = extra_frames;
   h->code_epoch = epoch;
   c->span = lookup_span(ts, &h->span);
   if (c->span == SpanLookup::kFound) h->flags |= kHasSpan;
 }
+
+}  // namespace
+
+bool capture_stack(PyThreadState* ts, uint64_t native_tid, uint32_t extra_periods, Capture* c) {
+  if (!run_guarded([&] { capture(ts, native_tid, extra_periods, c); })) {
+    if (uint8_t* body = c->body) Ring::cancel(body, c->size);
+    c->body = nullptr;
+    return false;
+  }
+  return true;
+}
+
+namespace {
 
 // `tid`: the kernel id of this thread, carried in the timer's sigval (the timer is created for
 // one thread and signals only it), so versions whose thread state lacks it need no gettid system
@@ -72,13 +77,14 @@ void sample_this_thread(pid_t tid, uint32_t extra_periods) {
     st.samples_dropped_no_tstate.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  if (g_gil_only.load(std::memory_order_relaxed) && !py::runs_python(ts)) {
+  const bool ran_python = py::runs_python(ts);
+  if (g_gil_only.load(std::memory_order_relaxed) && !ran_python) {
     st.samples_dropped_not_gil.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   Capture c;
-  if (!run_guarded([&] { capture(ts, tid, extra_periods, &c); })) {
-    if (uint8_t* body = c.body) Ring::cancel(body, c.size);
+  const uint64_t native = py::kStateHasNativeTid ? py::native_tid(ts) : static_cast<uint64_t>(tid);
+  if (!capture_stack(ts, native, extra_periods, &c)) {
     st.samples_dropped_fault.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -106,6 +112,7 @@ void sample_this_thread(pid_t tid, uint32_t extra_periods) {
       st.span_lookup_failed.fetch_add(1, std::memory_order_relaxed);
       break;
   }
+  if (ran_python) c.header()->flags |= kRanPython;
   Ring::commit(body, c.size);
   st.samples_taken.fetch_add(1, std::memory_order_relaxed);
   if (c.wc.truncated) st.samples_truncated.fetch_add(1, std::memory_order_relaxed);

@@ -7,11 +7,31 @@
 
 #include <cstdint>
 
+#include "cpython.h"
+#include "record.h"
 #include "ring.h"
+#include "spans.h"
 
 namespace spanprof {
 
 Ring& ring();
+
+// What a guarded capture reserved, kept in memory so a fault can give the record back.
+struct Capture {
+  uint8_t* volatile body = nullptr;
+  volatile uint32_t size = 0;
+  uint32_t nframes = 0;  // kUnsettled / 0: nothing reserved
+  py::WalkCounts wc;
+  bool transition = false;
+  SpanLookup span = SpanLookup::kNone;
+  RecordHeader* header() const { return reinterpret_cast<RecordHeader*>(body); }
+};
+
+// handler-safe. Reserves a ring record and fills it with `ts`'s stack, span and tags under the
+// fault guard (header fields not named here are zero). False when it faulted (anything reserved
+// was given back). Otherwise c->body is the reserved record, or nullptr when nothing was
+// reserved (c->nframes says why: 0 no frame, py::kUnsettled); the caller commits or cancels it.
+bool capture_stack(PyThreadState* ts, uint64_t native_tid, uint32_t extra_frames, Capture* c);
 
 // Before the first signal can arrive (py::tstate_source_ready() has been checked): whether threads
 // that do not run Python (gil_only) are skipped.

@@ -290,11 +290,13 @@ PyType_Spec kSpanRefSpec = {"spanprof._native.SpanRef", sizeof(SpanRefObject), 0
 
 }  // namespace
 
-SpanLookup lookup_span(PyThreadState* ts, SpanIds* out) {
+SpanLookup lookup_span(PyThreadState* ts, SpanIds* out) { return lookup_span_in(ts->context, out); }
+
+SpanLookup lookup_span_in(PyObject* context, SpanIds* out) {
   const SpanVarConfig* cfg = g_span_var.load(std::memory_order_acquire);
   if (cfg == nullptr) return SpanLookup::kNone;
   PyObject* value = nullptr;
-  const SpanLookup r = find_in_context(ts->context, cfg, &value);
+  const SpanLookup r = find_in_context(context, cfg, &value);
   if (r != SpanLookup::kFound) return r;
   if (value == Py_None) return SpanLookup::kNone;
   if (Py_TYPE(value) != g_spanref_type) return SpanLookup::kFailed;

@@ -21,6 +21,9 @@ enum class SpanLookup : uint8_t { kNone = 0, kFound = 1, kFailed = 2 };
 
 // handler-safe: looks the configured span ContextVar up in ts->context.
 SpanLookup lookup_span(PyThreadState* ts, SpanIds* out);
+// The same in a given context (an asyncio task's), read under the fault guard by the wall
+// sampler: the context is not being modified while its task is suspended.
+SpanLookup lookup_span_in(PyObject* context, SpanIds* out);
 
 // GIL held. Registers the SpanRef type on the module.
 bool init_spanref_type(PyObject* module);

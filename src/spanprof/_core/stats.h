@@ -42,7 +42,23 @@ namespace spanprof {
   X(timers_created)                                                                               \
   X(timers_deleted)                                                                               \
   X(timer_create_failed)                                                                          \
-  X(code_cache_evictions)
+  X(code_cache_evictions)                                                                         \
+  X(wall_ticks)         /* wall sampler rounds */                                                 \
+  X(wall_ticks_late)    /* rounds that began over a period late (weights carry the time) */       \
+  X(wall_threads_read)  /* full stacks read from threads not running Python */                    \
+  X(wall_repeats)       /* unchanged stacks counted again without a read */                       \
+  X(wall_repeats_lost)  /* repeats that arrived after their profile was swapped */                \
+  X(wall_deficit_ns)    /* wall time of threads running Python beyond their CPU time */           \
+  X(wall_deficit_lost)  /* deficits with no CPU sample of the thread in the profile yet */        \
+  X(wall_reads_torn)    /* reads discarded: the thread ran while it was read */                   \
+  X(wall_reads_fault)   /* reads the fault guard stopped */                                       \
+  X(wall_state_reads)   /* /proc reads of a blocked thread's system call */                       \
+  X(wall_state_skipped) /* over the per-round budget of those reads: state kept from before */    \
+  X(wall_tasks_read)    /* suspended asyncio tasks read */                                        \
+  X(wall_tasks_skipped) /* over the per-round task cap */                                         \
+  X(wall_tasks_unknown) /* registry entries that were not readable tasks */                       \
+  X(wall_tasks_layout)  /* 1 when the Task layout was learned (tasks are sampled) */              \
+  X(wall_sampler_ns)    /* CPU time of the wall sampler thread */
 
 struct Stats {
 #define SPANPROF_DECLARE(name) std::atomic<uint64_t> name{0};

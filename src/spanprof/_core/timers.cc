@@ -137,6 +137,13 @@ void timers_ensure(uint64_t key, pid_t tid) {
   create_locked(t, key, tid);
 }
 
+pid_t timers_tid(uint64_t key) {
+  Table& t = *g_table;
+  std::lock_guard<std::mutex> lock(t.mu);
+  auto it = t.timers.find(key);
+  return it != t.timers.end() ? it->second.tid : 0;
+}
+
 bool timers_has(uint64_t key) {
   Table& t = *g_table;
   std::lock_guard<std::mutex> lock(t.mu);

@@ -29,6 +29,7 @@ void timers_stop();
 // Arms a timer for thread `tid` under `key` (the thread state's id) unless one exists.
 void timers_ensure(uint64_t key, pid_t tid);
 bool timers_has(uint64_t key);
+pid_t timers_tid(uint64_t key);  // the kernel tid armed under `key`, 0 when none
 // Deletes the timers whose key `keep(key)` rejects.
 template <typename Keep>
 void timers_retain(Keep&& keep);

@@ -6,18 +6,36 @@ SendResult instead of raising, so the uploader decides about retries in one plac
 from __future__ import annotations
 
 import sys
-from typing import Dict, Protocol
+from typing import Any, Dict, List, Protocol, Tuple
 
 from spanprof._config import Config
 from spanprof._export._http import SendResult
 
-__all__ = ["Exporter", "SendResult", "make_exporter", "runtime_labels"]
+__all__ = ["Exporter", "SendResult", "make_exporter", "profile_parts", "runtime_labels"]
 
 
 class Exporter(Protocol):
     name: str
 
     def send(self, profile: object) -> SendResult: ...
+
+
+def profile_parts(profile: Any, cfg: Config) -> List[Tuple[str, Any]]:
+    """The profiles one window sends, as (Pyroscope ``__name__``, profile): the CPU profile as
+    ``process_cpu`` and the wall profile (``profile.wall``) as ``wall``; with pyroscope-io's
+    oncpu=False, the wall profile alone, typed and named as pyroscope-io's CPU profile."""
+    wall = getattr(profile, "wall", None)
+    if cfg.wall_as_cpu:
+        if wall is None:
+            return []
+        wall.sample_type = "cpu"
+        return [("process_cpu", wall)]
+    parts: List[Tuple[str, Any]] = []
+    if "cpu" in cfg.profile_types:
+        parts.append(("process_cpu", profile))
+    if "wall" in cfg.profile_types and wall is not None:
+        parts.append(("wall", wall))
+    return parts
 
 
 def runtime_labels() -> Dict[str, str]:

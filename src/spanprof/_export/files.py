@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from spanprof._config import Config
+from spanprof._export import profile_parts
 from spanprof._export._http import SendResult
 
 
@@ -22,9 +23,16 @@ class FileExporter:
         self.stem = re.sub(r"[^A-Za-z0-9_.-]", "_", cfg.service_name) or "profile"
 
     def send(self, profile: Any) -> SendResult:
+        for name, part in profile_parts(profile, self.cfg):
+            result = self._write(part, ".wall" if name == "wall" else "")
+            if not result.ok:
+                return result
+        return SendResult.success()
+
+    def _write(self, profile: Any, kind: str) -> SendResult:
         data = gzip.compress(profile.to_pprof(), 6)
         base = os.path.join(
-            self.directory, f"{self.stem}-{os.getpid()}-{profile.start_ns // 1_000_000}"
+            self.directory, f"{self.stem}-{os.getpid()}-{profile.start_ns // 1_000_000}{kind}"
         )
         path, n = f"{base}.pb.gz", 1
         while os.path.exists(path):  # two windows within one millisecond (a final flush)

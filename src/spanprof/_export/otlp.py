@@ -7,7 +7,7 @@ import os
 from typing import Any, Dict
 
 from spanprof._config import Config
-from spanprof._export import runtime_labels
+from spanprof._export import profile_parts, runtime_labels
 from spanprof._export._http import SendResult, auth_headers, request
 
 PATH = "/v1development/profiles"
@@ -35,6 +35,12 @@ class OtlpProfilesExporter:
         return attrs
 
     def send(self, profile: Any) -> SendResult:
-        body = profile.to_otlp(self.resource_attrs(), "spanprof")
         headers = {"Content-Type": "application/x-protobuf", **self.headers}
-        return request("POST", self.url, body, headers)
+        result = SendResult.success()
+        for _name, part in profile_parts(profile, self.cfg):
+            result = request(
+                "POST", self.url, part.to_otlp(self.resource_attrs(), "spanprof"), headers
+            )
+            if not result.ok:
+                return result
+        return result

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from spanprof._config import Config
 from spanprof._export import _proto as pb
-from spanprof._export import runtime_labels
+from spanprof._export import profile_parts, runtime_labels
 from spanprof._export._http import SendResult, auth_headers, get_json, request
 
 # Labels a real Pyroscope server would turn into series labels (one series per span: a
@@ -90,15 +90,23 @@ class PushExporter:
         self.headers = auth_headers(cfg)
         self.probe = _ServerProbe(cfg.endpoint, self.headers)
 
-    def series_labels(self) -> Dict[str, str]:
-        labels = {"__name__": "process_cpu", "service_name": self.cfg.service_name}
+    def series_labels(self, name: str = "process_cpu") -> Dict[str, str]:
+        labels = {"__name__": name, "service_name": self.cfg.service_name}
         labels.update(self.cfg.tags)
         labels.update(runtime_labels())
         return labels
 
     def send(self, profile: Any) -> SendResult:
-        pprof = gzip.compress(profile.to_pprof(drop_labels=self.probe.drop_labels()), 6)
-        body = gzip.compress(encode_push_request(self.series_labels(), pprof), 6)
+        drop = self.probe.drop_labels()
+        series = b"".join(
+            encode_push_request(
+                self.series_labels(name), gzip.compress(part.to_pprof(drop_labels=drop), 6)
+            )
+            for name, part in profile_parts(profile, self.cfg)
+        )
+        if not series:
+            return SendResult.success()
+        body = gzip.compress(series, 6)
         headers = {"Content-Type": "application/proto", "Content-Encoding": "gzip", **self.headers}
         return request("POST", self.url, body, headers)
 
@@ -113,20 +121,30 @@ class IngestExporter:
         self.headers = auth_headers(cfg)
         self.probe = _ServerProbe(cfg.endpoint, self.headers)
 
-    def app_name(self) -> str:
+    def app_name(self, suffix: str = "cpu") -> str:
         tags = ",".join(f"{k}={v}" for k, v in self.cfg.tags.items())
-        return f"{self.cfg.service_name}.cpu{{{tags}}}"
+        return f"{self.cfg.service_name}.{suffix}{{{tags}}}"
 
     def send(self, profile: Any) -> SendResult:
+        # One request per type (the legacy API takes one profile per request); a retry after the
+        # second failed resends both, so /ingest can count a window's CPU part twice then.
+        result = SendResult.success()
+        for name, part in profile_parts(profile, self.cfg):
+            result = self._send_part(part, "wall" if name == "wall" else "cpu")
+            if not result.ok:
+                return result
+        return result
+
+    def _send_part(self, profile: Any, suffix: str) -> SendResult:
         query = urlencode(
             {
-                "name": self.app_name(),
+                "name": self.app_name(suffix),
                 "from": str(profile.start_ns // 1_000_000_000),
                 "until": str(-(-profile.end_ns // 1_000_000_000)),
                 "format": "pprof",
                 "sampleRate": str(self.cfg.sample_rate),
                 "spyName": "spanprof",
-                "units": "samples",
+                "units": "samples" if suffix == "cpu" else "nanoseconds",
                 "aggregationType": "sum",
             }
         )

@@ -165,6 +165,7 @@ def main(argv: Optional[list] = None) -> int:
         upload_interval=args.upload_interval,
         report_thread_name=True,
         tags={"env": "demo"},
+        profile_types=("cpu", "wall"),  # the waiting endpoints show up in the wall profile
     )
     provider = TracerProvider(resource=Resource.create({"service.name": SERVICE_NAME}))
     provider.add_span_processor(SpanProfileProcessor())

@@ -1,0 +1,18 @@
+// asyncio tasks suspended on an await, read by the wall sampler thread (wall.h).
+#pragma once
+
+#include <cstdint>
+
+#include "cpython.h"
+
+namespace spanprof {
+
+// GIL held (wall_start): finds the running interpreter's task registry and checks the Task
+// layout this build mirrors against a real task. Sampling tasks stays off when it fails.
+void tasks_prepare();
+// Wall sampler thread: one record (or repeat) per suspended task.
+void tasks_sample(int64_t weight_ns, uint32_t generation);
+// Wall sampler thread, when it stops: writes the time accumulated for unchanged tasks.
+void tasks_flush(uint32_t generation);
+
+}  // namespace spanprof
