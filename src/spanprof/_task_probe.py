@@ -43,7 +43,34 @@ def registry() -> Any:
     return asyncio.tasks._all_tasks.data  # type: ignore[attr-defined]
 
 
+def _in_thread(fn: Any, *args: Any) -> Any:
+    """Runs fn in a fresh thread: no event loop or task is running there (3.14+ refuse to step a
+    task while another task runs in the thread, which is the case when the agent starts from a
+    coroutine)."""
+    import threading
+
+    box: Dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn(*args)
+        except BaseException as e:  # reported to the caller, which turns task sampling off
+            box["error"] = e
+
+    t = threading.Thread(target=run, name="spanprof-task-probe", daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
 def probe() -> Dict[str, Any]:
+    result: Dict[str, Any] = _in_thread(_probe)
+    return result
+
+
+def _probe() -> Dict[str, Any]:
     import asyncio
 
     loop = asyncio.new_event_loop()
@@ -78,6 +105,10 @@ def probe() -> Dict[str, Any]:
 
 def finish(objects: Dict[str, Any]) -> None:
     """Cancels the probe task and closes its loop (after the native side read it)."""
+    _in_thread(_finish, objects)
+
+
+def _finish(objects: Dict[str, Any]) -> None:
     task = objects.get("task")
     if task is None:
         return

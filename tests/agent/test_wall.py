@@ -282,3 +282,25 @@ def test_pyroscope_oncpu_false_program_runs_unchanged_and_sends_wall_time_as_cpu
     # One file per window, the wall samples typed as pyroscope-io's CPU profile (no .wall file).
     assert r["files"] and not any(".wall" in f for f in r["files"]), r
     assert all(n > 0 for n in r["types"]), r
+
+
+INSIDE_LOOP = """
+import asyncio
+
+async def main():
+    _native.start(rate_hz=100, wall=True)  # from a coroutine: the loop is running
+    await asyncio.sleep(0.3)
+    return asyncio.get_running_loop() is not None
+
+ok = asyncio.run(main())
+awaiting = sum(ns for frames, labels, ns in wall_samples()
+               if labels.get("thread_state") == "awaiting")
+print(json.dumps({"ok": ok, "layout": _native.stats()["wall_tasks_layout"],
+                  "awaiting": awaiting}))
+"""
+
+
+def test_starting_inside_a_running_event_loop_leaves_it_untouched():
+    r = run(INSIDE_LOOP)
+    assert r["ok"] and r["layout"] == 1
+    assert r["awaiting"] >= 0.2e9, r  # main() itself, suspended in asyncio.sleep

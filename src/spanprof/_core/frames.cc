@@ -216,7 +216,8 @@ const char* layout_mismatch() {
   return nullptr;
 }
 
-StackKey stack_key(PyThreadState* ts) {
+// Reads another thread's frames (wall sampler): not instrumented, see tasks.cc.
+__attribute__((no_sanitize_address)) StackKey stack_key(PyThreadState* ts) {
   StackKey k;
   k.context = reinterpret_cast<uintptr_t>(ts->context);
 #if PY_VERSION_HEX >= 0x030D0000
@@ -264,7 +265,8 @@ void for_each_thread_locked(PyInterpreterState* interp, void (*fn)(PyThreadState
 }
 
 #if PY_VERSION_HEX >= 0x030B0000
-bool coro_step(PyObject* obj, RawFrame* out, PyObject** awaited) {
+__attribute__((no_sanitize_address)) bool coro_step(PyObject* obj, RawFrame* out,
+                                                    PyObject** awaited) {
   *awaited = nullptr;
   const PyTypeObject* t = Py_TYPE(obj);
   if (t != &PyCoro_Type && t != &PyGen_Type) return false;
@@ -291,7 +293,10 @@ bool coro_step(PyObject* obj, RawFrame* out, PyObject** awaited) {
       || state == FRAME_SUSPENDED_YIELD_FROM_LOCKED
 #endif
   ) {
-    *awaited = reinterpret_cast<PyObject*>(f->stackpointer[-1].bits & ~uintptr_t{3});
+    // 3.15 keeps a NULL stack reference above the delegate while suspended in it.
+    uintptr_t bits = f->stackpointer[-1].bits;
+    if ((bits & ~uintptr_t{3}) == 0) bits = f->stackpointer[-2].bits;
+    *awaited = reinterpret_cast<PyObject*>(bits & ~uintptr_t{3});
   }
 #elif PY_VERSION_HEX >= 0x030D0000
   if (state == FRAME_SUSPENDED_YIELD_FROM && f->stacktop > 0)
@@ -313,7 +318,8 @@ bool coro_step(PyObject* obj, RawFrame* out, PyObject** awaited) {
   return true;
 }
 #else
-bool coro_step(PyObject* obj, RawFrame* out, PyObject** awaited) {
+__attribute__((no_sanitize_address)) bool coro_step(PyObject* obj, RawFrame* out,
+                                                    PyObject** awaited) {
   *awaited = nullptr;
   const PyTypeObject* t = Py_TYPE(obj);
   if (t != &PyCoro_Type && t != &PyGen_Type) return false;

@@ -34,6 +34,9 @@ namespace {
 // Tasks read per round; with more, each is read every ceil(n / cap) rounds and carries the time
 // since its previous read (ARCHITECTURE.md: the cost model).
 constexpr size_t kTasksPerRound = 256;
+// The registry is listed again every this many rounds (listing 10,000 tasks is ~10,000 cache
+// misses); between listings the rounds walk the last list.
+constexpr uint64_t kListEveryRounds = 8;
 constexpr size_t kMaxTasksListed = 100'000;  // a corrupt or cyclic list stops here
 constexpr uint32_t kMaxChain = 64;           // await-chain links kept per task
 // An unchanged task's time is accumulated and written at most this often.
@@ -59,7 +62,9 @@ struct Entry {
 };
 std::unordered_map<uintptr_t, Entry>* g_entries = new std::unordered_map<uintptr_t, Entry>;
 uint64_t g_round = 0;
-size_t g_rotate = 0;
+std::vector<PyObject*>* g_list = new std::vector<PyObject*>;  // the last listing
+uint64_t g_listed_round = 0;
+size_t g_cursor = 0;
 
 template <typename T>
 T word(const void* base, size_t off) {
@@ -117,11 +122,22 @@ bool learn_layout(PyObject* objs) {
   if (l.coro == 0 || l.waiter == 0 || l.name == 0 || l.state == 0 || contexts != 1) return false;
   if (word<int32_t>(task, l.state) != 0) return false;
 #if PY_VERSION_HEX >= 0x030E0000
-  auto* tsi = reinterpret_cast<_PyThreadStateImpl*>(PyThreadState_Get());
-  const llist_node* tail = tsi->asyncio_tasks_head.prev;
-  const auto off = reinterpret_cast<const char*>(tail) - reinterpret_cast<const char*>(task);
-  if (off <= 0 || static_cast<size_t>(off) >= size) return false;
-  l.node = static_cast<size_t>(off);
+  // The list node: the one pair of words {next, prev} that its neighbours point back at (the
+  // probe task is in the list of the thread that made it, or the interpreter's once it ended).
+  for (size_t off = sizeof(PyObject); off + 2 * sizeof(void*) <= size; off += sizeof(void*)) {
+    const auto* node = reinterpret_cast<const char*>(task) + off;
+    const auto* next = word<const char*>(task, off);
+    const auto* prev = word<const char*>(task, off + sizeof(void*));
+    const char* next_prev = nullptr;
+    const char* prev_next = nullptr;
+    if (next != nullptr && prev != nullptr &&
+        safe_read(next + sizeof(void*), &next_prev, sizeof next_prev) &&
+        safe_read(prev, &prev_next, sizeof prev_next) && next_prev == node && prev_next == node) {
+      l.node = off;
+      break;
+    }
+  }
+  if (l.node == 0) return false;
 #else
   PyObject* reg = get("registry");
   if (reg == nullptr || !PySet_Check(reg)) return false;
@@ -175,9 +191,6 @@ struct TaskRound {
   int64_t now;
   int64_t weight;
   uint32_t generation;
-  size_t seen = 0;  // suspended-or-not tasks enumerated this round
-  size_t read = 0;  // tasks handled (budget)
-  size_t stride = 1;
 };
 
 void flush(uint64_t source, Entry& e, uint32_t generation) {
@@ -192,8 +205,9 @@ struct Read {
   bool ok = false;
 };
 
-__attribute__((noinline)) void read_task(PyObject* task, uintptr_t waiter, uintptr_t coro,
-                                         int64_t weight, uint32_t generation, Read* r) {
+__attribute__((no_sanitize_address, noinline)) void read_task(PyObject* task, uintptr_t waiter,
+                                                              uintptr_t coro, int64_t weight,
+                                                              uint32_t generation, Read* r) {
   py::RawFrame chain[kMaxChain];
   uint32_t n = 0;
   const uint64_t epoch = codes_epoch();
@@ -228,44 +242,47 @@ __attribute__((noinline)) void read_task(PyObject* task, uintptr_t waiter, uintp
           word<uintptr_t>(task, g_layout.coro) == coro && word<int32_t>(task, g_layout.state) == 0;
 }
 
-void visit_task(PyObject* task, TaskRound& tr) {
-  Stats& st = stats();
-  ++tr.seen;
-  // Rotate through the tasks when there are more than the round's budget.
-  if (tr.stride > 1 && (tr.seen + g_rotate) % tr.stride != 0) return;
-  if (tr.read >= kTasksPerRound) {
-    st.wall_tasks_skipped.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
+struct Peek {
+  bool task = false, pending = false;
   uintptr_t waiter = 0, coro = 0, context = 0;
-  bool pending = false;
-  if (!run_guarded([&] {
-        if (!is_task_type(Py_TYPE(task))) {
-          st.wall_tasks_unknown.fetch_add(1, std::memory_order_relaxed);
-          return;
-        }
-        pending = word<int32_t>(task, g_layout.state) == 0;
-        waiter = word<uintptr_t>(task, g_layout.waiter);
-        coro = word<uintptr_t>(task, g_layout.coro);
-        context = word<uintptr_t>(task, g_layout.context);
-      })) {
+};
+
+// The listing may be several rounds old: `task` may have been freed (its memory reused or
+// unmapped), hence the guard, the type check, and no sanitizer instrumentation of the read.
+__attribute__((no_sanitize_address, noinline)) void peek(PyObject* task, Peek* p) {
+  if (!is_task_type(Py_TYPE(task))) return;
+  p->task = true;
+  p->pending = word<int32_t>(task, g_layout.state) == 0;
+  p->waiter = word<uintptr_t>(task, g_layout.waiter);
+  p->coro = word<uintptr_t>(task, g_layout.coro);
+  p->context = word<uintptr_t>(task, g_layout.context);
+}
+
+// True when the task was read in full.
+bool visit_task(PyObject* task, const TaskRound& tr) {
+  Stats& st = stats();
+  Peek pk;
+  if (!run_guarded([&] { peek(task, &pk); })) {
     st.wall_reads_fault.fetch_add(1, std::memory_order_relaxed);
-    return;
+    return false;
   }
-  if (!pending || coro == 0) return;
-  if (waiter == 0) return;  // running or ready to run: not suspended on a future
-  ++tr.read;
+  if (!pk.task) {
+    st.wall_tasks_unknown.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  // Done, running or ready to run: not suspended on a future.
+  if (!pk.pending || pk.coro == 0 || pk.waiter == 0) return false;
+  const uintptr_t waiter = pk.waiter, coro = pk.coro, context = pk.context;
   const auto key = reinterpret_cast<uintptr_t>(task);
   Entry& e = (*g_entries)[key];
   const int64_t weight =
-      e.last_ns > 0 && tr.now - e.last_ns < 1'000'000'000 ? tr.now - e.last_ns : tr.weight;
+      e.last_ns > 0 && tr.now - e.last_ns < 2'000'000'000 ? tr.now - e.last_ns : tr.weight;
   e.last_ns = tr.now;
-  e.round = g_round;
   if (e.valid && e.generation == tr.generation && e.waiter == waiter && e.coro == coro &&
       e.context == context) {
     e.pending_ns += weight;
     if (e.pending_ns >= kFlushNs) flush(source_of(key), e, tr.generation);
-    return;
+    return false;
   }
   // Moved (or a new generation): what was accumulated belongs to the previous stack; a new
   // generation has no record of it, so there it travels with the new record.
@@ -281,13 +298,13 @@ void visit_task(PyObject* task, TaskRound& tr) {
   if (!run_guarded([&] { read_task(task, waiter, coro, weight + carried, tr.generation, &r); })) {
     if (uint8_t* body = r.body) Ring::cancel(body, r.size);
     st.wall_reads_fault.fetch_add(1, std::memory_order_relaxed);
-    return;
+    return true;
   }
-  if (r.body == nullptr) return;
+  if (r.body == nullptr) return true;
   if (!r.ok) {
     Ring::cancel(r.body, r.size);
     st.wall_reads_torn.fetch_add(1, std::memory_order_relaxed);
-    return;
+    return true;
   }
   Ring::commit(r.body, r.size);
   st.wall_tasks_read.fetch_add(1, std::memory_order_relaxed);
@@ -296,30 +313,69 @@ void visit_task(PyObject* task, TaskRound& tr) {
   e.waiter = waiter;
   e.coro = coro;
   e.context = context;
+  return true;
 }
 
 #if PY_VERSION_HEX >= 0x030E0000
-void visit_list(const llist_node* head, TaskRound& tr) {
-  // Collected first (guarded), visited after: a fault mid-list loses only the rest of the list.
-  std::vector<PyObject*> tasks;
-  tasks.reserve(64);
-  run_guarded([&] {
-    size_t n = 0;
-    for (const llist_node* node = head->next;
-         node != head && node != nullptr && n < kMaxTasksListed; node = node->next, ++n)
-      tasks.push_back(
-          reinterpret_cast<PyObject*>(reinterpret_cast<uintptr_t>(node) - g_layout.node));
-  });
-  for (PyObject* t : tasks) visit_task(t, tr);
+__attribute__((no_sanitize_address, noinline)) void list_from(const llist_node* head,
+                                                              std::vector<PyObject*>* out) {
+  size_t n = 0;
+  for (const llist_node* node = head->next; node != head && node != nullptr && n < kMaxTasksListed;
+       node = node->next, ++n)
+    out->push_back(reinterpret_cast<PyObject*>(reinterpret_cast<uintptr_t>(node) - g_layout.node));
 }
 
-void visit_thread_tasks(PyThreadState* ts, void* arg) {
+void list_thread_tasks(PyThreadState* ts, void* arg) {
   auto* tsi = reinterpret_cast<_PyThreadStateImpl*>(ts);
-  visit_list(&tsi->asyncio_tasks_head, *static_cast<TaskRound*>(arg));
+  // A fault mid-list loses only the rest of that list.
+  run_guarded(
+      [&] { list_from(&tsi->asyncio_tasks_head, static_cast<std::vector<PyObject*>*>(arg)); });
+}
+#else
+// The set's table, then each live weak reference's object.
+__attribute__((no_sanitize_address, noinline)) void list_from(PyObject* registry,
+                                                              std::vector<PyObject*>* out) {
+  auto* set = reinterpret_cast<PySetObject*>(registry);
+  const setentry* table = set->table;
+  const Py_ssize_t mask = set->mask;
+  if (mask <= 0 || static_cast<size_t>(mask) >= 4 * kMaxTasksListed) return;
+  for (Py_ssize_t i = 0; i <= mask; ++i) {
+    PyObject* key = table[i].key;
+    // Skips empty slots and the set's deleted-entry marker (not a weak reference).
+    if (key == nullptr || Py_TYPE(key) != &_PyWeakref_RefType) continue;
+    PyObject* obj = reinterpret_cast<PyWeakReference*>(key)->wr_object;
+    if (obj != nullptr && obj != Py_None) out->push_back(obj);
+  }
 }
 #endif
 
-size_t g_last_seen = 0;
+// Lists the registry into g_list; tasks new to the list start counting from now.
+void list_tasks(int64_t now, uint32_t generation) {
+  g_list->clear();
+#if PY_VERSION_HEX >= 0x030E0000
+  PyInterpreterState* interp = PyInterpreterState_Main();
+  py::for_each_thread_locked(interp, list_thread_tasks, g_list);
+  run_guarded([&] { list_from(&interp->asyncio_tasks_head, g_list); });
+#else
+  run_guarded([&] { list_from(g_layout.registry, g_list); });
+#endif
+  g_listed_round = g_round;
+  g_cursor = 0;
+  for (PyObject* t : *g_list) {
+    Entry& e = (*g_entries)[reinterpret_cast<uintptr_t>(t)];
+    if (e.last_ns == 0) e.last_ns = now;
+    e.round = g_round;
+  }
+  // Entries of tasks no longer listed: write what they accumulated and forget them.
+  for (auto it = g_entries->begin(); it != g_entries->end();) {
+    if (it->second.round != g_round) {
+      flush(source_of(it->first), it->second, generation);
+      it = g_entries->erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
 
 }  // namespace
 
@@ -338,47 +394,22 @@ void tasks_prepare() {
   stats().wall_tasks_layout.store(g_layout.ok ? 1 : 0, std::memory_order_relaxed);
 }
 
-void tasks_sample(int64_t weight_ns, uint32_t generation) {
-  if (!g_layout.ok) return;
+bool tasks_sample(int64_t weight_ns, uint32_t generation) {
+  if (!g_layout.ok) return false;
   ++g_round;
-  ++g_rotate;
-  TaskRound tr{mono_ns(), weight_ns, generation};
-  tr.stride =
-      g_last_seen > kTasksPerRound ? (g_last_seen + kTasksPerRound - 1) / kTasksPerRound : 1;
-#if PY_VERSION_HEX >= 0x030E0000
-  PyInterpreterState* interp = PyInterpreterState_Main();
-  py::for_each_thread_locked(interp, visit_thread_tasks, &tr);
-  visit_list(&interp->asyncio_tasks_head, tr);
-#else
-  // The set's table, copied under the guard, then each live weak reference's object.
-  std::vector<PyObject*> tasks;
-  run_guarded([&] {
-    auto* set = reinterpret_cast<PySetObject*>(g_layout.registry);
-    const setentry* table = set->table;
-    const Py_ssize_t mask = set->mask;
-    if (mask <= 0 || static_cast<size_t>(mask) >= 4 * kMaxTasksListed) return;
-    tasks.reserve(static_cast<size_t>(set->used));
-    for (Py_ssize_t i = 0; i <= mask; ++i) {
-      PyObject* key = table[i].key;
-      // Skips empty slots and the set's deleted-entry marker (not a weak reference).
-      if (key == nullptr || Py_TYPE(key) != &_PyWeakref_RefType) continue;
-      PyObject* obj = reinterpret_cast<PyWeakReference*>(key)->wr_object;
-      if (obj != nullptr && obj != Py_None) tasks.push_back(obj);
-    }
-  });
-  for (PyObject* t : tasks) visit_task(t, tr);
-#endif
-  g_last_seen = tr.seen;
-  // Tasks not read for a while are gone (or done): write what they accumulated and forget them.
-  const uint64_t horizon = 4 * tr.stride + 4;
-  for (auto it = g_entries->begin(); it != g_entries->end();) {
-    if (g_round - it->second.round > horizon) {
-      flush(source_of(it->first), it->second, generation);
-      it = g_entries->erase(it);
-    } else {
-      ++it;
-    }
+  const TaskRound tr{mono_ns(), weight_ns, generation};
+  if (g_round - g_listed_round >= kListEveryRounds || g_listed_round == 0)
+    list_tasks(tr.now, generation);
+  const size_t n = g_list->size();
+  const size_t visits = n < kTasksPerRound ? n : kTasksPerRound;
+  if (n > kTasksPerRound)
+    stats().wall_tasks_skipped.fetch_add(n - kTasksPerRound, std::memory_order_relaxed);
+  bool moved = false;
+  for (size_t i = 0; i < visits; ++i) {
+    if (g_cursor >= n) g_cursor = 0;
+    moved = visit_task((*g_list)[g_cursor++], tr) || moved;
   }
+  return moved;
 }
 
 void tasks_flush(uint32_t generation) {

@@ -36,6 +36,12 @@ constexpr int64_t kMaxWeightNs = 1'000'000'000;
 // An unchanged stack's time is accumulated and written at most this often (one small record per
 // idle thread per 100 ms instead of one per round).
 constexpr int64_t kFlushNs = 100'000'000;
+// After rounds in which nothing moved (no thread or task had to be read again) the sampler wakes
+// every 2, then 4 periods. Waking a thread costs far more on these VMs than the round's reads
+// (100 wakes/s measured ~1% of a core, the reads of a few threads ~0.2%), and every weight is
+// the time since the previous check, so nothing is lost by waking less; what a thread that moved
+// did during the longer round is split as for any round (the round's own time to the new stack).
+constexpr uint32_t kMaxIdlePeriods = 4;
 
 std::atomic<uint32_t> g_generation{1};
 
@@ -58,6 +64,7 @@ struct Entry {
   uint32_t generation = 0;
   uint64_t round = 0;
   int64_t pending_ns = 0;  // counted for the unchanged stack since its last record
+  int64_t last_ns = 0;     // when it was last checked
   int64_t cpu_ns = -1;     // thread CPU clock at the previous round, while it ran Python
   uint8_t state = kStateBlocked;
   uint16_t leaf = kLeafNone;
@@ -65,11 +72,13 @@ struct Entry {
 };
 
 struct Round {
+  int64_t now;
   int64_t weight_ns;
   uint32_t generation;
   uint64_t number;
   int state_reads_left;
   std::unordered_map<PyThreadState*, Entry>* entries;
+  bool moved = false;  // something had to be read in full this round
 };
 
 struct Syscall {
@@ -190,24 +199,39 @@ void flush(Entry& e, uint32_t generation) {
   e.pending_ns = 0;
 }
 
+pid_t tid_of(PyThreadState* ts) {
+  return py::kStateHasNativeTid ? static_cast<pid_t>(py::native_tid(ts)) : timers_tid(ts->id);
+}
+
+// The CPU time of another thread (its kernel CPU clock; a system call), -1 when unknown.
+int64_t thread_cpu_of(PyThreadState* ts) {
+  const pid_t tid = tid_of(ts);
+  if (tid <= 0) return -1;
+  const auto clock = static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6);
+  struct timespec t;
+  if (clock_gettime(clock, &t) != 0) return -1;
+  return t.tv_sec * 1'000'000'000LL + t.tv_nsec;
+}
+
 void visit_thread(PyThreadState* ts, void* arg) {
   Round& r = *static_cast<Round*>(arg);
   Stats& st = stats();
   if (py::runs_python(ts)) {
     // Its CPU samples are its wall samples (wall.h). Wall time it did not get a CPU for
     // (runnable but not scheduled, or blocked holding the GIL) goes to its latest one.
-    const pid_t tid =
-        py::kStateHasNativeTid ? static_cast<pid_t>(py::native_tid(ts)) : timers_tid(ts->id);
-    if (tid <= 0) return;
     Entry& e = (*r.entries)[ts];
     e.round = r.number;
-    if (e.generation == r.generation) flush(e, r.generation);
+    if (e.valid && e.ts_id == ts->id && e.generation == r.generation) {
+      // It left its blocked stack at some point since its last check.
+      const int64_t since = e.last_ns > 0 ? r.now - e.last_ns : 0;
+      if (since > r.weight_ns) e.pending_ns += since - r.weight_ns;
+      flush(e, r.generation);
+    }
     e.valid = false;
     e.pending_ns = 0;
-    const clockid_t clock = static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6);
-    struct timespec t;
-    if (clock_gettime(clock, &t) != 0) return;
-    const int64_t cpu = t.tv_sec * 1'000'000'000LL + t.tv_nsec;
+    e.last_ns = r.now;
+    const int64_t cpu = thread_cpu_of(ts);
+    if (cpu < 0) return;
     const int64_t prev = e.ts_id == ts->id ? e.cpu_ns : -1;
     e.ts_id = ts->id;
     e.cpu_ns = cpu;
@@ -224,32 +248,48 @@ void visit_thread(PyThreadState* ts, void* arg) {
     st.wall_deficit_ns.fetch_add(static_cast<uint64_t>(deficit), std::memory_order_relaxed);
     return;
   }
-  (*r.entries)[ts].cpu_ns = -1;
+  Entry& e = (*r.entries)[ts];
+  e.round = r.number;  // still there (not swept)
+  const bool same_thread = e.ts_id == ts->id;
+  const bool current = e.valid && same_thread && e.generation == r.generation;
+  int64_t since = same_thread && e.last_ns > 0 ? r.now - e.last_ns : r.weight_ns;
+  e.last_ns = r.now;
+  if (same_thread && e.cpu_ns >= 0) {
+    // It ran Python at its last check: the CPU it used since is in its CPU samples.
+    const int64_t cpu = thread_cpu_of(ts);
+    if (cpu >= e.cpu_ns) since = since > cpu - e.cpu_ns ? since - (cpu - e.cpu_ns) : 0;
+  }
+  e.cpu_ns = -1;
   py::StackKey key;
   if (!run_guarded([&] { key = py::stack_key(ts); })) {
     st.wall_reads_fault.fetch_add(1, std::memory_order_relaxed);
+    e.valid = false;
     return;
   }
-  if (key.frame == 0) return;  // no Python frame: a thread outside Python (ours, a C library's)
-  Entry& e = (*r.entries)[ts];
-  e.round = r.number;
-  if (e.valid && e.generation == r.generation && e.ts_id == ts->id && e.key == key) {
-    e.pending_ns += r.weight_ns;
+  if (key.frame == 0) {  // no Python frame: a thread outside Python (ours, a C library's)
+    e.valid = false;
+    return;
+  }
+  if (current && e.key == key) {
+    e.pending_ns += since;
     if (e.pending_ns >= kFlushNs) flush(e, r.generation);
     return;
   }
-  // Moved: the time accumulated belongs to the previous stack. In a new generation that stack
-  // has no record yet, so the time travels with the new one.
+  // Moved: the time before this round belongs to the previous stack. In a new generation that
+  // stack has no record yet, so it travels with the new one.
+  const int64_t before = since > r.weight_ns ? since - r.weight_ns : 0;
+  const int64_t now_part = since - before;
   int64_t carried = 0;
-  if (e.ts_id == ts->id && e.generation == r.generation) {
+  if (current) {
+    e.pending_ns += before;
     flush(e, r.generation);
-  } else if (e.ts_id == ts->id) {
-    carried = e.pending_ns;
+  } else if (same_thread) {
+    carried = e.pending_ns + before;
   }
   e.pending_ns = 0;
   e.valid = false;
-  const pid_t tid =
-      py::kStateHasNativeTid ? static_cast<pid_t>(py::native_tid(ts)) : timers_tid(ts->id);
+  r.moved = true;
+  const pid_t tid = tid_of(ts);
   uint8_t state = e.ts_id == ts->id ? e.state : static_cast<uint8_t>(kStateBlocked);
   uint16_t leaf = e.ts_id == ts->id ? e.leaf : static_cast<uint16_t>(kLeafNone);
   if (r.state_reads_left > 0 && tid > 0) {
@@ -280,7 +320,7 @@ void visit_thread(PyThreadState* ts, void* arg) {
     st.wall_reads_torn.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  fill_wall(c.header(), r.weight_ns + carried, r.generation, ts->id, state, leaf);
+  fill_wall(c.header(), now_part + carried, r.generation, ts->id, state, leaf);
   Ring::commit(c.body, c.size);
   st.wall_threads_read.fetch_add(1, std::memory_order_relaxed);
   e.key = key;
@@ -299,14 +339,16 @@ void* wall_main(void*) {
   sigdelset(&all, SIGSEGV);
   sigdelset(&all, SIGBUS);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  pthread_setname_np(pthread_self(), "spanprof-wall");
   Control& ctl = *g_ctl;
   Stats& st = stats();
   const int64_t period = 1'000'000'000LL / (g_cfg.rate_hz > 0 ? g_cfg.rate_hz : 100);
   std::unordered_map<PyThreadState*, Entry> entries;
   int64_t last = mono_ns();
   auto next = std::chrono::steady_clock::now();
+  uint32_t periods = 1;  // per wake (adaptive, see kMaxIdlePeriods)
   for (uint64_t number = 1;; ++number) {
-    next += std::chrono::nanoseconds(period);
+    next += std::chrono::nanoseconds(period * periods);
     {
       std::unique_lock<std::mutex> lock(ctl.mu);
       if (ctl.cv.wait_until(lock, next, [&ctl] { return ctl.stop; })) break;
@@ -315,23 +357,29 @@ void* wall_main(void*) {
     const int64_t now = mono_ns();
     int64_t weight = now - last;
     last = now;
-    if (weight > 2 * period) {
+    if (weight > 2 * period * periods) {
       st.wall_ticks_late.fetch_add(1, std::memory_order_relaxed);
       next = std::chrono::steady_clock::now();  // no burst of catch-up rounds
       if (weight > kMaxWeightNs) weight = kMaxWeightNs;
     }
-    Round r{weight, g_generation.load(std::memory_order_acquire), number, kStateReadsPerRound,
-            &entries};
+    Round r{
+        now,     weight, g_generation.load(std::memory_order_acquire), number, kStateReadsPerRound,
+        &entries};
     py::for_each_thread_locked(g_interp, visit_thread, &r);
     for (auto it = entries.begin(); it != entries.end();) {
       if (it->second.round == number) {
         ++it;
         continue;
       }
-      flush(it->second, r.generation);  // the thread ended (or its state was replaced)
+      // The thread ended (or its state was replaced): it was there until the previous round.
+      Entry& gone = it->second;
+      if (gone.valid && gone.last_ns > 0 && now - gone.last_ns > weight)
+        gone.pending_ns += now - gone.last_ns - weight;
+      flush(gone, r.generation);
       it = entries.erase(it);
     }
-    if (g_cfg.wall_tasks) tasks_sample(r.weight_ns, r.generation);
+    if (g_cfg.wall_tasks && tasks_sample(r.weight_ns, r.generation)) r.moved = true;
+    periods = r.moved ? 1 : (periods < kMaxIdlePeriods ? 2 * periods : kMaxIdlePeriods);
     st.wall_ticks.fetch_add(1, std::memory_order_relaxed);
     st.wall_sampler_ns.fetch_add(static_cast<uint64_t>(thread_cpu_ns() - cpu0),
                                  std::memory_order_relaxed);
