@@ -1,6 +1,7 @@
 #include "core/query.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <set>
 
@@ -128,13 +129,28 @@ static void set_types(StackSet& st, const SeriesInfo& si) {
   if (auto* v = find_label(si.labels, "__period_unit__")) st.period_unit = *v;
 }
 
+StackSet QueryEngine::merge_series(const std::string& tenant, const std::string& profile_type,
+                                   const Selector& sel, int64_t from_ms, int64_t to_ms) const {
+  std::vector<SeriesInfo> series;
+  for (auto& si : s_.series_of(tenant))
+    if (si.profile_type == profile_type && matches_all(sel, si.labels))
+      series.push_back(std::move(si));
+  return merge_of(tenant, series, from_ms, to_ms, {});
+}
+
 Result<StackSet> QueryEngine::merge(const std::string& tenant, const std::string& profile_type,
                                     const std::string& selector, int64_t from_ms, int64_t to_ms,
                                     const std::vector<uint64_t>& span_ids) const {
   auto series = match(tenant, profile_type, selector);
   if (!series) return series.error;
+  return merge_of(tenant, *series, from_ms, to_ms, span_ids);
+}
+
+StackSet QueryEngine::merge_of(const std::string& tenant, const std::vector<SeriesInfo>& series,
+                               int64_t from_ms, int64_t to_ms,
+                               const std::vector<uint64_t>& span_ids) const {
   StackSet st;
-  if (!series->empty()) set_types(st, series->front());
+  if (!series.empty()) set_types(st, series.front());
   auto add = [&](const ProfileMeta& m, const SampleRow& r) {
     st.values[r.stack] += r.value;
     if (m.period > 0) {
@@ -146,7 +162,7 @@ Result<StackSet> QueryEngine::merge(const std::string& tenant, const std::string
   };
   if (!span_ids.empty()) {
     std::unordered_set<int64_t> ok;
-    for (auto& s : *series) ok.insert(s.id);
+    for (auto& s : series) ok.insert(s.id);
     s_.scan_span_ids(tenant, span_ids, from_ms, to_ms,
                      [&](const ProfileMeta& m, const SampleRow& r) {
                        if (ok.count(m.series)) add(m, r);
@@ -154,7 +170,7 @@ Result<StackSet> QueryEngine::merge(const std::string& tenant, const std::string
     return st;
   }
   std::vector<int64_t> ids;
-  for (auto& s : *series) ids.push_back(s.id);
+  for (auto& s : series) ids.push_back(s.id);
   s_.scan_profiles(s_.profiles_of(ids, from_ms, to_ms), add);
   return st;
 }
@@ -264,17 +280,31 @@ json QueryEngine::services(const std::string& tenant) const {
   return {{"services", std::vector<std::string>(out.begin(), out.end())}};
 }
 
-void QueryEngine::span_samples(
-    const std::string& tenant, const std::vector<SpanRow>& spans,
-    const std::function<void(const ProfileMeta&, const SampleRow&)>& f) const {
-  std::unordered_set<int64_t> cpu;
+bool is_wall_series(const Labels& l) {
+  auto* t = find_label(l, "__type__");
+  auto* u = find_label(l, "__unit__");
+  return t && u && *t == "wall" && *u == "nanoseconds";
+}
+
+void QueryEngine::span_samples(const std::string& tenant, const std::vector<SpanRow>& spans,
+                               const std::function<void(const ProfileMeta&, const SampleRow&)>& f,
+                               const std::string& profile_type, const Selector& sel) const {
+  std::unordered_set<int64_t> ok;
   for (auto& si : s_.series_of(tenant))
-    if (si.profile_type == kDefaultType) cpu.insert(si.id);
+    if (si.profile_type == profile_type && matches_all(sel, si.labels)) ok.insert(si.id);
+  span_samples_in(tenant, spans, ok, f);
+}
+
+void QueryEngine::span_samples_in(
+    const std::string& tenant, const std::vector<SpanRow>& spans,
+    const std::unordered_set<int64_t>& series,
+    const std::function<void(const ProfileMeta&, const SampleRow&)>& f) const {
+  if (series.empty()) return;
   std::vector<uint64_t> ids;
   for (auto& s : spans) ids.push_back(s.span_id);
   s_.scan_span_ids(tenant, ids, INT64_MIN, INT64_MAX,
                    [&](const ProfileMeta& m, const SampleRow& r) {
-                     if (cpu.count(m.series)) f(m, r);
+                     if (series.count(m.series)) f(m, r);
                    });
 }
 
@@ -315,16 +345,76 @@ Result<json> QueryEngine::traces(const std::string& tenant, const Params& p) con
   return TraceSearch(s_, *this).run(tenant, *q);
 }
 
+namespace {
+
+// Where a span's wall-clock time went, by the wall samples' `thread_state` label.
+constexpr const char* kStates[] = {"running", "gil_wait", "blocked", "awaiting", "other"};
+constexpr size_t kNumStates = std::size(kStates);
+
+size_t state_index(const Labels& l) {
+  if (auto* v = find_label(l, "thread_state"))
+    for (size_t i = 0; i + 1 < kNumStates; ++i)
+      if (*v == kStates[i]) return i;
+  return kNumStates - 1;
+}
+
+struct SpanCost {
+  double cpu_samples = 0;
+  int64_t cpu_ns = 0;
+  std::array<int64_t, kNumStates> wall{};
+  SpanCost& operator+=(const SpanCost& o) {
+    cpu_samples += o.cpu_samples;
+    cpu_ns += o.cpu_ns;
+    for (size_t i = 0; i < kNumStates; ++i) wall[i] += o.wall[i];
+    return *this;
+  }
+};
+
+json wall_json(const std::array<int64_t, kNumStates>& w) {
+  json j = json::object();
+  for (size_t i = 0; i < kNumStates; ++i) j[kStates[i]] = w[i];
+  return j;
+}
+
+}  // namespace
+
 Result<json> QueryEngine::trace(const std::string& tenant, const std::string& trace_id) const {
   uint64_t hi, lo;
   if (!parse_hex_u128(trace_id, hi, lo)) return bad_request("trace_id must be 32 hex characters");
   auto spans = s_.trace_spans(tenant, hi, lo);
   if (spans.empty()) return not_found("trace " + trace_id + " not found");
-  std::unordered_map<uint64_t, double> self;
-  int64_t period = 0;
-  span_samples(tenant, spans, [&](const ProfileMeta& m, const SampleRow& r) {
-    self[effective_span(r)] += count_of(m, r);
-    if (m.period) period = m.period;
+  // Series id → CPU (-1) or the wall state index; one scan reads both profile types.
+  std::unordered_map<int64_t, int> kind;
+  std::unordered_map<int64_t, const std::string*> wall_type;
+  std::unordered_set<int64_t> wanted;
+  auto series = s_.series_of(tenant);
+  for (auto& si : series) {
+    if (si.profile_type == kDefaultType) {
+      kind[si.id] = -1;
+    } else if (is_wall_series(si.labels)) {
+      kind[si.id] = int(state_index(si.labels));
+      wall_type[si.id] = &si.profile_type;
+    } else {
+      continue;
+    }
+    wanted.insert(si.id);
+  }
+  std::unordered_map<uint64_t, SpanCost> self;
+  int64_t period = 0, wall_period = 0;
+  std::string wall_pt;
+  span_samples_in(tenant, spans, wanted, [&](const ProfileMeta& m, const SampleRow& r) {
+    SpanCost& c = self[effective_span(r)];
+    int k = kind[m.series];
+    if (k < 0) {
+      c.cpu_samples += count_of(m, r);
+      c.cpu_ns += r.value;
+      if (m.period) period = m.period;
+      return;
+    }
+    c.wall[size_t(k)] += r.value;
+    if (m.period) wall_period = m.period;
+    const std::string& pt = *wall_type[m.series];
+    if (wall_pt.empty() || pt == kWallProfileType) wall_pt = pt;
   });
   std::unordered_map<uint64_t, std::vector<uint64_t>> kids;
   std::unordered_set<uint64_t> present;
@@ -332,11 +422,11 @@ Result<json> QueryEngine::trace(const std::string& tenant, const std::string& tr
   for (auto& s : spans)
     if (s.parent_span_id && present.count(s.parent_span_id))
       kids[s.parent_span_id].push_back(s.span_id);
-  std::unordered_map<uint64_t, double> total;
-  std::function<double(uint64_t, int)> tot = [&](uint64_t id, int depth) -> double {
+  std::unordered_map<uint64_t, SpanCost> total;
+  std::function<SpanCost(uint64_t, int)> tot = [&](uint64_t id, int depth) -> SpanCost {
     auto it = total.find(id);
     if (it != total.end()) return it->second;
-    double t = self.count(id) ? self[id] : 0;
+    SpanCost t = self.count(id) ? self[id] : SpanCost{};
     if (depth < 10000)
       for (auto c : kids[id]) t += tot(c, depth + 1);
     total[id] = t;
@@ -345,11 +435,20 @@ Result<json> QueryEngine::trace(const std::string& tenant, const std::string& tr
   json arr = json::array();
   for (auto& s : spans) {
     json j = span_json(s);
-    j["self_samples"] = int64_t(std::llround(self.count(s.span_id) ? self[s.span_id] : 0));
-    j["total_samples"] = int64_t(std::llround(tot(s.span_id, 0)));
+    SpanCost own = self.count(s.span_id) ? self[s.span_id] : SpanCost{};
+    SpanCost all = tot(s.span_id, 0);
+    j["self_samples"] = int64_t(std::llround(own.cpu_samples));
+    j["total_samples"] = int64_t(std::llround(all.cpu_samples));
+    j["self_cpu_ns"] = own.cpu_ns;
+    j["total_cpu_ns"] = all.cpu_ns;
+    j["wall_ns"] = {{"self", wall_json(own.wall)}, {"total", wall_json(all.wall)}};
     arr.push_back(std::move(j));
   }
-  return json{{"trace_id", trace_id}, {"spans", arr}, {"period_ns", period}};
+  return json{{"trace_id", trace_id},
+              {"spans", arr},
+              {"period_ns", period},
+              {"wall_period_ns", wall_period},
+              {"wall_profile_type", wall_pt}};
 }
 
 static std::unordered_set<uint64_t> descendants(const std::vector<SpanRow>& spans,
@@ -382,6 +481,15 @@ Result<StackSet> QueryEngine::api_selection(const std::string& tenant, const Par
   };
   std::string trace_id = get(p, "trace_id"), span_id = get(p, "span_id");
   std::string service = get(p, "service"), span_name = get(p, "span_name");
+  std::string ptype = get(p, "profile_type", kDefaultType);
+  // Span selections honour profile_type and selector too (e.g. {thread_state="awaiting"}).
+  auto sel = parse_selector(get(p, "selector", "{}"));
+  if (!sel) return sel.error;
+  for (auto& si : s_.series_of(tenant))
+    if (si.profile_type == ptype) {
+      set_types(st, si);
+      break;
+    }
   if (!span_id.empty()) {
     uint64_t sid;
     if (!parse_hex_u64(span_id, sid)) return bad_request("span_id must be 16 hex characters");
@@ -400,9 +508,12 @@ Result<StackSet> QueryEngine::api_selection(const std::string& tenant, const Par
       spans.push_back(only);
     }
     bool all_of_root = spans.size() == 1 && mode == "children";
-    span_samples(tenant, spans, [&](const ProfileMeta& m, const SampleRow& r) {
-      if (all_of_root || target.count(effective_span(r))) add(m, r);
-    });
+    span_samples(
+        tenant, spans,
+        [&](const ProfileMeta& m, const SampleRow& r) {
+          if (all_of_root || target.count(effective_span(r))) add(m, r);
+        },
+        ptype, *sel);
     return st;
   }
   if (!span_name.empty()) {
@@ -417,24 +528,25 @@ Result<StackSet> QueryEngine::api_selection(const std::string& tenant, const Par
           if (s.name == span_name && (service.empty() || s.service == service))
             target.insert(s.span_id);
         if (mode == "children") target = descendants(spans, target);
-        span_samples(tenant, spans, [&](const ProfileMeta& m, const SampleRow& r) {
-          if (target.count(effective_span(r))) add(m, r);
-        });
+        span_samples(
+            tenant, spans,
+            [&](const ProfileMeta& m, const SampleRow& r) {
+              if (target.count(effective_span(r))) add(m, r);
+            },
+            ptype, *sel);
       }
       return st;
     }
     // No stored spans: fall back to the span_name series label (local root names).
-    std::string sel = "{span_name=\"" + span_name + "\"" +
-                      (service.empty() ? "" : ",service_name=\"" + service + "\"") + "}";
-    return merge(tenant, get(p, "profile_type", kDefaultType), sel, *from, *to, {});
+    Selector by_name = *sel;
+    by_name.push_back(Matcher{Matcher::kEq, "span_name", span_name, nullptr});
+    if (!service.empty())
+      by_name.push_back(Matcher{Matcher::kEq, "service_name", service, nullptr});
+    return merge_series(tenant, ptype, by_name, *from, *to);
   }
   if (service.empty()) return bad_request("need span_id, span_name or service");
-  auto sel = parse_selector(get(p, "selector", "{}"));
-  if (!sel) return sel.error;
-  // Selector plus service_name: rebuild the text so merge() parses one selector.
-  auto full = service_selector(service, get(p, "selector", "{}"));
-  if (!full) return full.error;
-  return merge(tenant, get(p, "profile_type", kDefaultType), *full, *from, *to, {});
+  sel->push_back(Matcher{Matcher::kEq, "service_name", service, nullptr});
+  return merge_series(tenant, ptype, *sel, *from, *to);
 }
 
 Result<int64_t> int_param(const Params& p, const char* k, int64_t def, int64_t lo, int64_t hi) {
