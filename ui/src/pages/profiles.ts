@@ -7,7 +7,7 @@ import { fmtDuration, fmtTime, plural, valueFormatter } from "../format";
 import type { PageView } from "./page";
 import { currentRoute, href, navigate } from "../nav";
 import { fitRange, formatLabels, labelSelector, parseLabels, rangeOf, type TimeRange, resolveRange, selectionToParams, withParams, type Route } from "../state";
-import { profileTypeLabel } from "../names";
+import { profileKind, profileTypeLabel } from "../names";
 import { stepFor } from "../timeseries";
 import { TimelineChart } from "../components/timeline";
 import { FlamePanel, urlBoundOptions, withFrames } from "../components/flame-panel";
@@ -39,7 +39,7 @@ export class ProfilesPage implements PageView {
   }
 
   private newPanel(): FlamePanel {
-    return new FlamePanel({ table: true, ...urlBoundOptions(), tracesContext: () => this.shownRange(), exportQuery: () => this.shownQuery });
+    return new FlamePanel({ table: true, ...urlBoundOptions(), tracesContext: () => this.shownRange(), exportQuery: () => this.shownQuery, valueLabel: () => profileKind(this.route.params.type || DEFAULT_PROFILE_TYPE) });
   }
 
   /** The query of the flame graph shown (exports) and its range without grouping (function traces). */
