@@ -31,7 +31,9 @@ await runChecks(join(shots, "wall-failure.png"), async (t) => {
   const summary = page.locator("[data-testid=wait-summary]");
   await page.waitForFunction(() => !document.querySelector("[data-testid=wait-summary]")?.hidden);
   const said = await summary.innerText();
-  check(t.step, said.includes("300 ms awaiting `asyncio.sleep` in `wait_for_inventory`, service.py:88"), said);
+  check(t.step, said.includes("300 ms awaiting asyncio.sleep in wait_for_inventory, service.py:88"), said);
+  const code = await summary.locator("code").allInnerTexts();
+  check("function names are set as code", code.join() === "asyncio.sleep,wait_for_inventory", code);
   await page.screenshot({ path: join(shots, "wall-root.png"), fullPage: true });
 
   t.step = "CPU of the waiting span explains itself with the wall data";
@@ -62,4 +64,15 @@ await runChecks(join(shots, "wall-failure.png"), async (t) => {
   check(t.step, (await kind.getAttribute("data-kind")) === "cpu", await kind.getAttribute("data-kind"));
   check("its CPU flame graph is drawn", (await panelState()) === "ready", "state");
   await page.screenshot({ path: join(shots, "wall-busy-child.png"), fullPage: true });
+
+  t.step = "the Profiles page filters the wall profile by thread_state";
+  const wall = "wall:wall:nanoseconds:wall:nanoseconds";
+  await page.goto(`${base}/#/profiles?service=shop&type=${encodeURIComponent(wall)}&from=now-1h&to=now`);
+  check(t.step, (await panelState()) === "ready", "state");
+  const all = await page.locator("[data-testid=flame-panel] .flame-info").innerText();
+  check("the wall profile of the service holds every state", all.includes("Wall in this profile: 390 ms"), all);
+  await page.goto(`${base}/#/profiles?service=shop&type=${encodeURIComponent(wall)}&labels=thread_state%3Dawaiting&from=now-1h&to=now`);
+  check(t.step, (await panelState()) === "ready", "state");
+  const awaiting = await page.locator("[data-testid=flame-panel] .flame-info").innerText();
+  check("a thread_state label filter keeps that state", awaiting.includes("Wall in this profile: 300 ms"), awaiting);
 });

@@ -27,6 +27,11 @@ function attrValue(v: unknown): string {
 
 const WALL_TYPE = "wall:wall:nanoseconds:wall:nanoseconds";
 
+/** Text with `code` spans as <code> elements. */
+function withCode(text: string): (string | HTMLElement)[] {
+  return text.split("`").map((part, i) => (i % 2 ? h("code", null, part) : part));
+}
+
 /** The waterfall's per-span bar: shares of the duration on CPU, waiting and awaiting. */
 function wallCell(span: Span): HTMLElement {
   const dur = span.end_unix_nano - span.start_unix_nano;
@@ -393,7 +398,7 @@ export class TracePage implements PageView {
         .then((text) => {
           if (seq !== this.detailSeq || !text) return;
           waitSummary.hidden = false;
-          waitSummary.textContent = `Heaviest wait: ${text}`;
+          waitSummary.replaceChildren("Heaviest wait: ", ...withCode(text));
           if (this.panel.el.getAttribute("data-state") === "empty" && this.panel.el.hasAttribute("data-wall-hint")) showWhy(text);
         })
         .catch(() => undefined);
