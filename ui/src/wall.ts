@@ -17,6 +17,14 @@ export const STATE_WORDS: Record<ThreadState, string> = {
   awaiting: "awaiting",
 };
 
+/** The same before the library function a wait is in ("blocked in `socket.recv`"). */
+const CALL_WORDS: Record<ThreadState, string> = {
+  running: "running",
+  gil_wait: "waiting for the GIL in",
+  blocked: "blocked in",
+  awaiting: "awaiting",
+};
+
 /** A CPU share of the duration below which a span opens with its wall profile. */
 export const WALL_DEFAULT_BELOW = 0.2;
 
@@ -105,6 +113,11 @@ export interface WaitPath {
   caller: Frame | null;
   /** Wall nanoseconds under `frame` on that path. */
   value: number;
+  /**
+   * When `frame` is library code: the innermost application frame on the path and the library
+   * function it called (the call site of a wait deep inside a library), if the path has one.
+   */
+  app: { frame: Frame; callee: Frame } | null;
 }
 
 /** Synthetic frames the agent writes for waits: `<sleep>`, `<await Future>`, file "" and line 0. */
@@ -140,7 +153,19 @@ export function heaviestPath(f: Flame): WaitPath | null {
   const value = f.levels[l].total[i];
   const pi = f.levels[l].parent[i];
   const caller = l >= 2 ? frameAt(l - 1, pi) : null;
-  return { leaf, frame, caller, value };
+  let app: WaitPath["app"] = null;
+  if (isLibrary(frame.file)) {
+    let callee = frame;
+    for (let al = l - 1, ai = pi; al >= 1; ai = f.levels[al].parent[ai], al--) {
+      const fr = frameAt(al, ai);
+      if (!isLibrary(fr.file) && !isSynthetic(fr.name, fr.file)) {
+        app = { frame: fr, callee };
+        break;
+      }
+      callee = fr;
+    }
+  }
+  return { leaf, frame, caller, value, app };
 }
 
 /** Whether a file is the interpreter's or a dependency's rather than the application's. */
@@ -168,13 +193,14 @@ function place(fr: Frame): string {
 
 /**
  * One sentence naming where the wait happened, e.g. "280 ms awaiting `asyncio.sleep` in
- * `wait_for_inventory`, service.py:88" (a library call: named from the application frame that
- * made it) or "110 ms blocked in `<sleep>` at `charge_card`, service.py:120, called from
- * `handle_slow`, service.py:80" (the application's own frame made the blocking call).
+ * `wait_for_inventory`, service.py:88" (a wait inside a library: the library function the
+ * application called, and the application frame and line that called it) or "110 ms blocked in
+ * `<sleep>` at `charge_card`, service.py:120, called from `handle_slow`, service.py:80" (the
+ * application's own frame made the blocking call; also when the path has no application frame).
  */
 export function describeWait(p: WaitPath, state: ThreadState): string {
   const head = `${fmtDuration(p.value)} ${STATE_WORDS[state]}`;
-  if (isLibrary(p.frame.file) && p.caller) return `${head} \`${qualifiedName(p.frame)}\` in \`${p.caller.name}\`, ${place(p.caller)}`;
+  if (p.app) return `${fmtDuration(p.value)} ${CALL_WORDS[state]} \`${qualifiedName(p.app.callee)}\` in \`${p.app.frame.name}\`, ${place(p.app.frame)}`;
   const what = p.leaf ? ` in \`${p.leaf.name}\`` : "";
   const from = p.caller ? `, called from \`${p.caller.name}\`, ${place(p.caller)}` : "";
   return `${head}${what} at \`${p.frame.name}\`, ${place(p.frame)}${from}`;

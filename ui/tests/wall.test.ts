@@ -89,6 +89,28 @@ describe("heaviest wait", () => {
     expect(describeWait(p, "blocked")).toBe("110 ms blocked in `<sleep>` at `charge_card`, service.py:120, called from `handle_slow`, service.py:80");
   });
 
+  it("names a wait deep inside a library from the application line that entered the library", () => {
+    const lib = "/venv/lib/python3.12/site-packages";
+    const json: FlameGraphJSON = {
+      names: ["total", "fetch_price", "get", "_send", "read", "<socket recv>"],
+      files: ["", "/srv/app/prices.py", `${lib}/httpx/_client.py`, `${lib}/httpx/_transport.py`, "/usr/lib/python3.12/ssl.py", ""],
+      lines: [0, 42, 1010, 230, 1100, 0],
+      levels: [
+        [0, 50 * MS, 0, 0],
+        [0, 50 * MS, 0, 1],
+        [0, 50 * MS, 0, 2],
+        [0, 50 * MS, 0, 3],
+        [0, 50 * MS, 0, 4],
+        [0, 50 * MS, 50 * MS, 5],
+      ],
+      total: 50 * MS,
+    };
+    const p = heaviestPath(decodeFlameGraph(json))!;
+    expect(p.frame.name).toBe("read");
+    expect(p.caller?.name).toBe("_send");
+    expect(describeWait(p, "blocked")).toBe("50 ms blocked in `httpx.get` in `fetch_price`, prices.py:42");
+  });
+
   it("has nothing to say about an empty graph", () => {
     expect(heaviestPath(decodeFlameGraph({ names: ["total"], levels: [], total: 0 }))).toBeNull();
   });
