@@ -98,6 +98,15 @@ class QueryEngine {
   const Store& s_;
 };
 
+// A sample's value in samples (value / period; the value itself when the period is unknown).
+inline double count_of(const ProfileMeta& m, const SampleRow& r) {
+  return m.period > 0 ? double(r.value) / double(m.period) : double(r.value);
+}
+// The span a sample is attributed to: the innermost active span, else the local root.
+inline uint64_t effective_span(const SampleRow& r) {
+  return r.ids.active_span_id ? r.ids.active_span_id : r.ids.span_id;
+}
+
 Params parse_query_string(std::string_view qs);
 std::string url_decode(std::string_view s);
 nlohmann::json flamegraph_to_json(const FlameGraphOut& f);
