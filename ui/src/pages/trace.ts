@@ -1,6 +1,8 @@
-// Trace: waterfall of the spans; the selected span's attributes and flame graph (this span only /
-// this span and its children), or a plain-words reason why it has none, with the merged profile of
-// all spans of that name as the way out.
+// Trace: waterfall of the spans (with each span's on-CPU / waiting / awaiting bar from its wall
+// samples); the selected span's attributes and its CPU or wall-clock flame graph (this span only /
+// this span and its children; Wall by default for a span that mostly waited, filterable by thread
+// state) with its heaviest wait named, or a plain-words reason why it has none, with the merged
+// profile of all spans of that name as the way out.
 import { api, type Span, type Trace } from "../api";
 import { clear, h, option, statusBox } from "../dom";
 import { explainEmpty, type WallHint } from "../explain";
