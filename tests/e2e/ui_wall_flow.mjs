@@ -71,6 +71,8 @@ await runChecks(join(shots, "wall-failure.png"), async (t) => {
   check(t.step, (await panelState()) === "ready", "state");
   const all = await page.locator("[data-testid=flame-panel] .flame-info").innerText();
   check("the wall profile of the service holds every state", all.includes("Wall in this profile: 390 ms"), all);
+  const axis = await page.locator("[data-testid=timeline] figcaption").innerText();
+  check("the timeline speaks of wall time, not CPU cores", axis.startsWith("Wall over time") && axis.includes("threads/tasks"), axis);
   await page.goto(`${base}/#/profiles?service=shop&type=${encodeURIComponent(wall)}&labels=thread_state%3Dawaiting&from=now-1h&to=now`);
   check(t.step, (await panelState()) === "ready", "state");
   const awaiting = await page.locator("[data-testid=flame-panel] .flame-info").innerText();

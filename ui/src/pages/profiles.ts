@@ -199,7 +199,7 @@ export class ProfilesPage implements PageView {
         return;
       }
       const sel = p.sel_from && p.sel_to ? { fromMs: Number(p.sel_from), toMs: Number(p.sel_to) } : null;
-      const chart = new TimelineChart(t, step, range, sel, (s) => navigate(withParams(currentRoute(), { sel_from: String(s.fromMs), sel_to: String(s.toMs), zoom: "" })));
+      const chart = new TimelineChart(t, step, range, sel, (s) => navigate(withParams(currentRoute(), { sel_from: String(s.fromMs), sel_to: String(s.toMs), zoom: "" })), profileKind(p.type || DEFAULT_PROFILE_TYPE));
       this.chart = chart;
       this.chartBox.replaceChildren(chart.el);
       void this.loadExemplars(chart, q);
