@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Span } from "../src/api";
 import { explainEmpty } from "../src/explain";
+import { profileNoun } from "../src/names";
 import { decodeFlameGraph, type FlameGraphJSON } from "../src/flame/model";
 import { selectionFromParams, selectionQuery, selectionToParams, type Selection } from "../src/state";
 import { breakdown, breakdownText, defaultKind, describeWait, dominantState, heaviestPath, isLibrary, qualifiedName, shares } from "../src/wall";
@@ -154,5 +155,12 @@ describe("span selections of a profile type", () => {
     const params = selectionToParams(cpu, "b");
     expect(Object.keys(params)).not.toContain("b.type");
     expect(selectionQuery(cpu, NOW_MS).has("profile_type")).toBe(false);
+  });
+});
+
+describe("profile nouns", () => {
+  it("says what a profile type measures", () => {
+    expect(profileNoun("wall:wall:nanoseconds:wall:nanoseconds")).toBe("wall-clock time");
+    expect(profileNoun("process_cpu:cpu:nanoseconds:cpu:nanoseconds")).toBe("CPU");
   });
 });
