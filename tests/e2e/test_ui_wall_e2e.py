@@ -34,8 +34,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 TRACE = "5a11ce0000000000000000000000a001"
-ROOT_SPAN = "5a11ce000000a001"  # GET /slow: waits in wait_for_inventory
+ROOT_SPAN = "5a11ce000000a001"  # GET /slow: no samples of its own, as in the demo
 RENDER_SPAN = "5a11ce000000a002"  # render_page: busy on CPU
+WAIT_SPAN = "5a11ce000000a003"  # wait_for_inventory: awaits asyncio.sleep
 MS = 1_000_000
 SERVICE = "/srv/shop/service.py"
 TASKS = "/usr/lib/python3.11/asyncio/tasks.py"
@@ -61,10 +62,10 @@ def push(url: str) -> None:
         (
             [*wait, ("<await Future>", "", 0)],
             30,
-            labels(ROOT_SPAN, thread_state="awaiting", task_name="Task-3"),
+            labels(WAIT_SPAN, thread_state="awaiting", task_name="Task"),
         ),
-        (render, 8, labels(RENDER_SPAN, thread_state="running", task_name="Task-3")),
-        (render[:3], 1, labels(RENDER_SPAN, thread_state="gil_wait", task_name="Task-3")),
+        (render, 8, labels(RENDER_SPAN, thread_state="running", task_name="Task")),
+        (render[:3], 1, labels(RENDER_SPAN, thread_state="gil_wait", task_name="Task")),
     ]
     cpu = [(render, 8, labels(RENDER_SPAN))]
     series = {"service_name": "shop", "env": "e2e"}
@@ -78,6 +79,7 @@ def push(url: str) -> None:
     post(f"{url}/push.v1.PusherService/Push", body, "application/proto")
     spans = [
         (ROOT_SPAN, "", "GET /slow", now - 420 * MS, now),
+        (WAIT_SPAN, ROOT_SPAN, "wait_for_inventory", now - 415 * MS, now - 105 * MS),
         (RENDER_SPAN, ROOT_SPAN, "render_page", now - 100 * MS, now - 5 * MS),
     ]
     doc = {

@@ -1,22 +1,30 @@
-// Browser half of tests/e2e/test_ui_wall_e2e.py: the trace view of a trace whose root span mostly
-// awaits (wall samples only) and whose child span is busy on CPU, served by a real spanprof-server.
+// Browser half of tests/e2e/test_ui_wall_e2e.py: the trace view of a trace shaped like the demo's
+// GET /slow (a root without samples of its own around a child span that awaits, with wall samples
+// only) plus a child span busy on CPU, served by a real spanprof-server.
 //   node ui_wall_flow.mjs <base url> <screenshot dir> <trace id>
 import { join } from "node:path";
 import { runChecks } from "./browser.mjs";
 
 const ROOT_SPAN = "5a11ce000000a001";
 const RENDER_SPAN = "5a11ce000000a002";
+const WAIT_SPAN = "5a11ce000000a003";
 const [base, shots, trace] = process.argv.slice(2);
 
 await runChecks(join(shots, "wall-failure.png"), async (t) => {
   const { page, check, panelState } = t;
-  t.step = "the mostly waiting root span opens with its wall profile";
+  t.step = "the root span, whose time went to a waiting child, opens with Wall and says so";
   await page.goto(`${base}/#/trace/${trace}?span=${ROOT_SPAN}`);
   const kind = page.locator("[data-testid=profile-kind]");
   await kind.waitFor();
   check("the CPU/Wall switch exists", (await page.locator("[data-testid=kind-cpu]").count()) === 1 && (await page.locator("[data-testid=kind-wall]").count()) === 1, "switch");
   check(t.step, (await kind.getAttribute("data-kind")) === "wall" && (await page.locator("[data-testid=kind-wall]").isChecked()), await kind.getAttribute("data-kind"));
-  check("the wall flame graph is drawn", (await panelState()) === "ready", "state");
+  check(t.step, (await panelState()) === "empty", "state");
+  const rootReason = await page.locator("[data-testid=flame-panel]").getAttribute("data-reason");
+  check("the root's panel points at its children, not at a missing profile", rootReason.includes("its time went to its child spans") && !rootReason.includes("not profiled"), rootReason);
+  const summary = page.locator("[data-testid=wait-summary]");
+  await page.waitForFunction(() => !document.querySelector("[data-testid=wait-summary]")?.hidden);
+  const rootSaid = await summary.innerText();
+  check("the root names its children's heaviest wait", rootSaid.includes("in its child spans: 300 ms awaiting asyncio.sleep in wait_for_inventory, service.py:88"), rootSaid);
 
   t.step = "the waterfall shows CPU / waiting / awaiting per span";
   const rootBar = page.locator(`.wf-row[data-span-id="${ROOT_SPAN}"] [data-testid=wall-breakdown]`);
@@ -26,15 +34,21 @@ await runChecks(join(shots, "wall-failure.png"), async (t) => {
   check("the bar's tooltip gives milliseconds", tip.includes("awaiting 300 ms") && tip.includes("on CPU 80 ms") && tip.includes("waiting 10 ms"), tip);
   const widths = await rootBar.evaluate((el) => [...el.children].map((c) => c.getBoundingClientRect().width));
   check("the awaiting segment is the widest", widths[2] > widths[0] && widths[0] > 0, widths);
+  const waitTip = await page.locator(`.wf-row[data-span-id="${WAIT_SPAN}"] [data-testid=wall-breakdown]`).getAttribute("title");
+  check("the waiting span's own bar", waitTip === "awaiting 300 ms (of 310 ms)", waitTip);
+  await page.screenshot({ path: join(shots, "wall-root.png"), fullPage: true });
 
-  t.step = "the heaviest wait is named with its function and line";
-  const summary = page.locator("[data-testid=wait-summary]");
+  t.step = "the awaiting span opens with its wall profile and names the line";
+  await page.click(`.wf-row[data-span-id="${WAIT_SPAN}"]`);
+  await page.waitForFunction((id) => location.hash.includes(`span=${id}`), WAIT_SPAN);
+  check(t.step, (await kind.getAttribute("data-kind")) === "wall", await kind.getAttribute("data-kind"));
+  check("the wall flame graph is drawn", (await panelState()) === "ready", "state");
   await page.waitForFunction(() => !document.querySelector("[data-testid=wait-summary]")?.hidden);
   const said = await summary.innerText();
-  check(t.step, said.includes("300 ms awaiting asyncio.sleep in wait_for_inventory, service.py:88"), said);
+  check(t.step, said.includes("Heaviest wait: 300 ms awaiting asyncio.sleep in wait_for_inventory, service.py:88"), said);
   const code = await summary.locator("code").allInnerTexts();
   check("function names are set as code", code.join() === "asyncio.sleep,wait_for_inventory", code);
-  await page.screenshot({ path: join(shots, "wall-root.png"), fullPage: true });
+  await page.screenshot({ path: join(shots, "wall-waiting-span.png"), fullPage: true });
 
   t.step = "CPU of the waiting span explains itself with the wall data";
   await page.click("[data-testid=kind-cpu]");
@@ -51,12 +65,12 @@ await runChecks(join(shots, "wall-failure.png"), async (t) => {
   t.step = "the thread_state filter narrows the wall flame graph";
   await page.selectOption("[data-testid=state-filter]", "running");
   await page.waitForFunction(() => location.hash.includes("state=running"));
-  check(t.step, (await panelState()) === "empty", "the root span never ran on CPU itself");
+  check(t.step, (await panelState()) === "empty", "the waiting span never ran on CPU itself");
   await page.selectOption("[data-testid=state-filter]", "awaiting");
   await page.waitForFunction(() => location.hash.includes("state=awaiting"));
   check(t.step, (await panelState()) === "ready", "awaiting has samples");
   const frames = await page.locator("[data-testid=flame-panel]").innerText();
-  check("the awaiting flame graph holds the waiting function", frames.includes("wait_for_inventory"), frames.slice(0, 300));
+  check("the awaiting flame graph holds the waiting function", frames.includes("wait_for_inventory") && frames.includes("Wall-clock time in this profile: 300 ms"), frames.slice(0, 300));
 
   t.step = "the busy child span opens with CPU";
   await page.click(`.wf-row[data-span-id="${RENDER_SPAN}"]`);

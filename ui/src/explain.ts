@@ -20,6 +20,23 @@ export interface WallHint {
   wallNs: number;
   /** The heaviest wait in words, once known ("280 ms awaiting `asyncio.sleep` in …"). */
   wait?: string;
+  /** The span's own code has no wall samples: these figures are its child spans'. */
+  inChildren?: boolean;
+}
+
+/**
+ * A span whose own code has no samples of either kind while its child spans have wall samples
+ * (e.g. a request's root span around the span that awaited): the time went to the children.
+ */
+export function explainInChildren(span: Span, wall: WallHint): EmptyReason {
+  const where = wall.wait ? ` ${wall.wait}.` : "";
+  const cpu = span.total_samples > 0 ? `${plural(span.total_samples, "CPU sample")}, ` : "";
+  return {
+    text: `No sample landed in this span's own code: its time went to its child spans (${cpu}${fmtDuration(wall.offCpuNs)} off CPU).${where} Switch to "this span and its children".`,
+    suggestMerged: false,
+    suggestChildren: true,
+    suggestWall: true,
+  };
 }
 
 /**
@@ -33,6 +50,7 @@ export function explainEmpty(span: Span, mode: "self" | "children", periodNs: nu
   const dur = Math.max(0, span.end_unix_nano - span.start_unix_nano);
   const interval = periodNs > 0 ? fmtDuration(periodNs) : "10 ms";
   if (wall && wall.wallNs > 0) {
+    if (wall.inChildren) return explainInChildren(span, wall);
     const where = wall.wait ? ` ${wall.wait}.` : "";
     const kids = mode === "self" && span.total_samples > 0 ? ` Its child spans have ${plural(span.total_samples, "CPU sample")}.` : "";
     return {

@@ -70,9 +70,12 @@ export function cpuNs(span: Span, mode: "self" | "children", periodNs: number): 
   return (mode === "self" ? span.self_samples : span.total_samples) * (periodNs || 10_000_000);
 }
 
-/** Wall when the span has wall samples and its CPU time is under WALL_DEFAULT_BELOW of its duration. */
+/**
+ * Wall when the span (or, for a span whose own code has none, its children) has wall samples and
+ * its CPU time is under WALL_DEFAULT_BELOW of its duration.
+ */
 export function defaultKind(span: Span, mode: "self" | "children", periodNs: number): ProfileKind {
-  if (!breakdown(span, mode)) return "cpu";
+  if (!breakdown(span, "children")) return "cpu";
   const dur = Math.max(1, span.end_unix_nano - span.start_unix_nano);
   return cpuNs(span, mode, periodNs) < WALL_DEFAULT_BELOW * dur ? "wall" : "cpu";
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Span } from "../src/api";
-import { explainEmpty } from "../src/explain";
+import { explainEmpty, explainInChildren } from "../src/explain";
 import { profileNoun } from "../src/names";
 import { decodeFlameGraph, type FlameGraphJSON } from "../src/flame/model";
 import { selectionFromParams, selectionQuery, selectionToParams, type Selection } from "../src/state";
@@ -134,6 +134,16 @@ describe("explainEmpty with wall data", () => {
     expect(r.text).toContain("(400 ms long): it spent 280 ms off CPU. 280 ms awaiting `asyncio.sleep` in `wait_for_inventory`, service.py:88.");
     expect(r.text).not.toContain("not profiled");
     expect(r.suggestChildren).toBe(false);
+  });
+
+  it("sends a root without samples of its own to its waiting children", () => {
+    const root = span({ self_samples: 0, total_samples: 0, self_cpu_ns: 0, total_cpu_ns: 0, wall_ns: { self: {}, total: { awaiting: 300 * MS } } });
+    // As the demo's GET /slow: Wall by default although the root's own code has no wall sample.
+    expect(defaultKind(root, "self", 10 * MS)).toBe("wall");
+    const r = explainInChildren(root, { offCpuNs: 300 * MS, wallNs: 300 * MS, inChildren: true, wait: "300 ms awaiting `asyncio.sleep` in `slow`, service.py:109" })!;
+    expect(r.text).toBe('No sample landed in this span\'s own code: its time went to its child spans (300 ms off CPU). 300 ms awaiting `asyncio.sleep` in `slow`, service.py:109. Switch to "this span and its children".');
+    expect(r.suggestChildren).toBe(true);
+    expect(explainEmpty(root, "self", 10 * MS, 0, { offCpuNs: 300 * MS, wallNs: 300 * MS, inChildren: true })!.text).not.toContain("not profiled");
   });
 
   it("still points at busy children, after the wait", () => {

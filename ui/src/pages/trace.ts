@@ -5,7 +5,7 @@
 // profile of all spans of that name as the way out.
 import { api, type Span, type Trace } from "../api";
 import { clear, h, option, statusBox } from "../dom";
-import { explainEmpty, type WallHint } from "../explain";
+import { explainEmpty, explainInChildren, type WallHint } from "../explain";
 import { decodeFlameGraph } from "../flame/model";
 import { breakdown, breakdownText, defaultKind, describeWait, dominantState, heaviestPath, shares, STATE_WORDS, THREAD_STATES, type ProfileKind, type ThreadState } from "../wall";
 import { fmtCount, fmtDuration, fmtTime, fmtWhen, plural } from "../format";
@@ -262,6 +262,10 @@ export class TracePage implements PageView {
     const nameSel: Selection = { ...mergedSel, mode };
     const spanSel: Selection = { kind: "span", trace: t.trace_id, span: span.span_id, mode, ...profileOf };
     const wallOwn = breakdown(span, mode);
+    // The span's own code has no wall samples but its children have (a root around the span
+    // that awaited): explain with theirs.
+    const inChildren = mode === "self" && !wallOwn && breakdown(span, "children") !== null;
+    const wallHint = wallOwn ?? (inChildren ? breakdown(span, "children") : null);
     this.shownKind = kind;
 
     const radio = (value: "self" | "children", label: string) =>
@@ -376,16 +380,18 @@ export class TracePage implements PageView {
       );
       return;
     }
+    // A trace with wall samples is profiled even when no span has a CPU sample.
+    const profiled = traceSamples + t.spans.filter((s) => breakdown(s, "self")).length;
     const showWhy = (wait?: string): boolean => {
-      const hint: WallHint | undefined = wallOwn ? { offCpuNs: wallOwn.waiting + wallOwn.awaiting, wallNs: wallOwn.wall, wait } : undefined;
-      const why = explainEmpty(span, mode, t.period_ns, traceSamples, hint);
+      const hint: WallHint | undefined = wallHint ? { offCpuNs: wallHint.waiting + wallHint.awaiting, wallNs: wallHint.wall, wait, inChildren } : undefined;
+      const why = kind === "wall" && hint && inChildren ? explainInChildren(span, hint) : explainEmpty(span, mode, t.period_ns, profiled, hint);
       if (!why) return false;
       this.panel.empty(
         why.text,
         h(
           "div",
           { class: "empty-actions" },
-          why.suggestWall ? h("button", { type: "button", class: "btn primary", "data-testid": "show-wall", onclick: () => navigate(withParams(currentRoute(), { profile: "wall", zoom: "" })) }, "Show the wall-clock profile") : null,
+          why.suggestWall && kind !== "wall" ? h("button", { type: "button", class: "btn primary", "data-testid": "show-wall", onclick: () => navigate(withParams(currentRoute(), { profile: "wall", zoom: "", ...(inChildren ? { mode: "children" } : {}) })) }, "Show the wall-clock profile") : null,
           why.suggestChildren ? h("button", { type: "button", class: "btn", onclick: () => navigate(withParams(currentRoute(), { mode: "children" })) }, "Show this span and its children") : null,
           why.suggestMerged ? h("button", { type: "button", class: "btn primary", "data-testid": "show-merged", onclick: () => navigate(withParams(currentRoute(), { merged: "1" })) }, `Show the merged profile of all “${span.name}” spans`) : null,
         ),
@@ -394,18 +400,18 @@ export class TracePage implements PageView {
       if (why.suggestWall) this.panel.el.setAttribute("data-wall-hint", "1");
       return true;
     };
-    if (wallOwn && !state) {
-      // Where the span waited, above either profile (and in the CPU explanation below).
-      void this.waitText(span, mode, wallType)
+    if (wallHint && !state) {
+      // Where the span waited, above either profile (and in the explanation below).
+      void this.waitText(span, inChildren ? "children" : mode, wallType)
         .then((text) => {
           if (seq !== this.detailSeq || !text) return;
           waitSummary.hidden = false;
-          waitSummary.replaceChildren("Heaviest wait: ", ...withCode(text));
+          waitSummary.replaceChildren(inChildren ? "Heaviest wait, in its child spans: " : "Heaviest wait: ", ...withCode(text));
           if (this.panel.el.getAttribute("data-state") === "empty" && this.panel.el.hasAttribute("data-wall-hint")) showWhy(text);
         })
         .catch(() => undefined);
     }
-    if (kind === "cpu" && showWhy()) return;
+    if ((kind === "cpu" || inChildren) && showWhy()) return;
     showPanel(
       withFrames(selectionQuery(spanSel, Date.now())),
       kind === "wall"
