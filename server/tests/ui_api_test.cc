@@ -215,3 +215,86 @@ TEST_F(UiApi, ExportsCarryTheProfileInEachFormat) {
   bad["format"] = "svg";
   EXPECT_FALSE(export_profile(q, *store, "anonymous", bad));
 }
+
+// Wall-clock profiles (issue #15): a wall RawProfile with thread_state label sets beside the CPU
+// one. Trace 9: root span 0x90 (local root), child 0x91 an active span inside it.
+TEST_F(UiApi, TraceSumsWallTimeByThreadStateAndSpanSelectionsTakeTheType) {
+  const uint64_t trace = 9, root = 0x90, child = 0x91;
+  RawProfile w;
+  w.series = {{"__name__", "wall"}, {"service_name", "svc"}};
+  w.sample_type = w.period_type = "wall";
+  w.period = kPeriod;
+  w.time_ns = now_ms * 1'000'000;
+  w.frames = {{"main", "app.py", 1}, {"wait", "app.py", 20}, {"<sleep>", "", 0}};
+  w.label_sets = {{{"thread_state", "awaiting"}, {"task_name", "Task-1"}},
+                  {{"thread_state", "blocked"}},
+                  {{"thread_state", "running"}},
+                  {}};
+  auto sample = [&](std::vector<uint32_t> fr, int64_t n, uint64_t active, uint32_t set) {
+    RawSample s;
+    s.frames = std::move(fr);
+    s.value = n * kPeriod;
+    s.ids.span_id = root;
+    s.ids.active_span_id = active;
+    s.ids.trace_lo = trace;
+    s.label_set = set;
+    return s;
+  };
+  w.samples = {sample({0, 1}, 7, root, 0), sample({0, 1, 2}, 4, child, 1), sample({0}, 1, root, 2),
+               sample({0}, 2, root, 3)};
+  RawProfile c = profile(now_ms * 1'000'000);
+  c.samples = {sample({0}, 1, root, 0)};
+  c.samples[0].label_set = 0;
+  ASSERT_FALSE(store->write_profiles({w, c}));
+  ASSERT_FALSE(store->write_spans({span(trace, root, 0, "GET /slow", now_ms - 200, 200),
+                                   span(trace, child, root, "charge", now_ms - 100, 50)}));
+  QueryEngine q(*store);
+  auto t = q.trace("anonymous", hex_u128(0, trace));
+  ASSERT_TRUE(t) << t.error.message;
+  EXPECT_EQ((*t)["wall_profile_type"], kWallProfileType);
+  EXPECT_EQ((*t)["wall_period_ns"], kPeriod);
+  json r, ch;
+  for (auto& s : (*t)["spans"]) (s["span_id"] == hex_u64(root) ? r : ch) = s;
+  EXPECT_EQ(r["wall_ns"]["self"], (json{{"running", kPeriod},
+                                        {"gil_wait", 0},
+                                        {"blocked", 0},
+                                        {"awaiting", 7 * kPeriod},
+                                        {"other", 2 * kPeriod}}));
+  EXPECT_EQ(ch["wall_ns"]["self"]["blocked"], 4 * kPeriod);
+  EXPECT_EQ(r["wall_ns"]["total"]["blocked"], 4 * kPeriod);
+  EXPECT_EQ(r["self_samples"], 1);
+  EXPECT_EQ(r["self_cpu_ns"], kPeriod);
+  EXPECT_EQ(ch["total_cpu_ns"], 0);
+
+  auto fg = [&](Params p) {
+    p["trace_id"] = hex_u128(0, trace);
+    p["span_id"] = hex_u64(root);
+    auto out = q.flamegraph_json("anonymous", p);
+    EXPECT_TRUE(out) << out.error.message;
+    return out ? (*out)["total"].get<int64_t>() : -1;
+  };
+  EXPECT_EQ(fg({}), kPeriod);  // CPU by default
+  EXPECT_EQ(fg({{"profile_type", kWallProfileType}}), 10 * kPeriod);
+  EXPECT_EQ(fg({{"profile_type", kWallProfileType}, {"mode", "children"}}), 14 * kPeriod);
+  EXPECT_EQ(fg({{"profile_type", kWallProfileType},
+                {"mode", "children"},
+                {"selector", R"({thread_state=~"blocked|awaiting"})"}}),
+            11 * kPeriod);
+  auto bad = q.flamegraph_json("anonymous", {{"trace_id", hex_u128(0, trace)},
+                                             {"span_id", hex_u64(root)},
+                                             {"selector", "{thread_state="}});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error.status, 400);
+  // The exported pprof of a wall selection says wall.
+  auto pp = export_profile(q, *store, "anonymous",
+                           {{"format", "pprof"},
+                            {"trace_id", hex_u128(0, trace)},
+                            {"span_id", hex_u64(root)},
+                            {"profile_type", kWallProfileType}});
+  ASSERT_TRUE(pp);
+  auto raw = gunzip(pp->body, 1 << 20);
+  ASSERT_TRUE(raw);
+  perftools::profiles::Profile prof;
+  ASSERT_TRUE(prof.ParseFromString(*raw));
+  EXPECT_EQ(prof.string_table(prof.sample_type(0).type()), "wall");
+}

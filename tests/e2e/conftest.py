@@ -111,3 +111,24 @@ def wait_for_profiled_cpu_trace(url: str, timeout: float = 120) -> Dict[str, Any
                     return t
         time.sleep(2)
     raise AssertionError(f"no profiled GET /cpu trace within {timeout:.0f} s ({seen})")
+
+
+def run_check_flow(script: str, *args: str, record: str) -> Dict[str, Any]:
+    """Runs a browser flow built on browser.mjs (node <script> <args>), saves its JSON result as
+    test-artifacts/e2e/<record> and fails with the step that failed; returns the result."""
+    node = shutil.which("node")
+    assert node, "node is not installed (scripts/setup installs it)"
+    r = subprocess.run(
+        [node, str(ROOT / "tests" / "e2e" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    last = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else "{}"
+    result = json.loads(last)
+    (ARTIFACTS / record).write_text(json.dumps(result, indent=2))
+    assert r.returncode == 0 and result.get("ok"), (
+        f"failed at {result.get('failed_step')!r}: {result.get('error')}\n{r.stderr[-2000:]}"
+    )
+    assert all(c["ok"] for c in result["checks"])
+    return result

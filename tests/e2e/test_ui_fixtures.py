@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from conftest import run_check_flow
 
 ROOT = Path(__file__).resolve().parents[2]
 UI = ROOT / "ui"
@@ -76,18 +77,7 @@ def preview() -> Iterator[str]:
 def test_fixture_flows(preview: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "fixture-failure.png").unlink(missing_ok=True)  # only this run's failure, if any
-    node = shutil.which("node")
-    assert node, "node is not installed (scripts/setup installs it)"
-    r = subprocess.run(
-        [node, str(ROOT / "tests" / "e2e" / "ui_fixture_flow.mjs"), preview, str(ARTIFACTS)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    last = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else "{}"
-    result = json.loads(last)
-    (ARTIFACTS / "fixture-flow.json").write_text(json.dumps(result, indent=2))
-    assert r.returncode == 0 and result.get("ok"), (
-        f"failed at {result.get('failed_step')!r}: {result.get('error')}\n{r.stderr[-2000:]}"
+    result = run_check_flow(
+        "ui_fixture_flow.mjs", preview, str(ARTIFACTS), record="fixture-flow.json"
     )
     assert len(result["checks"]) >= 14 and all(c["ok"] for c in result["checks"])

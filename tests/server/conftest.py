@@ -1,16 +1,14 @@
 """Fixtures for the server integration tests: a real spanprof-server on ephemeral 127.0.0.1 ports,
-our .proto files compiled at test time (protoc → descriptor set → dynamic message classes), and
-small HTTP helpers. Tests skip with a reason when the binary is not built."""
+the compiled .proto messages (`pb`; the wire builders live in wire.py) and small HTTP helpers.
+Tests skip with a reason when the binary is not built."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -18,10 +16,17 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+from wire import (  # noqa: F401  (re-exported to the test modules)
+    Frame,
+    load_protos,
+    make_pprof,
+    otlp_profiles_request,
+    push_request,
+    push_series,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("SPANPROF_SERVER_BIN", ROOT / "build" / "server" / "spanprof-server"))
-PROTO_DIR = ROOT / "server" / "proto"
 CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 
 
@@ -145,99 +150,6 @@ def pb():
     if not shutil.which("protoc"):
         pytest.skip("protoc not installed")
     return load_protos()
-
-
-def load_protos():
-    """Compiles server/proto with protoc into a descriptor set; returns a name → class lookup."""
-    protoc = shutil.which("protoc") or "protoc"
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
-    with tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "set.pb")
-        files = sorted(p.name for p in PROTO_DIR.glob("*.proto"))
-        subprocess.run(
-            [
-                protoc,
-                "-I",
-                str(PROTO_DIR),
-                "--include_imports",
-                f"--descriptor_set_out={out}",
-                *files,
-            ],
-            check=True,
-        )
-        fds = descriptor_pb2.FileDescriptorSet.FromString(Path(out).read_bytes())
-    pool = descriptor_pool.DescriptorPool()
-    for f in fds.file:
-        pool.Add(f)
-
-    class Msgs:
-        def __getattr__(self, full_name: str):
-            return message_factory.GetMessageClass(pool.FindMessageTypeByName(full_name))
-
-        def get(self, full_name: str):
-            return self.__getattr__(full_name)
-
-    return Msgs()
-
-
-def make_pprof(
-    pb,
-    stacks: list[tuple[list[str], int, dict[str, str]]],
-    period: int = 10_000_000,
-    time_ns: Optional[int] = None,
-) -> bytes:
-    """stacks: (frames root-first, sample count, labels). Values are count * period (cpu ns)."""
-    P = pb.get("perftools.profiles.Profile")
-    p = P()
-    strings: dict[str, int] = {}
-
-    def s(x: str) -> int:
-        if x not in strings:
-            strings[x] = len(p.string_table)
-            p.string_table.append(x)
-        return strings[x]
-
-    s("")
-    st = p.sample_type.add()
-    st.type, st.unit = s("cpu"), s("nanoseconds")
-    p.period_type.type, p.period_type.unit = s("cpu"), s("nanoseconds")
-    p.period = period
-    p.time_nanos = time_ns if time_ns is not None else time.time_ns()
-    p.duration_nanos = 10_000_000_000
-    funcs: dict[str, int] = {}
-    for frames, count, labels in stacks:
-        sample = p.sample.add()
-        for name in reversed(frames):  # leaf first
-            if name not in funcs:
-                f = p.function.add()
-                f.id = len(p.function)
-                f.name = s(name)
-                f.filename = s("app.py")
-                loc = p.location.add()
-                loc.id = f.id
-                line = loc.line.add()
-                line.function_id = f.id
-                line.line = 1
-                funcs[name] = f.id
-            sample.location_id.append(funcs[name])
-        sample.value.append(count * period)
-        for k, v in labels.items():
-            lab = sample.label.add()
-            lab.key, lab.str = s(k), s(v)
-    return p.SerializeToString()
-
-
-def push_request(pb, labels: dict[str, str], raw: bytes, gzipped: bool = True) -> bytes:
-    req = pb.get("push.v1.PushRequest")()
-    series = req.series.add()
-    for k, v in labels.items():
-        lp = series.labels.add()
-        lp.name, lp.value = k, v
-    sample = series.samples.add()
-    sample.raw_profile = gzip.compress(raw) if gzipped else raw
-    sample.ID = "00000000-0000-0000-0000-000000000000"
-    return req.SerializeToString()
 
 
 def flame_names(fg: dict) -> set[str]:

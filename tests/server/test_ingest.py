@@ -12,7 +12,7 @@ import textwrap
 import time
 
 import pytest
-from conftest import CPU, flame_names, make_pprof, push_request
+from conftest import CPU, flame_names, make_pprof, otlp_profiles_request, push_request
 
 SPAN = "0123456789abcdef"
 TRACE = "0123456789abcdef0123456789abcdef"
@@ -136,50 +136,10 @@ def test_legacy_ingest_errors(server):
     assert server.request("POST", "/ingest?name=x&from=abc", b"a 1\n")[0] == 400
 
 
-def _otlp_profiles_request(pb, service: str, fn: str, span: bytes, trace: bytes) -> bytes:
-    Req = pb.get("opentelemetry.proto.profiles.v1development.ExportProfilesServiceRequest")
-    r = Req()
-    d = r.dictionary
-    for s in ["", "cpu", "nanoseconds", fn, "main", "app.py", "thread.name", "worker"]:
-        d.string_table.append(s)
-    d.function_table.add()  # index 0 = zero value
-    d.location_table.add()
-    d.stack_table.add()
-    d.link_table.add()
-    d.attribute_table.add()
-    for name_idx in (4, 3):  # main (1), fn (2)
-        f = d.function_table.add()
-        f.name_strindex, f.filename_strindex = name_idx, 5
-        loc = d.location_table.add()
-        loc.lines.add().function_index = len(d.function_table) - 1
-    stack = d.stack_table.add()
-    stack.location_indices.extend([2, 1])  # leaf first
-    link = d.link_table.add()
-    link.trace_id, link.span_id = trace, span
-    attr = d.attribute_table.add()
-    attr.key_strindex = 6
-    attr.value.string_value = "worker"
-    rp = r.resource_profiles.add()
-    kv = rp.resource.attributes.add()
-    kv.key = "service.name"
-    kv.value.string_value = service
-    prof = rp.scope_profiles.add().profiles.add()
-    prof.sample_type.type_strindex, prof.sample_type.unit_strindex = 1, 2
-    prof.period_type.type_strindex, prof.period_type.unit_strindex = 1, 2
-    prof.period = 10_000_000
-    prof.time_unix_nano = time.time_ns()
-    s = prof.samples.add()
-    s.stack_index = 1
-    s.link_index = 1
-    s.attribute_indices.append(1)
-    s.values.append(30_000_000)
-    return r.SerializeToString()
-
-
 def test_otlp_profiles_links_kept_per_sample(server, pb):
     span = bytes.fromhex("00000000000000aa")
     trace = bytes.fromhex("000000000000000000000000000000bb")
-    body = _otlp_profiles_request(pb, "otlp-prof", "otlp_fn", span, trace)
+    body = otlp_profiles_request(pb, "otlp-prof", "otlp_fn", span, trace)
     code, resp, _ = server.request(
         "POST", "/v1development/profiles", body, {"Content-Type": "application/x-protobuf"}
     )

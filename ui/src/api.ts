@@ -22,6 +22,8 @@ export interface TraceSummary {
   sample_count: number;
   /** Whether any span of the trace has status ERROR. */
   error?: boolean;
+  /** Wall-clock nanoseconds the trace's wall samples stand for. */
+  wall_ns?: number;
 }
 
 /** /api/v1/traces: one page of matching traces, their count and duration distribution. */
@@ -70,12 +72,29 @@ export interface Span {
   scope?: { name?: string; version?: string };
   self_samples: number;
   total_samples: number;
+  /** CPU nanoseconds (the CPU profile's value), this span only / with its children. */
+  self_cpu_ns?: number;
+  total_cpu_ns?: number;
+  /** Wall-clock nanoseconds by the wall samples' thread_state, this span only / with children. */
+  wall_ns?: { self: WallStates; total: WallStates };
+}
+
+/** Wall nanoseconds per `thread_state` ("other": samples without a known state). */
+export interface WallStates {
+  running?: number;
+  gil_wait?: number;
+  blocked?: number;
+  awaiting?: number;
+  other?: number;
 }
 
 export interface Trace {
   trace_id: string;
   spans: Span[];
   period_ns: number;
+  /** The wall profile's sampling period and Pyroscope profile type id ("" without wall samples). */
+  wall_period_ns?: number;
+  wall_profile_type?: string;
 }
 
 export interface Timeline {

@@ -30,3 +30,9 @@ export function profileTypeLabel(id: string): string {
 export function profileKind(id: string): string {
   return profileTypeLabel(id).split(" (")[0];
 }
+
+/** What a profile type's values are, for sentences: "CPU", "wall-clock time", else its short name. */
+export function profileNoun(id: string): string {
+  const kind = profileKind(id);
+  return kind === "CPU" ? "CPU" : kind === "Wall" ? "wall-clock time" : kind;
+}

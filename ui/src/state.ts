@@ -146,18 +146,31 @@ export function labelSelector(service: string, labels: [string, string][]): stri
 
 /** One side of a comparison. */
 export type Selection =
-  | { kind: "span"; trace: string; span: string; mode: "self" | "children" }
-  | { kind: "name"; service: string; name: string; from: string; to: string; mode: "self" | "children" }
+  | ({ kind: "span"; trace: string; span: string; mode: "self" | "children" } & SpanProfileOf)
+  | ({ kind: "name"; service: string; name: string; from: string; to: string; mode: "self" | "children" } & SpanProfileOf)
   | { kind: "range"; service: string; type: string; labels: string; from: string; to: string };
+
+/** Which profile of a span selection: a profile type id (absent: CPU) and label filters (e.g. thread_state). */
+interface SpanProfileOf {
+  type?: string;
+  labels?: string;
+}
+
+function profileOf(g: (k: string) => string): SpanProfileOf {
+  const out: SpanProfileOf = {};
+  if (g("type")) out.type = g("type");
+  if (g("labels")) out.labels = g("labels");
+  return out;
+}
 
 export function selectionFromParams(params: Record<string, string>, side: "a" | "b"): Selection | null {
   const g = (k: string) => params[`${side}.${k}`] ?? "";
   switch (g("kind")) {
     case "span":
-      return g("trace") && g("span") ? { kind: "span", trace: g("trace"), span: g("span"), mode: g("mode") === "self" ? "self" : "children" } : null;
+      return g("trace") && g("span") ? { kind: "span", trace: g("trace"), span: g("span"), mode: g("mode") === "self" ? "self" : "children", ...profileOf(g) } : null;
     case "name":
       return g("service") && g("name")
-        ? { kind: "name", service: g("service"), name: g("name"), from: g("from") || DEFAULT_RANGE.from, to: g("to") || DEFAULT_RANGE.to, mode: g("mode") === "self" ? "self" : "children" }
+        ? { kind: "name", service: g("service"), name: g("name"), from: g("from") || DEFAULT_RANGE.from, to: g("to") || DEFAULT_RANGE.to, mode: g("mode") === "self" ? "self" : "children", ...profileOf(g) }
         : null;
     case "range":
       return g("service") ? { kind: "range", service: g("service"), type: g("type"), labels: g("labels"), from: g("from") || DEFAULT_RANGE.from, to: g("to") || DEFAULT_RANGE.to } : null;
@@ -168,17 +181,22 @@ export function selectionFromParams(params: Record<string, string>, side: "a" | 
 
 export function selectionToParams(sel: Selection, side: "a" | "b"): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(sel)) out[`${side}.${k}`] = String(v);
+  for (const [k, v] of Object.entries(sel)) if (v !== undefined) out[`${side}.${k}`] = String(v);
   return out;
 }
 
 /** The /api/v1/flamegraph query for a selection, with relative times resolved against nowMs. */
 export function selectionQuery(sel: Selection, nowMs: number): URLSearchParams {
   const q = new URLSearchParams();
+  const spanProfile = (p: SpanProfileOf) => {
+    if (p.type) q.set("profile_type", p.type);
+    if (p.labels) q.set("selector", labelSelector("", parseLabels(p.labels)));
+  };
   if (sel.kind === "span") {
     q.set("trace_id", sel.trace);
     q.set("span_id", sel.span);
     q.set("mode", sel.mode);
+    spanProfile(sel);
     return q;
   }
   const { fromMs, toMs } = resolveRange(sel, nowMs);
@@ -186,6 +204,7 @@ export function selectionQuery(sel: Selection, nowMs: number): URLSearchParams {
   if (sel.kind === "name") {
     q.set("span_name", sel.name);
     q.set("mode", sel.mode);
+    spanProfile(sel);
   } else {
     if (sel.type) q.set("profile_type", sel.type);
     q.set("selector", labelSelector(sel.service, parseLabels(sel.labels)));
@@ -195,12 +214,16 @@ export function selectionQuery(sel: Selection, nowMs: number): URLSearchParams {
   return q;
 }
 
+function profileNote(p: SpanProfileOf): string {
+  return `${p.type ? ", " + profileTypeLabel(p.type) : ""}${p.labels ? " {" + p.labels + "}" : ""}`;
+}
+
 export function describeSelection(sel: Selection): string {
   switch (sel.kind) {
     case "span":
-      return `span ${sel.span} (${sel.mode === "self" ? "this span only" : "span and children"})`;
+      return `span ${sel.span} (${sel.mode === "self" ? "this span only" : "span and children"})${profileNote(sel)}`;
     case "name":
-      return `all "${sel.name}" spans of ${sel.service} (${sel.mode === "self" ? "spans only" : "with children"}), ${fmtWhen(sel.from)} → ${fmtWhen(sel.to)}`;
+      return `all "${sel.name}" spans of ${sel.service} (${sel.mode === "self" ? "spans only" : "with children"})${profileNote(sel)}, ${fmtWhen(sel.from)} → ${fmtWhen(sel.to)}`;
     case "range":
       return `${sel.service}${sel.type ? " " + profileTypeLabel(sel.type) : ""}${sel.labels ? " {" + sel.labels + "}" : ""}, ${fmtWhen(sel.from)} → ${fmtWhen(sel.to)}`;
   }

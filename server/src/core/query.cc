@@ -128,13 +128,28 @@ static void set_types(StackSet& st, const SeriesInfo& si) {
   if (auto* v = find_label(si.labels, "__period_unit__")) st.period_unit = *v;
 }
 
+StackSet QueryEngine::merge_series(const std::string& tenant, const std::string& profile_type,
+                                   const Selector& sel, int64_t from_ms, int64_t to_ms) const {
+  std::vector<SeriesInfo> series;
+  for (auto& si : s_.series_of(tenant))
+    if (si.profile_type == profile_type && matches_all(sel, si.labels))
+      series.push_back(std::move(si));
+  return merge_of(tenant, series, from_ms, to_ms, {});
+}
+
 Result<StackSet> QueryEngine::merge(const std::string& tenant, const std::string& profile_type,
                                     const std::string& selector, int64_t from_ms, int64_t to_ms,
                                     const std::vector<uint64_t>& span_ids) const {
   auto series = match(tenant, profile_type, selector);
   if (!series) return series.error;
+  return merge_of(tenant, *series, from_ms, to_ms, span_ids);
+}
+
+StackSet QueryEngine::merge_of(const std::string& tenant, const std::vector<SeriesInfo>& series,
+                               int64_t from_ms, int64_t to_ms,
+                               const std::vector<uint64_t>& span_ids) const {
   StackSet st;
-  if (!series->empty()) set_types(st, series->front());
+  if (!series.empty()) set_types(st, series.front());
   auto add = [&](const ProfileMeta& m, const SampleRow& r) {
     st.values[r.stack] += r.value;
     if (m.period > 0) {
@@ -146,7 +161,7 @@ Result<StackSet> QueryEngine::merge(const std::string& tenant, const std::string
   };
   if (!span_ids.empty()) {
     std::unordered_set<int64_t> ok;
-    for (auto& s : *series) ok.insert(s.id);
+    for (auto& s : series) ok.insert(s.id);
     s_.scan_span_ids(tenant, span_ids, from_ms, to_ms,
                      [&](const ProfileMeta& m, const SampleRow& r) {
                        if (ok.count(m.series)) add(m, r);
@@ -154,7 +169,7 @@ Result<StackSet> QueryEngine::merge(const std::string& tenant, const std::string
     return st;
   }
   std::vector<int64_t> ids;
-  for (auto& s : *series) ids.push_back(s.id);
+  for (auto& s : series) ids.push_back(s.id);
   s_.scan_profiles(s_.profiles_of(ids, from_ms, to_ms), add);
   return st;
 }
@@ -264,92 +279,10 @@ json QueryEngine::services(const std::string& tenant) const {
   return {{"services", std::vector<std::string>(out.begin(), out.end())}};
 }
 
-void QueryEngine::span_samples(
-    const std::string& tenant, const std::vector<SpanRow>& spans,
-    const std::function<void(const ProfileMeta&, const SampleRow&)>& f) const {
-  std::unordered_set<int64_t> cpu;
-  for (auto& si : s_.series_of(tenant))
-    if (si.profile_type == kDefaultType) cpu.insert(si.id);
-  std::vector<uint64_t> ids;
-  for (auto& s : spans) ids.push_back(s.span_id);
-  s_.scan_span_ids(tenant, ids, INT64_MIN, INT64_MAX,
-                   [&](const ProfileMeta& m, const SampleRow& r) {
-                     if (cpu.count(m.series)) f(m, r);
-                   });
-}
-
-static double count_of(const ProfileMeta& m, const SampleRow& r) {
-  return m.period > 0 ? double(r.value) / double(m.period) : double(r.value);
-}
-
-// The span a sample is attributed to: the innermost active span, else the local root.
-static uint64_t effective_span(const SampleRow& r) {
-  return r.ids.active_span_id ? r.ids.active_span_id : r.ids.span_id;
-}
-
-static json span_json(const SpanRow& s) {
-  json d = json::parse(s.detail_json, nullptr, false);
-  if (d.is_discarded()) d = json::object();
-  static const char* kinds[] = {"UNSPECIFIED", "INTERNAL", "SERVER",
-                                "CLIENT",      "PRODUCER", "CONSUMER"};
-  static const char* codes[] = {"UNSET", "OK", "ERROR"};
-  return {{"span_id", hex_u64(s.span_id)},
-          {"parent_span_id", s.parent_span_id ? hex_u64(s.parent_span_id) : ""},
-          {"name", s.name},
-          {"service", s.service},
-          {"kind", s.kind >= 0 && s.kind <= 5 ? kinds[s.kind] : "UNSPECIFIED"},
-          {"start_unix_nano", s.start_ns},
-          {"end_unix_nano", s.end_ns},
-          {"status",
-           {{"code", s.status_code >= 0 && s.status_code <= 2 ? codes[s.status_code] : "UNSET"},
-            {"message", s.status_message}}},
-          {"attributes", d.value("attributes", json::object())},
-          {"events", d.value("events", json::array())},
-          {"resource", d.value("resource", json::object())},
-          {"scope", d.value("scope", json::object())}};
-}
-
 Result<json> QueryEngine::traces(const std::string& tenant, const Params& p) const {
   auto q = parse_trace_query(p);
   if (!q) return q.error;
   return TraceSearch(s_, *this).run(tenant, *q);
-}
-
-Result<json> QueryEngine::trace(const std::string& tenant, const std::string& trace_id) const {
-  uint64_t hi, lo;
-  if (!parse_hex_u128(trace_id, hi, lo)) return bad_request("trace_id must be 32 hex characters");
-  auto spans = s_.trace_spans(tenant, hi, lo);
-  if (spans.empty()) return not_found("trace " + trace_id + " not found");
-  std::unordered_map<uint64_t, double> self;
-  int64_t period = 0;
-  span_samples(tenant, spans, [&](const ProfileMeta& m, const SampleRow& r) {
-    self[effective_span(r)] += count_of(m, r);
-    if (m.period) period = m.period;
-  });
-  std::unordered_map<uint64_t, std::vector<uint64_t>> kids;
-  std::unordered_set<uint64_t> present;
-  for (auto& s : spans) present.insert(s.span_id);
-  for (auto& s : spans)
-    if (s.parent_span_id && present.count(s.parent_span_id))
-      kids[s.parent_span_id].push_back(s.span_id);
-  std::unordered_map<uint64_t, double> total;
-  std::function<double(uint64_t, int)> tot = [&](uint64_t id, int depth) -> double {
-    auto it = total.find(id);
-    if (it != total.end()) return it->second;
-    double t = self.count(id) ? self[id] : 0;
-    if (depth < 10000)
-      for (auto c : kids[id]) t += tot(c, depth + 1);
-    total[id] = t;
-    return t;
-  };
-  json arr = json::array();
-  for (auto& s : spans) {
-    json j = span_json(s);
-    j["self_samples"] = int64_t(std::llround(self.count(s.span_id) ? self[s.span_id] : 0));
-    j["total_samples"] = int64_t(std::llround(tot(s.span_id, 0)));
-    arr.push_back(std::move(j));
-  }
-  return json{{"trace_id", trace_id}, {"spans", arr}, {"period_ns", period}};
 }
 
 static std::unordered_set<uint64_t> descendants(const std::vector<SpanRow>& spans,
@@ -382,6 +315,15 @@ Result<StackSet> QueryEngine::api_selection(const std::string& tenant, const Par
   };
   std::string trace_id = get(p, "trace_id"), span_id = get(p, "span_id");
   std::string service = get(p, "service"), span_name = get(p, "span_name");
+  std::string ptype = get(p, "profile_type", kDefaultType);
+  // Span selections honour profile_type and selector too (e.g. {thread_state="awaiting"}).
+  auto sel = parse_selector(get(p, "selector", "{}"));
+  if (!sel) return sel.error;
+  for (auto& si : s_.series_of(tenant))
+    if (si.profile_type == ptype) {
+      set_types(st, si);
+      break;
+    }
   if (!span_id.empty()) {
     uint64_t sid;
     if (!parse_hex_u64(span_id, sid)) return bad_request("span_id must be 16 hex characters");
@@ -400,9 +342,12 @@ Result<StackSet> QueryEngine::api_selection(const std::string& tenant, const Par
       spans.push_back(only);
     }
     bool all_of_root = spans.size() == 1 && mode == "children";
-    span_samples(tenant, spans, [&](const ProfileMeta& m, const SampleRow& r) {
-      if (all_of_root || target.count(effective_span(r))) add(m, r);
-    });
+    span_samples(
+        tenant, spans,
+        [&](const ProfileMeta& m, const SampleRow& r) {
+          if (all_of_root || target.count(effective_span(r))) add(m, r);
+        },
+        ptype, *sel);
     return st;
   }
   if (!span_name.empty()) {
@@ -417,24 +362,25 @@ Result<StackSet> QueryEngine::api_selection(const std::string& tenant, const Par
           if (s.name == span_name && (service.empty() || s.service == service))
             target.insert(s.span_id);
         if (mode == "children") target = descendants(spans, target);
-        span_samples(tenant, spans, [&](const ProfileMeta& m, const SampleRow& r) {
-          if (target.count(effective_span(r))) add(m, r);
-        });
+        span_samples(
+            tenant, spans,
+            [&](const ProfileMeta& m, const SampleRow& r) {
+              if (target.count(effective_span(r))) add(m, r);
+            },
+            ptype, *sel);
       }
       return st;
     }
     // No stored spans: fall back to the span_name series label (local root names).
-    std::string sel = "{span_name=\"" + span_name + "\"" +
-                      (service.empty() ? "" : ",service_name=\"" + service + "\"") + "}";
-    return merge(tenant, get(p, "profile_type", kDefaultType), sel, *from, *to, {});
+    Selector by_name = *sel;
+    by_name.push_back(Matcher{Matcher::kEq, "span_name", span_name, nullptr});
+    if (!service.empty())
+      by_name.push_back(Matcher{Matcher::kEq, "service_name", service, nullptr});
+    return merge_series(tenant, ptype, by_name, *from, *to);
   }
   if (service.empty()) return bad_request("need span_id, span_name or service");
-  auto sel = parse_selector(get(p, "selector", "{}"));
-  if (!sel) return sel.error;
-  // Selector plus service_name: rebuild the text so merge() parses one selector.
-  auto full = service_selector(service, get(p, "selector", "{}"));
-  if (!full) return full.error;
-  return merge(tenant, get(p, "profile_type", kDefaultType), *full, *from, *to, {});
+  sel->push_back(Matcher{Matcher::kEq, "service_name", service, nullptr});
+  return merge_series(tenant, ptype, *sel, *from, *to);
 }
 
 Result<int64_t> int_param(const Params& p, const char* k, int64_t def, int64_t lo, int64_t hi) {

@@ -17,6 +17,12 @@ namespace spanprof {
 
 using Params = std::map<std::string, std::string>;
 
+inline constexpr const char* kCpuProfileType = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
+// The agent's wall-clock profile; OTLP wall profiles may name another period type, so wall series
+// are recognised by their sample type (`__type__` = wall, `__unit__` = nanoseconds).
+inline constexpr const char* kWallProfileType = "wall:wall:nanoseconds:wall:nanoseconds";
+bool is_wall_series(const Labels& series_labels);
+
 struct StackSet {
   std::unordered_map<uint32_t, int64_t> values;  // stack id → summed value
   int64_t period = 0;
@@ -72,13 +78,34 @@ class QueryEngine {
 
   // Samples selected by an /api/v1/flamegraph parameter set.
   Result<StackSet> api_selection(const std::string& tenant, const Params& p) const;
-  // CPU samples of the given spans' local roots (all times).
+  // Samples of the given spans' local roots (all times) in the series of `profile_type` (CPU
+  // by default) that match `sel`.
   void span_samples(const std::string& tenant, const std::vector<SpanRow>& spans,
-                    const std::function<void(const ProfileMeta&, const SampleRow&)>& f) const;
+                    const std::function<void(const ProfileMeta&, const SampleRow&)>& f,
+                    const std::string& profile_type = kCpuProfileType,
+                    const Selector& sel = {}) const;
+  // Samples of the given spans' local roots in the given series (one scan for several profile
+  // types).
+  void span_samples_in(const std::string& tenant, const std::vector<SpanRow>& spans,
+                       const std::unordered_set<int64_t>& series,
+                       const std::function<void(const ProfileMeta&, const SampleRow&)>& f) const;
 
  private:
+  StackSet merge_series(const std::string& tenant, const std::string& profile_type,
+                        const Selector& sel, int64_t from_ms, int64_t to_ms) const;
+  StackSet merge_of(const std::string& tenant, const std::vector<SeriesInfo>& series,
+                    int64_t from_ms, int64_t to_ms, const std::vector<uint64_t>& span_ids) const;
   const Store& s_;
 };
+
+// A sample's value in samples (value / period; the value itself when the period is unknown).
+inline double count_of(const ProfileMeta& m, const SampleRow& r) {
+  return m.period > 0 ? double(r.value) / double(m.period) : double(r.value);
+}
+// The span a sample is attributed to: the innermost active span, else the local root.
+inline uint64_t effective_span(const SampleRow& r) {
+  return r.ids.active_span_id ? r.ids.active_span_id : r.ids.span_id;
+}
 
 Params parse_query_string(std::string_view qs);
 std::string url_decode(std::string_view s);
@@ -87,6 +114,4 @@ nlohmann::json flamegraph_to_json(const FlameGraphOut& f);
 Result<int64_t> int_param(const Params& p, const char* k, int64_t def, int64_t lo, int64_t hi);
 // `selector` ("{...}") narrowed to service_name="service", as one selector text.
 Result<std::string> service_selector(const std::string& service, const std::string& selector);
-inline constexpr const char* kCpuProfileType = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
-
 }  // namespace spanprof

@@ -121,18 +121,31 @@ Result<json> TraceSearch::run(const std::string& tenant, const TraceQuery& tq) c
   struct T {
     SpanRow root;
     size_t spans = 0;
-    double samples = -1;  // -1: not counted yet
+    double samples = -1;  // CPU samples; -1: not counted yet
+    int64_t wall_ns = 0;
   };
   std::vector<T> hits;
-  auto samples_of = [&](const std::vector<SpanRow>& spans) {
-    double n = 0;
-    q_.span_samples(tenant, spans, [&](const ProfileMeta& m, const SampleRow& r) {
-      n += m.period > 0 ? double(r.value) / double(m.period) : double(r.value);
+  // A trace "has a profile" when it has CPU or wall-clock samples (a trace that only waited has
+  // no CPU samples but is explained by its wall profile).
+  std::unordered_set<int64_t> cpu, either;
+  for (auto& si : s_.series_of(tenant)) {
+    bool is_cpu = si.profile_type == kCpuProfileType;
+    if (is_cpu) cpu.insert(si.id);
+    if (is_cpu || is_wall_series(si.labels)) either.insert(si.id);
+  }
+  auto count = [&](T& t, const std::vector<SpanRow>& spans) {
+    t.samples = 0;
+    q_.span_samples_in(tenant, spans, either, [&](const ProfileMeta& m, const SampleRow& r) {
+      if (!cpu.count(m.series)) {
+        t.wall_ns += r.value;
+        return;
+      }
+      t.samples += m.period > 0 ? double(r.value) / double(m.period) : double(r.value);
     });
-    return n;
   };
+  auto profiled = [](const T& t) { return t.samples > 0 || t.wall_ns > 0; };
   for (auto& r : roots) {
-    T t{r, 0, -1};
+    T t{r, 0, -1, 0};
     if (per_span || tq.has_profile >= 0) {
       auto spans = s_.trace_spans(tenant, r.trace_hi, r.trace_lo);
       bool name_ok = tq.span_name.empty(), attr_ok = tq.attributes.empty(), error = false;
@@ -145,8 +158,8 @@ Result<json> TraceSearch::run(const std::string& tenant, const TraceQuery& tq) c
       if ((tq.status == "error" && !error) || (tq.status == "ok" && error)) continue;
       t.spans = spans.size();
       if (tq.has_profile >= 0) {
-        t.samples = samples_of(spans);
-        if ((t.samples > 0) != (tq.has_profile == 1)) continue;
+        count(t, spans);
+        if (profiled(t) != (tq.has_profile == 1)) continue;
       }
     }
     hits.push_back(std::move(t));
@@ -166,7 +179,7 @@ Result<json> TraceSearch::run(const std::string& tenant, const TraceQuery& tq) c
     T& t = hits[i];
     auto spans = s_.trace_spans(tenant, t.root.trace_hi, t.root.trace_lo);
     t.spans = spans.size();
-    if (t.samples < 0) t.samples = samples_of(spans);
+    if (t.samples < 0) count(t, spans);
     bool error =
         std::any_of(spans.begin(), spans.end(), [](auto& s) { return s.status_code == 2; });
     out.push_back({{"trace_id", hex_u128(t.root.trace_hi, t.root.trace_lo)},
@@ -175,8 +188,9 @@ Result<json> TraceSearch::run(const std::string& tenant, const TraceQuery& tq) c
                    {"start_unix_nano", t.root.start_ns},
                    {"duration_ns", dur(t)},
                    {"span_count", t.spans},
-                   {"has_profile", t.samples > 0},
+                   {"has_profile", profiled(t)},
                    {"sample_count", int64_t(std::llround(t.samples))},
+                   {"wall_ns", t.wall_ns},
                    {"error", error}});
   }
   return json{

@@ -30,6 +30,8 @@ export interface FlamePanelOptions {
   tracesContext?: () => URLSearchParams | null;
   /** The /api/v1/flamegraph query of what is shown, for exports; none for diffs. */
   exportQuery?: () => URLSearchParams | null;
+  /** What the values are ("CPU", "Wall"); CPU when absent. */
+  valueLabel?: () => string;
 }
 
 type Loaded = { kind: "single"; json: FlameGraphJSON } | { kind: "diff"; json: DiffJSON; periodNs: number; unit: "nanoseconds" | "samples" };
@@ -128,7 +130,7 @@ export class FlamePanel {
   private toolbar(flame: Flame, format: (v: number) => string): HTMLElement {
     const info =
       flame.kind === "single"
-        ? `CPU in this profile: ${format(flame.total)}. Click a frame to zoom and see its source, hover for details, or use the arrow keys.`
+        ? `${this.opts.valueLabel?.() ?? "CPU"} in this profile: ${format(flame.total)}. Click a frame to zoom and see its source, hover for details, or use the arrow keys.`
         : `${this.opts.sides?.[0] ?? "A"}: ${format(flame.total)}; ${this.opts.sides?.[1] ?? "B"}: ${format(flame.totalR)}. Widths are shares of each side's own total; differences the sample counts cannot support are drawn grey.`;
     const bar = h("div", { class: "flame-info" }, h("p", { class: "muted" }, info));
     if (this.opts.onFrames) {

@@ -1,4 +1,4 @@
-// CPU over time (uPlot). Dragging across the chart selects a time range; the caller narrows the
+// CPU (or another profile type's value, e.g. wall-clock time) over time (uPlot). Dragging across the chart selects a time range; the caller narrows the
 // flame graph to it.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
@@ -42,16 +42,20 @@ export class TimelineChart {
     range: { fromMs: number; toMs: number },
     selection: { fromMs: number; toMs: number } | null,
     onSelect: (sel: { fromMs: number; toMs: number }) => void,
+    /** The profile type's short name ("CPU", "Wall"); nanoseconds per second are CPU cores or,
+     * for wall-clock time, threads and tasks sampled at once (running or waiting). */
+    kind = "CPU",
   ) {
     const holder = h("div", { class: "timeline-plot" });
     const [xs, ys] = toCores(data, stepMs);
     const isNs = data.unit === "nanoseconds";
+    const per = kind === "CPU" ? "cores" : "threads/tasks";
     const total = ys.reduce((a, b) => a + b, 0);
     this.el = h(
       "figure",
       { class: "timeline", "data-testid": "timeline" },
       holder,
-      h("figcaption", { class: "sr-only" }, `CPU over time, ${xs.length} points, average ${xs.length ? (total / xs.length).toFixed(2) : 0} ${isNs ? "cores" : data.unit}. Drag across the chart to select a range.`),
+      h("figcaption", { class: "sr-only" }, `${kind} over time, ${xs.length} points, average ${xs.length ? (total / xs.length).toFixed(2) : 0} ${isNs ? per : data.unit}. Drag across the chart to select a range.`),
     );
     const width = () => Math.max(300, holder.clientWidth || 900);
     const opts: uPlot.Options = {
@@ -61,9 +65,9 @@ export class TimelineChart {
       // Axis colours follow the theme (read at every draw; a theme change redraws).
       axes: [
         { stroke: () => themeColor("--fg", "#1d2127"), grid: { stroke: () => themeColor("--rowline", "#eef0f3") }, ticks: { stroke: () => themeColor("--line", "#dde1e6") }, values: (_u, vals, _ax, _space, incr) => vals.map((v) => timeTick(v, incr, range.toMs - range.fromMs)) },
-        { stroke: () => themeColor("--fg", "#1d2127"), grid: { stroke: () => themeColor("--rowline", "#eef0f3") }, ticks: { stroke: () => themeColor("--line", "#dde1e6") }, label: isNs ? "CPU cores" : data.unit, size: 60, values: (_u, vals) => vals.map((v) => (isNs ? v.toFixed(v < 1 ? 2 : 1) : String(v))) },
+        { stroke: () => themeColor("--fg", "#1d2127"), grid: { stroke: () => themeColor("--rowline", "#eef0f3") }, ticks: { stroke: () => themeColor("--line", "#dde1e6") }, label: isNs ? (kind === "CPU" ? "CPU cores" : `${kind}: ${per}`) : data.unit, size: 60, values: (_u, vals) => vals.map((v) => (isNs ? v.toFixed(v < 1 ? 2 : 1) : String(v))) },
       ],
-      series: [{}, { label: "CPU", stroke: "#d9480f", fill: "rgba(217,72,15,0.18)", width: 1.5, points: { show: xs.length < 40, size: 5 }, value: (_u, v) => (v == null ? "–" : isNs ? `${v.toFixed(3)} cores` : String(v)) }],
+      series: [{}, { label: kind, stroke: "#d9480f", fill: "rgba(217,72,15,0.18)", width: 1.5, points: { show: xs.length < 40, size: 5 }, value: (_u, v) => (v == null ? "–" : isNs ? `${v.toFixed(3)} ${per}` : String(v)) }],
       cursor: { drag: { x: true, y: false, setScale: false } },
       legend: { show: true },
       hooks: {

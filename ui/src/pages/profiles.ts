@@ -7,7 +7,7 @@ import { fmtDuration, fmtTime, plural, valueFormatter } from "../format";
 import type { PageView } from "./page";
 import { currentRoute, href, navigate } from "../nav";
 import { fitRange, formatLabels, labelSelector, parseLabels, rangeOf, type TimeRange, resolveRange, selectionToParams, withParams, type Route } from "../state";
-import { profileTypeLabel } from "../names";
+import { profileKind, profileNoun, profileTypeLabel } from "../names";
 import { stepFor } from "../timeseries";
 import { TimelineChart } from "../components/timeline";
 import { FlamePanel, urlBoundOptions, withFrames } from "../components/flame-panel";
@@ -39,7 +39,7 @@ export class ProfilesPage implements PageView {
   }
 
   private newPanel(): FlamePanel {
-    return new FlamePanel({ table: true, ...urlBoundOptions(), tracesContext: () => this.shownRange(), exportQuery: () => this.shownQuery });
+    return new FlamePanel({ table: true, ...urlBoundOptions(), tracesContext: () => this.shownRange(), exportQuery: () => this.shownQuery, valueLabel: () => profileKind(this.route.params.type || DEFAULT_PROFILE_TYPE) });
   }
 
   /** The query of the flame graph shown (exports) and its range without grouping (function traces). */
@@ -189,17 +189,17 @@ export class ProfilesPage implements PageView {
     const step = stepFor(range.fromMs, range.toMs);
     const q = this.query(range.fromMs, range.toMs);
     q.set("step_ms", String(step));
-    this.chartBox.replaceChildren(statusBox("loading", "Loading CPU timeline…"));
+    this.chartBox.replaceChildren(statusBox("loading", `Loading ${this.noun()} timeline…`));
     try {
       const t = await api.timeline(q, this.abort.signal);
       this.chart?.destroy();
       this.chart = null;
       if (t.points.length === 0) {
-        this.chartBox.replaceChildren(statusBox("empty", "No CPU samples for this service and filters in the time range."));
+        this.chartBox.replaceChildren(statusBox("empty", `No ${this.noun()} samples for this service and filters in the time range.`));
         return;
       }
       const sel = p.sel_from && p.sel_to ? { fromMs: Number(p.sel_from), toMs: Number(p.sel_to) } : null;
-      const chart = new TimelineChart(t, step, range, sel, (s) => navigate(withParams(currentRoute(), { sel_from: String(s.fromMs), sel_to: String(s.toMs), zoom: "" })));
+      const chart = new TimelineChart(t, step, range, sel, (s) => navigate(withParams(currentRoute(), { sel_from: String(s.fromMs), sel_to: String(s.toMs), zoom: "" })), profileKind(p.type || DEFAULT_PROFILE_TYPE));
       this.chart = chart;
       this.chartBox.replaceChildren(chart.el);
       void this.loadExemplars(chart, q);
@@ -215,7 +215,12 @@ export class ProfilesPage implements PageView {
     this.rangeTraces.replaceChildren(functionTraces(q, null, valueFormatter("nanoseconds", 0), this.abort.signal));
   }
 
-  /** The traces that used the most CPU in the range, as points on the timeline. */
+  /** "CPU", "wall-clock time", …: what the selected profile type measures. */
+  private noun(): string {
+    return profileNoun(this.route.params.type || DEFAULT_PROFILE_TYPE);
+  }
+
+  /** The traces that used the most CPU (or wall time, …) in the range, as points on the timeline. */
   private async loadExemplars(chart: TimelineChart, timelineQuery: URLSearchParams): Promise<void> {
     const q = new URLSearchParams(timelineQuery);
     q.delete("step_ms");
@@ -229,7 +234,7 @@ export class ProfilesPage implements PageView {
           .map((t) => ({
             tsMs: t.start_unix_nano / 1e6,
             cores: t.duration_ns > 0 ? t.trace_value / t.duration_ns : 0,
-            label: `${t.root_name}: ${fmtDuration(t.duration_ns)}, ${fmtDuration(t.trace_value)} of CPU (${plural(t.samples, "sample")}) at ${fmtTime(t.start_unix_nano / 1e6)}; open the trace`,
+            label: `${t.root_name}: ${fmtDuration(t.duration_ns)}, ${fmtDuration(t.trace_value)} of ${this.noun()} (${plural(t.samples, "sample")}) at ${fmtTime(t.start_unix_nano / 1e6)}; open the trace`,
             href: href({ page: "trace", id: t.trace_id, params: keep }),
             traceId: t.trace_id,
           })),
@@ -267,7 +272,7 @@ export class ProfilesPage implements PageView {
         " ",
         h("a", { class: "btn small", href: cmp }, "Compare selection with the whole range"),
         " ",
-        h("button", { type: "button", class: "btn small", "data-testid": "range-traces", onclick: () => this.showRangeTraces(sel) }, "Traces that used the most CPU here"),
+        h("button", { type: "button", class: "btn small", "data-testid": "range-traces", onclick: () => this.showRangeTraces(sel) }, `Traces that used the most ${this.noun()} here`),
       );
     } else {
       this.selInfo.append(h("span", { class: "muted" }, "Drag across the chart to narrow the flame graph to a time range."));
@@ -282,7 +287,7 @@ export class ProfilesPage implements PageView {
       zoom: p.zoom,
       q: p.q,
       sandwich: p.sandwich,
-      emptyMessage: "No CPU samples for this service and filters in the selected time range.",
+      emptyMessage: `No ${this.noun()} samples for this service and filters in the selected time range.`,
     });
   }
 }

@@ -1,9 +1,13 @@
-// Trace: waterfall of the spans; the selected span's attributes and flame graph (this span only /
-// this span and its children), or a plain-words reason why it has none, with the merged profile of
-// all spans of that name as the way out.
+// Trace: waterfall of the spans (with each span's on-CPU / waiting / awaiting bar from its wall
+// samples); the selected span's attributes and its CPU or wall-clock flame graph (this span only /
+// this span and its children; Wall by default for a span that mostly waited, filterable by thread
+// state) with its heaviest wait named, or a plain-words reason why it has none, with the merged
+// profile of all spans of that name as the way out.
 import { api, type Span, type Trace } from "../api";
-import { clear, h, statusBox } from "../dom";
-import { explainEmpty } from "../explain";
+import { clear, h, option, statusBox } from "../dom";
+import { explainEmpty, explainInChildren, type WallHint } from "../explain";
+import { decodeFlameGraph } from "../flame/model";
+import { breakdown, breakdownText, defaultKind, describeWait, dominantState, heaviestPath, shares, STATE_WORDS, THREAD_STATES, type ProfileKind, type ThreadState } from "../wall";
 import { fmtCount, fmtDuration, fmtTime, fmtWhen, plural } from "../format";
 import type { PageView } from "./page";
 import { currentRoute, href, navigate } from "../nav";
@@ -21,6 +25,30 @@ function durationLabel(left: number, width: number, dur: number): HTMLElement {
 
 function attrValue(v: unknown): string {
   return typeof v === "string" ? v : JSON.stringify(v);
+}
+
+const WALL_TYPE = "wall:wall:nanoseconds:wall:nanoseconds";
+
+/** Text with `code` spans as <code> elements. */
+function withCode(text: string): (string | HTMLElement)[] {
+  return text.split("`").map((part, i) => (i % 2 ? h("code", null, part) : part));
+}
+
+/** The waterfall's per-span bar: shares of the duration on CPU, waiting and awaiting. */
+function wallCell(span: Span): HTMLElement {
+  const dur = span.end_unix_nano - span.start_unix_nano;
+  const b = breakdown(span, "children");
+  if (!b) return h("span", { class: "wf-wall none", "aria-hidden": "true" });
+  const sh = shares(b, dur);
+  const seg = (cls: string, f: number) => h("span", { class: `wf-st ${cls}`, style: { width: `${(f * 100).toFixed(2)}%` } });
+  const text = breakdownText(b, dur);
+  return h(
+    "span",
+    { class: "wf-wall", title: text, "aria-label": text, "data-testid": "wall-breakdown", "data-cpu-ns": b.cpu, "data-waiting-ns": b.waiting, "data-awaiting-ns": b.awaiting },
+    seg("st-cpu", sh.cpu),
+    seg("st-wait", sh.waiting),
+    seg("st-await", sh.awaiting),
+  );
 }
 
 export class TracePage implements PageView {
@@ -43,11 +71,12 @@ export class TracePage implements PageView {
   }
 
   private newPanel(): FlamePanel {
-    return new FlamePanel({ ...urlBoundOptions(), tracesContext: () => this.tracesContext(), exportQuery: () => this.shownQuery });
+    return new FlamePanel({ ...urlBoundOptions(), tracesContext: () => this.tracesContext(), exportQuery: () => this.shownQuery, valueLabel: () => (this.shownKind === "wall" ? "Wall-clock time" : "CPU") });
   }
 
-  /** The query of the flame graph shown (for exports). */
+  /** The query and profile kind of the flame graph shown (for exports and its caption). */
   private shownQuery: URLSearchParams | null = null;
+  private shownKind: ProfileKind = "cpu";
 
   /** "Traces through this function": the span's service around this trace's time (±1 h). */
   private tracesContext(): URLSearchParams | null {
@@ -56,7 +85,9 @@ export class TracePage implements PageView {
     if (!t || !span) return null;
     const startMs = Math.min(...t.spans.map((s) => s.start_unix_nano)) / 1e6;
     const endMs = Math.max(...t.spans.map((s) => s.end_unix_nano)) / 1e6;
-    return new URLSearchParams({ service: span.service, from: String(Math.floor(startMs - 3_600_000)), to: String(Math.ceil(endMs + 3_600_000)) });
+    const q = new URLSearchParams({ service: span.service, from: String(Math.floor(startMs - 3_600_000)), to: String(Math.ceil(endMs + 3_600_000)) });
+    if (this.shownKind === "wall") q.set("profile_type", t.wall_profile_type || WALL_TYPE);
+    return q;
   }
 
   private keepRange(): Record<string, string> {
@@ -73,7 +104,7 @@ export class TracePage implements PageView {
     if (!this.trace) return;
     const p = route.params;
     if (prev.span !== p.span) this.markSelected();
-    if (prev.span !== p.span || prev.mode !== p.mode || prev.merged !== p.merged || prev.zoom !== p.zoom || prev.q !== p.q || prev.frames !== p.frames) this.renderDetail();
+    if (prev.span !== p.span || prev.mode !== p.mode || prev.merged !== p.merged || prev.zoom !== p.zoom || prev.q !== p.q || prev.frames !== p.frames || prev.profile !== p.profile || prev.state !== p.state) this.renderDetail();
   }
 
   destroy(): void {
@@ -114,7 +145,7 @@ export class TracePage implements PageView {
     this.waterfall = h(
       "div",
       { class: "waterfall", role: "listbox", "aria-label": "Spans (arrow keys move, Enter selects)", "data-testid": "waterfall" },
-      h("div", { class: "wf-head", "aria-hidden": "true" }, h("span", { class: "wf-name" }, "Span"), h("span", { class: "wf-samples" }, "CPU samples"), h("span", { class: "wf-axis" }, ...ticks)),
+      h("div", { class: "wf-head", "aria-hidden": "true" }, h("span", { class: "wf-name" }, "Span"), h("span", { class: "wf-samples" }, "CPU samples"), h("span", { class: "wf-wall-head", title: "Share of the span's duration (with its children) on CPU, waiting (GIL, blocking calls) and awaiting (asyncio), from wall-clock samples" }, "Wall"), h("span", { class: "wf-axis" }, ...ticks)),
       ...this.rows.map(({ span, depth }) => {
         const left = ((span.start_unix_nano - t0) / total) * 100;
         const width = Math.max(0.2, ((span.end_unix_nano - span.start_unix_nano) / total) * 100);
@@ -136,6 +167,7 @@ export class TracePage implements PageView {
           },
           h("span", { class: "wf-name", style: { paddingLeft: `${depth * 14 + 4}px` }, title: span.name }, depth > 0 ? h("span", { class: "wf-elbow", "aria-hidden": "true" }, "└ ") : null, span.name, span.service !== root.service ? h("span", { class: "wf-svc" }, span.service) : null),
           h("span", { class: "wf-samples" }, span.total_samples > 0 ? `${fmtCount(span.self_samples)} / ${fmtCount(span.total_samples)}` : "–"),
+          wallCell(span),
           h("span", { class: "wf-track" }, h("span", { class: `wf-bar${span.total_samples > 0 ? " hot" : ""}`, style: { left: `${left}%`, width: `${width}%` } }), durationLabel(left, width, dur)),
         );
       }),
@@ -161,7 +193,7 @@ export class TracePage implements PageView {
   }
 
   private select(spanId: string): void {
-    navigate(withParams(currentRoute(), { span: spanId, zoom: "", merged: "", q: "" }));
+    navigate(withParams(currentRoute(), { span: spanId, zoom: "", merged: "", q: "", profile: "", state: "" }));
   }
 
   private onRowKey(e: KeyboardEvent, spanId: string): void {
@@ -198,20 +230,43 @@ export class TracePage implements PageView {
     return { from: String(Math.floor(span.start_unix_nano / 1e6) - 3_600_000), to: String(Math.ceil(span.end_unix_nano / 1e6) + 3_600_000) };
   }
 
+  /** Bumped per detail render, so a late wall answer for another span or mode is dropped. */
+  private detailSeq = 0;
+
+  /** The heaviest wait of the span's dominant off-CPU state, in words, or null. */
+  private async waitText(span: Span, mode: "self" | "children", wallType: string): Promise<string | null> {
+    const state = dominantState(span, mode);
+    if (!state) return null;
+    const q = new URLSearchParams({ trace_id: this.trace!.trace_id, span_id: span.span_id, mode, profile_type: wallType, frames: "line", selector: `{thread_state="${state}"}` });
+    const path = heaviestPath(decodeFlameGraph(await api.flamegraph(q, this.abort.signal)));
+    return path ? describeWait(path, state) : null;
+  }
+
   private renderDetail(): void {
     const t = this.trace!;
     const detail = this.detail!;
     const span = this.selected();
     const p = this.route.params;
+    const seq = ++this.detailSeq;
     const mode: "self" | "children" = p.mode === "children" ? "children" : "self";
     const merged = p.merged === "1";
     const dur = span.end_unix_nano - span.start_unix_nano;
     const traceSamples = t.spans.reduce((a, s) => a + s.self_samples, 0);
     const range = this.mergedRange(span);
+    const kind: ProfileKind = p.profile === "cpu" || p.profile === "wall" ? p.profile : defaultKind(span, mode, t.period_ns);
+    const wallType = t.wall_profile_type || WALL_TYPE;
+    const state = (THREAD_STATES as string[]).includes(p.state ?? "") ? (p.state as ThreadState) : null;
+    const profileOf = kind === "wall" ? { type: wallType, ...(state ? { labels: `thread_state=${state}` } : {}) } : {};
     // The merged view covers the spans and their children; Compare uses the current mode on both sides.
-    const mergedSel: Selection = { kind: "name", service: span.service, name: span.name, from: range.from, to: range.to, mode: "children" };
+    const mergedSel: Selection = { kind: "name", service: span.service, name: span.name, from: range.from, to: range.to, mode: "children", ...profileOf };
     const nameSel: Selection = { ...mergedSel, mode };
-    const spanSel: Selection = { kind: "span", trace: t.trace_id, span: span.span_id, mode };
+    const spanSel: Selection = { kind: "span", trace: t.trace_id, span: span.span_id, mode, ...profileOf };
+    const wallOwn = breakdown(span, mode);
+    // The span's own code has no wall samples but its children have (a root around the span
+    // that awaited): explain with theirs.
+    const inChildren = mode === "self" && !wallOwn && breakdown(span, "children") !== null;
+    const wallHint = wallOwn ?? (inChildren ? breakdown(span, "children") : null);
+    this.shownKind = kind;
 
     const radio = (value: "self" | "children", label: string) =>
       h(
@@ -233,11 +288,47 @@ export class TracePage implements PageView {
       h("input", { type: "radio", name: "mode", value: "merged", checked: merged, "data-testid": "mode-merged", onchange: () => navigate(withParams(currentRoute(), { merged: "1", zoom: "" })) }),
       `all “${span.name}” spans`,
     );
+    const kindRadio = (value: ProfileKind, label: string) =>
+      h(
+        "label",
+        { class: "seg" },
+        h("input", {
+          type: "radio",
+          name: "profile",
+          value,
+          checked: kind === value,
+          "data-testid": `kind-${value}`,
+          onchange: () => navigate(withParams(currentRoute(), { profile: value, zoom: "", q: "", sandwich: "" })),
+        }),
+        label,
+      );
+    const kindSwitch = h(
+      "fieldset",
+      { class: "segmented", "data-testid": "profile-kind", "data-kind": kind, "data-default": defaultKind(span, mode, t.period_ns), title: "CPU: where it ran. Wall: where its time went, running or waiting." },
+      h("legend", { class: "sr-only" }, "Profile type"),
+      kindRadio("cpu", "CPU"),
+      kindRadio("wall", "Wall"),
+    );
+    const stateFilter =
+      kind === "wall"
+        ? h(
+            "label",
+            { class: "state-filter" },
+            "Thread state ",
+            h(
+              "select",
+              { "data-testid": "state-filter", onchange: (e: Event) => navigate(withParams(currentRoute(), { state: (e.target as HTMLSelectElement).value, zoom: "" })) },
+              option("", "all", !state),
+              ...THREAD_STATES.map((st) => option(st, STATE_WORDS[st], state === st)),
+            ),
+          )
+        : null;
     const compareLink = h(
       "a",
       { class: "btn", "data-testid": "compare-link", href: href({ page: "compare", id: "", params: { ...selectionToParams(nameSel, "a"), ...selectionToParams(spanSel, "b") } }) },
       `Compare with all “${span.name}” spans`,
     );
+    const waitSummary = h("p", { class: "wait-summary", "data-testid": "wait-summary", hidden: true });
     const attrs = Object.entries(span.attributes ?? {});
     const res = Object.entries(span.resource ?? {});
     this.panel.destroy();
@@ -253,8 +344,17 @@ export class TracePage implements PageView {
           { class: "muted" },
           `${fmtDuration(dur)} · ${span.service} · ${String(span.kind).replace("SPAN_KIND_", "").toLowerCase()} · span ${span.span_id} · ${plural(span.self_samples, "sample")} in this span, ${fmtCount(span.total_samples)} with children`,
         ),
+        wallOwn ? h("p", { class: "muted", "data-testid": "span-breakdown" }, `Wall time ${mode === "self" ? "in this span" : "with children"}: ${breakdownText(wallOwn, dur)}`) : null,
       ),
-      h("div", { class: "detail-tools" }, h("fieldset", { class: "segmented" }, h("legend", { class: "sr-only" }, "Profile of"), radio("self", "this span only"), radio("children", "this span and its children"), mergedRadio), compareLink),
+      h(
+        "div",
+        { class: "detail-tools" },
+        kindSwitch,
+        h("fieldset", { class: "segmented" }, h("legend", { class: "sr-only" }, "Profile of"), radio("self", "this span only"), radio("children", "this span and its children"), mergedRadio),
+        stateFilter,
+        compareLink,
+      ),
+      waitSummary,
       this.panel.el,
       h(
         "details",
@@ -266,39 +366,57 @@ export class TracePage implements PageView {
         h("table", { class: "kv" }, h("tbody", null, ...res.map(([k, v]) => h("tr", null, h("th", null, k), h("td", null, attrValue(v)))))),
       ),
     );
+    const showPanel = (q: URLSearchParams, emptyMessage: string) => {
+      this.shownQuery = q;
+      void this.panel.show(async () => ({ kind: "single", json: await api.flamegraph(q, this.abort.signal) }), { zoom: p.zoom, q: p.q, sandwich: p.sandwich, emptyMessage });
+    };
 
     if (merged) {
-      const mq = withFrames(selectionQuery(mergedSel, Date.now()));
-      this.shownQuery = mq;
-      void this.panel.show(async () => ({ kind: "single", json: await api.flamegraph(mq, this.abort.signal) }), {
-        zoom: p.zoom,
-        q: p.q,
-        sandwich: p.sandwich,
-        emptyMessage: `No samples for any “${span.name}” span of ${span.service} between ${fmtWhen(range.from)} and ${fmtWhen(range.to)}. Spans that only wait (sleep, I/O) use no CPU.`,
-      });
+      showPanel(
+        withFrames(selectionQuery(mergedSel, Date.now())),
+        kind === "wall"
+          ? `No wall-clock samples for any “${span.name}” span of ${span.service} between ${fmtWhen(range.from)} and ${fmtWhen(range.to)}${state ? ` in state ${STATE_WORDS[state]}` : ""}.`
+          : `No samples for any “${span.name}” span of ${span.service} between ${fmtWhen(range.from)} and ${fmtWhen(range.to)}. Spans that only wait (sleep, I/O) use no CPU: switch to Wall.`,
+      );
       return;
     }
-    const why = explainEmpty(span, mode, t.period_ns, traceSamples);
-    if (why) {
+    // A trace with wall samples is profiled even when no span has a CPU sample.
+    const profiled = traceSamples + t.spans.filter((s) => breakdown(s, "self")).length;
+    const showWhy = (wait?: string): boolean => {
+      const hint: WallHint | undefined = wallHint ? { offCpuNs: wallHint.waiting + wallHint.awaiting, wallNs: wallHint.wall, wait, inChildren } : undefined;
+      const why = kind === "wall" && hint && inChildren ? explainInChildren(span, hint) : explainEmpty(span, mode, t.period_ns, profiled, hint);
+      if (!why) return false;
       this.panel.empty(
         why.text,
         h(
           "div",
           { class: "empty-actions" },
+          why.suggestWall && kind !== "wall" ? h("button", { type: "button", class: "btn primary", "data-testid": "show-wall", onclick: () => navigate(withParams(currentRoute(), { profile: "wall", zoom: "", ...(inChildren ? { mode: "children" } : {}) })) }, "Show the wall-clock profile") : null,
           why.suggestChildren ? h("button", { type: "button", class: "btn", onclick: () => navigate(withParams(currentRoute(), { mode: "children" })) }, "Show this span and its children") : null,
           why.suggestMerged ? h("button", { type: "button", class: "btn primary", "data-testid": "show-merged", onclick: () => navigate(withParams(currentRoute(), { merged: "1" })) }, `Show the merged profile of all “${span.name}” spans`) : null,
         ),
       );
       this.panel.el.setAttribute("data-reason", why.text);
-      return;
+      if (why.suggestWall) this.panel.el.setAttribute("data-wall-hint", "1");
+      return true;
+    };
+    if (wallHint && !state) {
+      // Where the span waited, above either profile (and in the explanation below).
+      void this.waitText(span, inChildren ? "children" : mode, wallType)
+        .then((text) => {
+          if (seq !== this.detailSeq || !text) return;
+          waitSummary.hidden = false;
+          waitSummary.replaceChildren(inChildren ? "Heaviest wait, in its child spans: " : "Heaviest wait: ", ...withCode(text));
+          if (this.panel.el.getAttribute("data-state") === "empty" && this.panel.el.hasAttribute("data-wall-hint")) showWhy(text);
+        })
+        .catch(() => undefined);
     }
-    const sq = withFrames(selectionQuery(spanSel, Date.now()));
-    this.shownQuery = sq;
-    void this.panel.show(async () => ({ kind: "single", json: await api.flamegraph(sq, this.abort.signal) }), {
-      zoom: p.zoom,
-      q: p.q,
-      sandwich: p.sandwich,
-      emptyMessage: "The trace lists samples for this span, but the profile store returned none yet: profiles upload every 10 s, try again shortly.",
-    });
+    if ((kind === "cpu" || inChildren) && showWhy()) return;
+    showPanel(
+      withFrames(selectionQuery(spanSel, Date.now())),
+      kind === "wall"
+        ? `No wall-clock samples for this span${state ? ` in state ${STATE_WORDS[state]}` : ""}. The agent sends wall profiles when wall sampling is on (profile_types), every upload interval.`
+        : `The trace lists samples for this span, but the profile store returned none yet: profiles upload every 10 s, try again shortly.`,
+    );
   }
 }

@@ -142,7 +142,7 @@ export class TracesPage implements PageView {
       h("td", null, t.service),
       h("td", { class: "dur" }, h("span", { class: "dur-bar", style: { width: `${Math.max(1, Math.min(100, (t.duration_ns / maxDur) * 100))}%` } }), h("span", { class: "dur-text" }, fmtDuration(t.duration_ns))),
       h("td", { class: "num" }, fmtCount(t.span_count)),
-      h("td", null, t.has_profile ? h("span", { class: "badge yes" }, plural(t.sample_count, "sample")) : h("span", { class: "badge no" }, "none")),
+      h("td", null, t.has_profile ? h("span", { class: "badge yes" }, t.sample_count > 0 || !t.wall_ns ? plural(t.sample_count, "sample") : `wall ${fmtDuration(t.wall_ns)}`) : h("span", { class: "badge no" }, "none")),
     );
   }
 
