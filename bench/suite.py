@@ -579,6 +579,7 @@ FULL_ARGS = {
     "span_processor_cost.py": ["--pairs", "60", "--spans", "1000"],
     "agent_sample_cost.py": ["--repeats", "5"],
     "agent_versions.py": ["--pairs", "200", "--repeats", "5"],
+    "agent_wall.py": ["--groups", "30"],
 }
 QUICK_ARGS = {
     "agent_overhead.py": ["--pairs", "20"],
@@ -586,6 +587,16 @@ QUICK_ARGS = {
     "agent_sample_cost.py": ["--seconds", "0.5"],
     "agent_versions.py": ["--pairs", "6", "--repeats", "1", "--groups", "4", "--only", "3.11"],
     "server_bench.py": ["--hours", "1", "--services", "2", "--seconds", "2", "--queries", "50"],
+    "agent_wall.py": [
+        "--groups",
+        "2",
+        "--block",
+        "0.05",
+        "--tick-seconds",
+        "0.5",
+        "--async-rounds",
+        "1",
+    ],
 }
 
 
@@ -612,6 +623,14 @@ def externals(sizes: Sizes) -> Dict[str, Any]:
             [PY, "bench/agent_versions.py",
              *(QUICK_ARGS if sizes is QUICK else FULL_ARGS).get("agent_versions.py", [])],
             3600, OUT / "agent_versions.json",
+        )  # fmt: skip
+    # Wall-clock mode: overhead, cost per round, asyncio span labels (spanprof vs pyroscope-io).
+    if (BENCH / "agent_wall.py").exists():
+        log("running bench/agent_wall.py")
+        out["agent_wall.py"] = run_script(
+            [PY, "bench/agent_wall.py",
+             *(QUICK_ARGS if sizes is QUICK else FULL_ARGS).get("agent_wall.py", [])],
+            1800, OUT / "agent_wall.json",
         )  # fmt: skip
     if (BENCH / "span_attribution.py").exists():
         log("running bench/span_attribution.py")

@@ -405,6 +405,8 @@ def render_markdown(d: Dict[str, Any]) -> str:
     L += sample_cost_table(ext)
     L += ["### The agent on every supported CPython (`bench/agent_versions.py`)", ""]
     L += versions_table(ext)
+    L += ["### Wall-clock mode (`bench/agent_wall.py`)", ""]
+    L += wall_table(ext)
     # 6. server
     L += ["## 6. Server", ""]
     servers = [k for k in ext if k.startswith("server_")]
@@ -678,6 +680,27 @@ def agent_overhead_table(ext: Dict[str, Any]) -> List[str]:
         "",
     ]
     return out
+
+
+def wall_table(ext: Dict[str, Any]) -> List[str]:
+    res = ext.get("agent_wall.py") or {}
+    data = res.get("json")
+    if not isinstance(data, dict):
+        return external_block(
+            ext,
+            "agent_wall.py",
+            "Not in this run (per-part scripts skipped, or the script absent).",
+        )
+    return [
+        "Overhead: groups of the same CPU block with no profiler, spanprof (CPU + wall profiles) and "
+        "pyroscope-io with `oncpu=False`, order rotating, process CPU time, median ratio to no "
+        "profiler. Cost per round: the wall sampler's CPU and the drain's, per round, each idle "
+        "population in a fresh process. asyncio: 20 tasks per round each awaiting "
+        f"`asyncio.sleep(0.3)` in a coroutine of its own. Command: `{res.get('cmd', '')}`.",
+        "",
+        *data.get("markdown", []),
+        "",
+    ]
 
 
 def versions_table(ext: Dict[str, Any]) -> List[str]:
