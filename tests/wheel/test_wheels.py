@@ -1,0 +1,30 @@
+"""One manylinux wheel per supported CPython (free-threaded included), each installing alone into a
+fresh venv of its interpreter, loading its native core and finding its packaged server and UI."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+
+import pytest
+from conftest import Venv, venv_labels, wheel_for
+
+
+@pytest.mark.parametrize("label", venv_labels())
+def test_wheel_installs_and_runs(label, tmp_path):
+    wheel = wheel_for(label)
+    assert re.search(r"-manylinux_2_\d+_x86_64\.whl$", wheel.name), wheel.name
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "spanprof/bin/spanprof-server" in names
+    assert "spanprof/_ui/index.html" in names
+    assert not [n for n in names if n.endswith((".cc", ".h"))], "C++ sources in the wheel"
+
+    v = Venv(label, tmp_path / "venv", tmp_path / "work")
+    v.pip_install("--no-deps", str(wheel))
+    out = v.run([v.bin("python"), "-c", "import spanprof._native as n; print(n.__file__)"])
+    assert out.startswith(str(v.path)), out
+    version = v.run([v.bin("spanprof"), "--version"]).splitlines()
+    assert version[0].startswith("spanprof "), version
+    # The packaged server runs here (its --version) and the packaged UI is found.
+    assert re.match(rf"server \d+\.\d+\S* \({re.escape(str(v.path))}/", version[1]), version
+    assert re.match(rf"ui \d+\.\d+\S* \({re.escape(str(v.path))}/", version[2]), version
