@@ -96,15 +96,16 @@ class Venv:
     def argv(self, argv: List[str]) -> List[str]:
         return [str(SID), *argv] if self.sid else argv
 
-    def run(self, argv: List[str], timeout: float = 120, **kw: object) -> str:
+    def run(
+        self, argv: List[str], timeout: float = 120, extra_env: Optional[Dict[str, str]] = None
+    ) -> str:
         r = subprocess.run(
             self.argv(argv),
             cwd=self.cwd,
-            env=user_env(self.path),
+            env={**user_env(self.path), **(extra_env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,
-            **kw,  # type: ignore[arg-type]
         )
         assert r.returncode == 0, (
             f"{argv} failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
@@ -115,7 +116,12 @@ class Venv:
         return str(self.path / "bin" / name)
 
     def pip_install(self, *what: str, timeout: float = PIP_TIMEOUT_S) -> None:
-        self.run([self.bin("python"), "-m", "pip", "install", "-q", *what], timeout=timeout)
+        # A build from source (the sdist) compiles on at most 2 cores: the machine is shared.
+        self.run(
+            [self.bin("python"), "-m", "pip", "install", "-q", *what],
+            timeout=timeout,
+            extra_env={"CMAKE_BUILD_PARALLEL_LEVEL": "2"},
+        )
 
     def popen(self, argv: List[str], **kw: object) -> subprocess.Popen:
         return subprocess.Popen(
