@@ -83,6 +83,16 @@ def user_env(venv: Optional[Path] = None) -> Dict[str, str]:
     return env
 
 
+def run_checked(argv: List[str], cwd: Path, env: Dict[str, str], timeout: float) -> str:
+    """Runs argv to completion; its stdout, or a failure showing both outputs' ends."""
+    r = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, (
+        f"{argv} failed ({r.returncode}):\n--- stdout\n{r.stdout[-5000:]}\n"
+        f"--- stderr\n{r.stderr[-5000:]}"
+    )
+    return r.stdout
+
+
 class Venv:
     """A fresh virtualenv in a temporary folder, for the interpreter of one of the checkout's
     venvs; commands run in `cwd` (outside the checkout), through scripts/sid for the sid root's."""
@@ -99,18 +109,8 @@ class Venv:
     def run(
         self, argv: List[str], timeout: float = 120, extra_env: Optional[Dict[str, str]] = None
     ) -> str:
-        r = subprocess.run(
-            self.argv(argv),
-            cwd=self.cwd,
-            env={**user_env(self.path), **(extra_env or {})},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        assert r.returncode == 0, (
-            f"{argv} failed ({r.returncode}):\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
-        )
-        return r.stdout
+        env = {**user_env(self.path), **(extra_env or {})}
+        return run_checked(self.argv(argv), self.cwd, env, timeout)
 
     def bin(self, name: str) -> str:
         return str(self.path / "bin" / name)
