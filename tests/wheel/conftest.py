@@ -26,6 +26,12 @@ SID_MARK = ".spanprof-sid"
 # Bounds, not timing assertions: pip downloads from PyPI and builds on a shared 2-core machine.
 PIP_TIMEOUT_S = 900
 SDIST_TIMEOUT_S = 1800
+# The versions each part declares where it is built: the package, the server, the UI.
+_PYPROJECT = (ROOT / "pyproject.toml").read_text()
+_SERVER_CMAKE = (ROOT / "server" / "CMakeLists.txt").read_text()
+VERSION = re.search(r'^version = "(.+)"', _PYPROJECT, re.M)[1]  # type: ignore[index]
+SERVER_VERSION = re.search(r'SPANPROF_SERVER_VERSION "(.+)"', _SERVER_CMAKE)[1]  # type: ignore[index]
+UI_VERSION = json.loads((ROOT / "ui" / "package.json").read_text())["version"]
 # The interpreter running these tests (the tooling CPython): its wheel is the one used end to end.
 TOOL_LABEL = f"{sys.version_info[0]}.{sys.version_info[1]}"
 

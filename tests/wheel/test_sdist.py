@@ -8,7 +8,9 @@ import subprocess
 import pytest
 from conftest import (
     SDIST_TIMEOUT_S,
+    SERVER_VERSION,
     TOOL_LABEL,
+    UI_VERSION,
     Venv,
     check_serving,
     free_port,
@@ -27,7 +29,8 @@ def test_sdist_builds_and_serves(tmp_path, stop_later):
     v = Venv(label, tmp_path / "venv", tmp_path / "work")
     v.pip_install("--no-cache-dir", str(sdist()), timeout=SDIST_TIMEOUT_S)
     lines = v.run([v.bin("spanprof"), "--version"]).splitlines()
-    assert lines[1].startswith("server 0.1.0 (") and lines[2].startswith("ui 0.1.0 ("), lines
+    assert lines[1].startswith(f"server {SERVER_VERSION} ("), lines
+    assert lines[2].startswith(f"ui {UI_VERSION} ("), lines
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"

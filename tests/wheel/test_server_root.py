@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import TOOL_LABEL, check_serving, free_port, wait_http, wheel_for
+from conftest import SERVER_VERSION, TOOL_LABEL, check_serving, free_port, wait_http, wheel_for
 
 # PEP 599's list of libraries a manylinux wheel may take from the system, plus the dynamic loader
 # and the vDSO.
@@ -71,7 +71,7 @@ def test_server_runs_in_a_root_with_only_glibc(server, tmp_path, stop_later):
         ["chroot", str(root), "/bin/spanprof-server", "--version"],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
-    assert version.returncode == 0 and version.stdout.strip() == "0.1.0", version
+    assert version.returncode == 0 and version.stdout.strip() == SERVER_VERSION, version
     port = free_port()
     proc = subprocess.Popen(
         ["chroot", str(root), "/bin/spanprof-server", "--data-dir", "/data",

@@ -14,7 +14,18 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from conftest import TOOL_LABEL, Venv, check_serving, free_port, http, wait_http, wheel_for
+from conftest import (
+    SERVER_VERSION,
+    TOOL_LABEL,
+    UI_VERSION,
+    VERSION,
+    Venv,
+    check_serving,
+    free_port,
+    http,
+    wait_http,
+    wheel_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +51,9 @@ def site_packages(v: Venv) -> Path:
 def test_version(venv):
     lines = venv.run([venv.bin("spanprof"), "--version"]).splitlines()
     pkg = site_packages(venv)
-    assert lines[0] == "spanprof 0.1.0", lines
-    assert lines[1] == f"server 0.1.0 ({pkg}/bin/spanprof-server)", lines
-    assert lines[2] == f"ui 0.1.0 ({pkg}/_ui)", lines
+    assert lines[0] == f"spanprof {VERSION}", lines
+    assert lines[1] == f"server {SERVER_VERSION} ({pkg}/bin/spanprof-server)", lines
+    assert lines[2] == f"ui {UI_VERSION} ({pkg}/_ui)", lines
 
 
 def test_serve_and_doctor(venv, stop_later):
@@ -61,7 +72,7 @@ def test_serve_and_doctor(venv, stop_later):
     report = venv.run([venv.bin("spanprof"), "doctor", "-s", url])
     assert "sampler          working" in report, report
     assert f"server binary      {site_packages(venv)}/bin/spanprof-server" in report, report
-    assert "answers  yes, spanprof server 0.1.0" in report, report
+    assert f"answers  yes, spanprof server {SERVER_VERSION}" in report, report
     server.send_signal(signal.SIGTERM)
     assert server.wait(30) == 0, server.stderr.read() if server.stderr else ""
 
