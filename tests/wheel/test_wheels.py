@@ -3,15 +3,19 @@ fresh venv of its interpreter, loading its native core and finding its packaged 
 
 from __future__ import annotations
 
+import os
 import re
 import zipfile
 
 import pytest
-from conftest import Venv, venv_labels, wheel_for
+from conftest import DIST, Venv, venv_labels, wheel_for, wheel_tag
 
 
 @pytest.mark.parametrize("label", venv_labels())
 def test_wheel_installs_and_runs(label, tmp_path):
+    porting = os.environ.get("SPANPROF_PORTING", "").split()  # scripts/common.sh's PORTING_PYTHONS
+    if label in porting and not list(DIST.glob(f"spanprof-*-{wheel_tag(label)}-*.whl")):
+        pytest.skip(f"{label} is being ported (issue #14) and has no wheel")
     wheel = wheel_for(label)
     assert re.search(r"-manylinux_2_\d+_x86_64\.whl$", wheel.name), wheel.name
     names = set(zipfile.ZipFile(wheel).namelist())
