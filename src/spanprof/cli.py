@@ -32,9 +32,10 @@ def version_text() -> str:
     ui_dir = _install.find_ui_dir()
     server = _install.server_version(binary) if binary else None
     ui = _install.ui_version(ui_dir) if ui_dir else None
+    server_text = server or ("unknown: the binary does not run" if binary else "not installed")
     return (
         f"spanprof {__version__}\n"
-        f"server {server or 'not installed'}" + (f" ({binary})" if binary else "") + "\n"
+        f"server {server_text}" + (f" ({binary})" if binary else "") + "\n"
         f"ui {ui or 'not installed'}" + (f" ({ui_dir})" if ui_dir else "")
     )
 
