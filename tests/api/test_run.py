@@ -169,6 +169,12 @@ def test_run_with_opentelemetry_instrument_links_spans(tmp_path, receiver):
     assert (
         result["otel_auto_instrumentation"] is True
     )  # opentelemetry-instrument's bootstrap ran too
+    # Without a distro opentelemetry-instrument records nothing by itself: one line says so.
+    from importlib.metadata import entry_points
+
+    no_distro = "opentelemetry-instrument alone records no traces here"
+    has_distro = any(True for _ in entry_points(group="opentelemetry_distro"))
+    assert (no_distro in out.stderr) != has_distro, out.stderr
     assert result["attributes"]["pyroscope.profile.id"] == result["span_id"]
     work = samples_with(receiver.series(), "run_app_work")
     assert work and all(s.labels.get("span_id") == result["span_id"] for s in work)
