@@ -18,7 +18,12 @@ import urllib.error
 import urllib.request
 from typing import List, Optional
 
-from spanprof._cli_serve import find_server_binary, find_ui_dir
+from spanprof._install import (
+    find_server_binary,
+    find_ui_dir,
+    server_missing_message,
+    ui_missing_message,
+)
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -97,11 +102,7 @@ def main(args: argparse.Namespace) -> int:
 
     binary = find_server_binary()
     if not binary:
-        print(
-            "spanprof demo: the server binary spanprof-server was not found "
-            "($SPANPROF_SERVER_BIN, build/server/spanprof-server, PATH). Build it with scripts/build.",
-            file=sys.stderr,
-        )
+        print(server_missing_message("spanprof demo"), file=sys.stderr)
         return 2
     for name, port in (("--port", args.port), ("--otlp-port", args.otlp_port)):
         if port and port_in_use(port):
@@ -141,10 +142,7 @@ def main(args: argparse.Namespace) -> int:
         if ui_dir:
             cmd += ["--ui-dir", ui_dir]
         else:
-            print(
-                "spanprof demo: no built UI found (ui/dist); build it with scripts/build. The API still works.",
-                file=sys.stderr,
-            )
+            print(ui_missing_message("spanprof demo"), file=sys.stderr)
         with open(server_log, "ab") as log:
             # Own session: Ctrl-C reaches only this process, which then stops the children in order.
             server = subprocess.Popen(

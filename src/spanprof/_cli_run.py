@@ -94,6 +94,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not add the span processor to OpenTelemetry TracerProviders",
     )
+    p.add_argument(
+        "--no-otel-setup",
+        action="store_true",
+        help="do not set OpenTelemetry up for a program that has not (SDK, OTLP exporter to the "
+        "server, the installed instrumentations)",
+    )
     p.add_argument("command", nargs=argparse.REMAINDER, help="the program to run, after --")
 
 
@@ -114,6 +120,8 @@ def build_env(args: argparse.Namespace, base: Dict[str, str]) -> Dict[str, str]:
         env["SPANPROF_GIL_ONLY"] = "false"
     if getattr(args, "no_span_linking", False):
         env["SPANPROF_LINK_SPANS"] = "0"
+    if getattr(args, "no_otel_setup", False):
+        env["SPANPROF_OTEL_SETUP"] = "0"
     paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != BOOTSTRAP_DIR]
     env["PYTHONPATH"] = os.pathsep.join([BOOTSTRAP_DIR, *paths])
     return env
@@ -127,6 +135,24 @@ def _split_opentelemetry_instrument(command: List[str]) -> List[str]:
     while i < len(command) and command[i].startswith("--"):
         i += 1 if "=" in command[i] or command[i] == "--version" else 2
     return [*command[:i], sys.executable, "-m", "spanprof", "run", "--", *command[i:]]
+
+
+_NO_DISTRO = (
+    "spanprof run: opentelemetry-instrument alone records no traces here: no OpenTelemetry "
+    "distro is installed (pip install opentelemetry-distro opentelemetry-exporter-otlp)"
+)
+
+
+def _has_otel_distro() -> bool:
+    """opentelemetry-instrument configures the SDK only through an installed distro or
+    configurator; without one it instruments libraries whose spans go nowhere."""
+    from importlib.metadata import entry_points
+
+    return any(
+        True
+        for g in ("opentelemetry_distro", "opentelemetry_configurator")
+        for _ in entry_points(group=g)
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -146,6 +172,14 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if os.path.basename(command[0]) == "opentelemetry-instrument" and len(command) > 1:
         command = _split_opentelemetry_instrument(command)
+        if _has_otel_distro():
+            env["SPANPROF_OTEL_SETUP"] = "0"  # opentelemetry-instrument sets it up
+        elif env.get("SPANPROF_OTEL_SETUP", "1").strip().lower() in ("0", "false", "no", "off"):
+            sys.stderr.write(_NO_DISTRO + "\n")
+        else:
+            # opentelemetry-instrument switches the instrumentations on; spanprof adds the provider.
+            env["SPANPROF_OTEL_SETUP"] = "provider"
+            sys.stderr.write(_NO_DISTRO + "; spanprof run sets OpenTelemetry up instead\n")
     exe = shutil.which(command[0], path=env.get("PATH"))
     if exe is None:
         sys.stderr.write(f"spanprof run: command not found: {command[0]}\n")

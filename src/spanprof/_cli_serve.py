@@ -1,46 +1,23 @@
 """``spanprof serve``: start the C++ server (ingest, durable storage, query API, web UI).
 
-The binary is found via $SPANPROF_SERVER_BIN, then <repo>/build/server/spanprof-server, then the
-installed package's bin/, then PATH; this process is replaced by it (exec), so signals and the
-exit code are the server's own.
+The binary and the UI are the installed package's (spanprof._install says where it looks); this
+process is replaced by the server (exec), so signals and the exit code are the server's own.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-from typing import Optional
 
-SERVER_BINARY_NAME = "spanprof-server"
-_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
-_REPO_ROOT = os.path.dirname(os.path.dirname(_PKG_DIR))
+from spanprof._install import (
+    find_server_binary,
+    find_ui_dir,
+    server_missing_message,
+    ui_missing_message,
+)
 
-
-def find_server_binary() -> Optional[str]:
-    """$SPANPROF_SERVER_BIN, then the build tree, then the installed package, then PATH."""
-    env = os.environ.get("SPANPROF_SERVER_BIN")
-    if env:
-        return env if os.access(env, os.X_OK) else None
-    for cand in (
-        os.path.join(_REPO_ROOT, "build", "server", SERVER_BINARY_NAME),
-        os.path.join(_PKG_DIR, "bin", SERVER_BINARY_NAME),
-    ):
-        if os.access(cand, os.X_OK):
-            return cand
-    return shutil.which(SERVER_BINARY_NAME)
-
-
-def find_ui_dir() -> Optional[str]:
-    for cand in (
-        os.environ.get("SPANPROF_UI_DIR"),
-        os.path.join(_PKG_DIR, "_ui"),
-        os.path.join(_REPO_ROOT, "ui", "dist"),
-    ):
-        if cand and os.path.isfile(os.path.join(cand, "index.html")):
-            return cand
-    return None
+__all__ = ["add_arguments", "build_command", "find_server_binary", "find_ui_dir", "main"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -67,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--auth-token", default=None, help="require this Bearer token (or Basic password)"
     )
     p.add_argument(
-        "--ui-dir", default=None, help="built web UI directory (default: ui/dist when present)"
+        "--ui-dir", default=None, help="built web UI directory (default: the installed package's)"
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"])
     p.add_argument(
@@ -92,6 +69,8 @@ def build_command(args: argparse.Namespace, binary: str) -> list:
     ui_dir = args.ui_dir or find_ui_dir()
     if ui_dir:
         cmd += ["--ui-dir", ui_dir]
+    else:
+        print(ui_missing_message("spanprof serve"), file=sys.stderr)
     extra = [a for a in (args.extra or []) if a != "--"]
     return cmd + extra
 
@@ -99,11 +78,7 @@ def build_command(args: argparse.Namespace, binary: str) -> list:
 def main(args: argparse.Namespace) -> int:
     binary = find_server_binary()
     if not binary:
-        print(
-            "spanprof serve: the server binary spanprof-server was not found "
-            "($SPANPROF_SERVER_BIN, build/server/spanprof-server, PATH). Build it with scripts/build.",
-            file=sys.stderr,
-        )
+        print(server_missing_message("spanprof serve"), file=sys.stderr)
         return 1
     cmd = build_command(args, binary)
     os.execv(binary, cmd)

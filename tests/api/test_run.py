@@ -169,6 +169,12 @@ def test_run_with_opentelemetry_instrument_links_spans(tmp_path, receiver):
     assert (
         result["otel_auto_instrumentation"] is True
     )  # opentelemetry-instrument's bootstrap ran too
+    # Without a distro opentelemetry-instrument records nothing by itself: one line says so.
+    from importlib.metadata import entry_points
+
+    no_distro = "opentelemetry-instrument alone records no traces here"
+    has_distro = any(True for _ in entry_points(group="opentelemetry_distro"))
+    assert (no_distro in out.stderr) != has_distro, out.stderr
     assert result["attributes"]["pyroscope.profile.id"] == result["span_id"]
     work = samples_with(receiver.series(), "run_app_work")
     assert work and all(s.labels.get("span_id") == result["span_id"] for s in work)
@@ -267,3 +273,62 @@ def test_run_uvicorn_spawned_workers_each_report_their_pid(tmp_path, receiver):
     pids = {s.labels.get("pid") for s in samples_with(receiver.series(), "uvicorn_handler_work")}
     assert str(server_pid) not in pids  # the supervisor serves nothing
     assert len(pids) == 2, (pids, err[-2000:])  # each spawned worker profiles itself
+
+
+UNTRACED_APP = textwrap.dedent(
+    """
+    # Uses the OpenTelemetry API only: no TracerProvider, no exporter.
+    import json, time
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer("untraced")
+
+    def untraced_app_work(seconds):
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            sum(i * i for i in range(500))
+
+    with tracer.start_as_current_span("untraced-job") as span:
+        untraced_app_work(0.5)
+    print(json.dumps({
+        "span_id": format(span.get_span_context().span_id, "016x"),
+        "provider": type(trace.get_tracer_provider()).__module__,
+    }))
+    """
+)
+
+
+def trace_posts(receiver):
+    return [r for r in receiver.requests if r.path == "/v1/traces" and r.method == "POST"]
+
+
+def test_run_sets_up_opentelemetry_for_a_program_that_does_not(tmp_path, receiver):
+    app = tmp_path / "untraced.py"
+    app.write_text(UNTRACED_APP)
+    out = spanprof_run(
+        ["-n", "untraced", "-s", receiver.url, "--upload-interval", "0.5"],
+        [sys.executable, str(app)],
+        {},
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["provider"] == "opentelemetry.sdk.trace", result
+    # The span went to the server as OTLP (flushed at exit) and labels the samples taken in it.
+    assert receiver.wait_for(lambda: trace_posts(receiver), timeout=30)
+    body = b"".join(r.body for r in trace_posts(receiver))
+    assert bytes.fromhex(result["span_id"]) in body and b"untraced-job" in body
+    work = samples_with(receiver.series(), "untraced_app_work")
+    assert work and all(s.labels.get("span_id") == result["span_id"] for s in work)
+
+
+def test_run_leaves_opentelemetry_alone_when_told_or_set_up_by_the_program(tmp_path, receiver):
+    app = tmp_path / "untraced.py"
+    app.write_text(UNTRACED_APP)
+    out = spanprof_run(["-s", receiver.url, "--no-otel-setup"], [sys.executable, str(app)], {})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1])["provider"] == "opentelemetry.trace"
+    # A program with its own provider (APP) keeps it: nothing is exported by spanprof's set-up.
+    out = spanprof_run(["-s", receiver.url], [sys.executable, str(write_app(tmp_path))], {})
+    assert out.returncode == 0, out.stderr
+    assert receiver.wait_for(lambda: receiver.series(), timeout=30)
+    assert not trace_posts(receiver)

@@ -45,7 +45,18 @@ def test_pip_install_of_a_clean_copy_builds_and_loads(tmp_path: Path) -> None:
     python = env_dir / "bin" / "python"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--no-cache-dir", str(src)],
+        # The agent only: the server's build from source is tests/wheel/test_sdist.py's (once,
+        # not once per interpreter here).
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--no-cache-dir",
+            str(src),
+            "-C",
+            "cmake.define.SPANPROF_SERVER=OFF",
+        ],
         env=env,
         capture_output=True,
         text=True,

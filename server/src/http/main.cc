@@ -10,6 +10,7 @@
 int main(int argc, char** argv) {
   spanprof::ServerConfig cfg;
   CLI::App app{"spanprof-server: span profile and trace server"};
+  app.set_version_flag("--version", SPANPROF_VERSION);
   std::string retention = "7d", max_disk = "0", log_level = "info", retention_interval = "60s";
   cfg.store.dir = "spanprof-data";
   app.add_option("--data-dir", cfg.store.dir, "directory for the database");

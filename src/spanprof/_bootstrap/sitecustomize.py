@@ -3,8 +3,9 @@ module at start-up, before the program's own code, in the program and in every P
 spawns (the environment is inherited; forked children are handled by spanprof's at-fork hook).
 
 It starts profiling from the SPANPROF_*/PYROSCOPE_*/OTEL_* environment, arranges for every
-OpenTelemetry SDK TracerProvider to get the span processor, then runs the sitecustomize that this
-one shadows (another tool's bootstrap, e.g. opentelemetry-instrument's), if any.
+OpenTelemetry SDK TracerProvider to get the span processor, sets OpenTelemetry up for a program
+that does not (otel_setup; SPANPROF_OTEL_SETUP=0 turns that off), then runs the sitecustomize that
+this one shadows (another tool's bootstrap, e.g. opentelemetry-instrument's), if any.
 A problem here is reported on stderr and never stops the program.
 """
 
@@ -45,7 +46,16 @@ def _start():
         hooks.link_spans_when_otel_sdk_loads()
     import spanprof
 
-    spanprof.configure(**_config.from_env(os.environ))
+    kw = _config.from_env(os.environ)
+    spanprof.configure(**kw)
+    otel = os.environ.get("SPANPROF_OTEL_SETUP", "1").strip().lower()
+    if otel not in ("0", "false", "no", "off"):
+        from spanprof._bootstrap import otel_setup
+
+        config = _config.build(kw)
+        otel_setup.setup(
+            os.environ, config.service_name, config.server_address, instrument=otel != "provider"
+        )
 
 
 def _chain():
