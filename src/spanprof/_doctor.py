@@ -106,7 +106,40 @@ def section_sampling() -> List[Line]:
         ),
     ]
     lines.append(("sampler", "working" if taken > 0 else "took no samples: see the lines above"))
+    lines.append(("wall-clock", _wall_probe(native)))
     return lines
+
+
+def _wall_probe(native: Any) -> str:
+    """A thread sleeps 0.2 s with wall-clock sampling on: how much of it the wall profile saw."""
+    import threading
+
+    try:
+        native.start(_PROBE_RATE_HZ, True, False, False, False, wall=True)
+    except (RuntimeError, TypeError) as e:
+        return f"does not start: {e}"
+    try:
+        t = threading.Thread(target=time.sleep, args=(0.2,))
+        t.start()
+        t.join()
+    finally:
+        native.stop()
+        profile = native.collect()
+    wall = getattr(profile, "wall", None)
+    if wall is None:
+        return "not in this agent (CPU time only)"
+    # The sleeping thread's samples (3.10 sleeps in select()); the joining thread waits on a lock.
+    seen = sum(
+        v
+        for frames, labels, v in wall.samples()
+        if labels.get("thread_state") == "blocked" and frames[0][0] in ("<sleep>", "<select/poll>")
+    )
+    ms = seen / 1e6
+    return (
+        f"working ({ms:.0f} ms of a 200 ms sleep seen)"
+        if ms >= 100
+        else f"saw {ms:.0f} ms of a 200 ms sleep"
+    )
 
 
 def section_install() -> List[Line]:

@@ -40,3 +40,10 @@ def test_doctor_reports_each_section_and_a_working_sampler(receiver):
 def test_doctor_says_when_the_server_does_not_answer():
     out = doctor("-s", f"http://127.0.0.1:{free_port()}")
     assert re.search(r"^  answers\s+no: .*spanprof serve", out, re.M), out
+
+
+def test_doctor_shows_the_agents_capabilities_and_a_working_wall_clock_probe():
+    out = doctor("-s", f"http://127.0.0.1:{free_port()}")
+    assert re.search(r"^  wall-clock threads\s+yes", out, re.M), out
+    assert re.search(r"^  asyncio tasks\s+yes", out, re.M), out
+    assert re.search(r"^  wall-clock\s+working \(\d+ ms of a 200 ms sleep seen\)$", out, re.M), out

@@ -1,4 +1,8 @@
 // spanprof._native: the CPython binding of the agent core (contract in ARCHITECTURE.md).
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,6 +18,7 @@
 #include "sampler.h"
 #include "stats.h"
 #include "tags.h"
+#include "tasks.h"
 #include "timers.h"
 
 namespace spanprof {
@@ -332,6 +337,24 @@ PyObject* mod_start(PyObject*, PyObject* args, PyObject* kwargs) {
 
 PyObject* mod_stop(PyObject*, PyObject*) { return agent_stop(); }
 
+// What the agent can do on this interpreter (spanprof doctor).
+PyObject* mod_capabilities(PyObject*, PyObject*) {
+  tasks_prepare();  // idempotent; learns the Task layout if it has not been yet
+  const bool tasks = stats().wall_tasks_layout.load(std::memory_order_relaxed) != 0;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%ld/syscall",
+                static_cast<long>(syscall(SYS_gettid)));
+  const bool proc = access(path, R_OK) == 0;
+  return Py_BuildValue(
+      "{s:s,s:s,s:s,s:i}", "wall-clock threads", "yes (blocked threads read in place, no signal)",
+      "asyncio tasks",
+      tasks ? "yes (Task layout learned from a probe task)"
+            : "no: the Task layout was not recognised",
+      "wait classification",
+      proc ? "yes (/proc/self/task/<tid>/syscall)" : "no: /proc/self/task/<tid>/syscall unreadable",
+      "max frames", static_cast<int>(kMaxFrames));
+}
+
 PyObject* mod_is_running(PyObject*, PyObject*) { return PyBool_FromLong(agent_running()); }
 
 PyObject* mod_collect(PyObject*, PyObject*) {
@@ -504,6 +527,8 @@ PyMethodDef kMethods[] = {
      "start(rate_hz=100, gil_only=True, report_pid=False, report_thread_id=False, "
      "report_thread_name=False, line_no=0)"},
     {"stop", mod_stop, METH_NOARGS, "stop(): disarm, drain; the aggregate is kept for collect()"},
+    {"capabilities", mod_capabilities, METH_NOARGS,
+     "capabilities() -> dict[str, str | int]: what the agent can do on this interpreter"},
     {"is_running", mod_is_running, METH_NOARGS, "is_running() -> bool"},
     {"collect", mod_collect, METH_NOARGS, "collect() -> Profile since the last collect()"},
     {"stats", mod_stats, METH_NOARGS, "stats() -> dict[str, int] of self-metrics"},
