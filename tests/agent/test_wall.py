@@ -224,9 +224,15 @@ async def main():
         for t in ts: t.join()
         await asyncio.sleep(0.01)
     pid = os.fork()
-    if pid == 0:
-        _native.collect()
-        os._exit(0)
+    if pid == 0:  # the child samples itself, wall clock included, with a fresh sampler thread
+        _native.collect()  # runs the after-fork hook: re-arms with the parent's configuration
+        t = threading.Thread(target=time.sleep, args=(0.3,))
+        t.start()
+        t.join()
+        _native.stop()
+        slept = sum(ns for frames, labels, ns in _native.collect().wall.samples()
+                    if frames[0][0] in ("<sleep>", "<select/poll>"))
+        os._exit(0 if slept >= 0.2e9 else 3)
     _, status = os.waitpid(pid, 0)
     ev.set()
     await asyncio.gather(*tasks)

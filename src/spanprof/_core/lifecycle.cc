@@ -144,6 +144,7 @@ PyObject* agent_after_fork_child() {
 }
 
 void agent_emergency_stop() {
+  wall_stop_and_join();  // it needs no GIL; it must not read a finalized interpreter
   sampler_deactivate_and_wait();
   if (g_running) timers_stop();
 }

@@ -412,6 +412,14 @@ bool tasks_sample(int64_t weight_ns, uint32_t generation) {
   return moved;
 }
 
+void tasks_after_fork_child() {
+  // The parent's sampler thread may have been mid-update: start over (its copies are leaked).
+  g_entries = new std::unordered_map<uintptr_t, Entry>;
+  g_list = new std::vector<PyObject*>;
+  g_round = g_listed_round = 0;
+  g_cursor = 0;
+}
+
 void tasks_flush(uint32_t generation) {
   for (auto& [key, e] : *g_entries) flush(source_of(key), e, generation);
   g_entries->clear();

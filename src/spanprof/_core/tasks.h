@@ -15,5 +15,7 @@ void tasks_prepare();
 bool tasks_sample(int64_t weight_ns, uint32_t generation);
 // Wall sampler thread, when it stops: writes the time accumulated for unchanged tasks.
 void tasks_flush(uint32_t generation);
+// Fork child, before a new sampler thread starts.
+void tasks_after_fork_child();
 
 }  // namespace spanprof

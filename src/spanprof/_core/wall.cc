@@ -433,7 +433,10 @@ void wall_stop_and_join() {
   ctl.started = false;
 }
 
-void wall_after_fork_child() { g_ctl = new Control; }
+void wall_after_fork_child() {
+  g_ctl = new Control;  // the parent's (its mutex may have been held) is leaked
+  tasks_after_fork_child();
+}
 
 uint32_t wall_generation() { return g_generation.load(std::memory_order_acquire); }
 void wall_bump_generation() { g_generation.fetch_add(1, std::memory_order_acq_rel); }
