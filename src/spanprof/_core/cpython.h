@@ -183,6 +183,25 @@ struct StackKey {
   }
 };
 StackKey stack_key(PyThreadState* ts);
+// A cheaper test of the same, from the thread state alone (no frame, no C stack): the top of its
+// frame data stack (3.11+; 3.10: its frame) and its context. Equal when the thread is where it
+// was, or returned to the same depth (a different line at the same depth passes: the caller
+// checks the full key every few rounds).
+struct QuickKey {
+  uintptr_t top = 0;
+  uintptr_t context = 0;
+  bool operator==(const QuickKey& o) const { return top == o.top && context == o.context; }
+};
+inline QuickKey quick_key(PyThreadState* ts) {
+  QuickKey k;
+#if PY_VERSION_HEX >= 0x030B0000
+  k.top = reinterpret_cast<uintptr_t>(ts->datastack_top);
+#else
+  k.top = reinterpret_cast<uintptr_t>(ts->frame);
+#endif
+  k.context = reinterpret_cast<uintptr_t>(ts->context);
+  return k;
+}
 // The GIL this thread state's interpreter uses (its address range identifies a thread waiting
 // for it), or nullptr (free-threaded builds).
 const void* gil_address(PyThreadState* ts);

@@ -33,9 +33,10 @@ namespace {
 
 // Tasks read per round; with more, each is read every ceil(n / cap) rounds and carries the time
 // since its previous read (ARCHITECTURE.md: the cost model).
-constexpr size_t kTasksPerRound = 256;
-// The registry is listed again every this many rounds (listing 10,000 tasks is ~10,000 cache
-// misses); between listings the rounds walk the last list.
+constexpr size_t kTasksPerRound = 128;
+// A registry longer than one round's reads is listed again every this many rounds (listing
+// 10,000 tasks is ~10,000 cache misses); between listings the rounds walk the last list. A
+// shorter one is listed every round, so a task that lives a few rounds is seen from its start.
 constexpr uint64_t kListEveryRounds = 8;
 constexpr size_t kMaxTasksListed = 100'000;  // a corrupt or cyclic list stops here
 constexpr uint32_t kMaxChain = 64;           // await-chain links kept per task
@@ -398,7 +399,8 @@ bool tasks_sample(int64_t weight_ns, uint32_t generation) {
   if (!g_layout.ok) return false;
   ++g_round;
   const TaskRound tr{mono_ns(), weight_ns, generation};
-  if (g_round - g_listed_round >= kListEveryRounds || g_listed_round == 0)
+  if (g_list->size() <= kTasksPerRound || g_round - g_listed_round >= kListEveryRounds ||
+      g_listed_round == 0)
     list_tasks(tr.now, generation);
   const size_t n = g_list->size();
   const size_t visits = n < kTasksPerRound ? n : kTasksPerRound;

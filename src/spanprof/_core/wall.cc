@@ -42,6 +42,10 @@ constexpr int64_t kFlushNs = 100'000'000;
 // the time since the previous check, so nothing is lost by waking less; what a thread that moved
 // did during the longer round is split as for any round (the round's own time to the new stack).
 constexpr uint32_t kMaxIdlePeriods = 4;
+// An idle thread costs a cache miss or two per round for its quick key (py::QuickKey: the thread
+// state only) instead of four for the full one (frame, C stack); the full key is read every this
+// many rounds (and whenever the quick one changes).
+constexpr uint64_t kFullKeyRounds = 8;
 
 std::atomic<uint32_t> g_generation{1};
 
@@ -60,6 +64,7 @@ PyInterpreterState* g_interp = nullptr;
 // The sampler thread's memory of each thread it read; owned by that thread alone.
 struct Entry {
   py::StackKey key;
+  py::QuickKey quick;
   uint64_t ts_id = 0;
   uint32_t generation = 0;
   uint64_t round = 0;
@@ -260,6 +265,17 @@ void visit_thread(PyThreadState* ts, void* arg) {
     if (cpu >= e.cpu_ns) since = since > cpu - e.cpu_ns ? since - (cpu - e.cpu_ns) : 0;
   }
   e.cpu_ns = -1;
+  py::QuickKey quick;
+  if (!run_guarded([&] { quick = py::quick_key(ts); })) {
+    st.wall_reads_fault.fetch_add(1, std::memory_order_relaxed);
+    e.valid = false;
+    return;
+  }
+  if (current && e.quick == quick && (r.number + ts->id) % kFullKeyRounds != 0) {
+    e.pending_ns += since;
+    if (e.pending_ns >= kFlushNs) flush(e, r.generation);
+    return;
+  }
   py::StackKey key;
   if (!run_guarded([&] { key = py::stack_key(ts); })) {
     st.wall_reads_fault.fetch_add(1, std::memory_order_relaxed);
@@ -271,6 +287,7 @@ void visit_thread(PyThreadState* ts, void* arg) {
     return;
   }
   if (current && e.key == key) {
+    e.quick = quick;
     e.pending_ns += since;
     if (e.pending_ns >= kFlushNs) flush(e, r.generation);
     return;
@@ -324,6 +341,7 @@ void visit_thread(PyThreadState* ts, void* arg) {
   Ring::commit(c.body, c.size);
   st.wall_threads_read.fetch_add(1, std::memory_order_relaxed);
   e.key = key;
+  e.quick = quick;
   e.ts_id = ts->id;
   e.generation = r.generation;
   e.state = state;
