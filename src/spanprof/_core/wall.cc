@@ -28,8 +28,9 @@
 namespace spanprof {
 namespace {
 
-// /proc reads (~9 us each) per round: GIL waiters move every round, idle threads do not.
-constexpr int kStateReadsPerRound = 16;
+// /proc reads (~9 us each) per round: GIL waiters move every round, idle threads do not; a thread
+// over the budget keeps the state of its previous read (a GIL waiter stays one).
+constexpr int kStateReadsPerRound = 4;
 // A round later than this (the process was stopped, the machine overloaded) carries at most this
 // much time: the rest is counted as late, not attributed.
 constexpr int64_t kMaxWeightNs = 1'000'000'000;
