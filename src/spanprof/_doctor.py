@@ -128,11 +128,12 @@ def _wall_probe(native: Any) -> str:
     wall = getattr(profile, "wall", None)
     if wall is None:
         return "not in this agent (CPU time only)"
-    # The sleeping thread's samples (3.10 sleeps in select()); the joining thread waits on a lock.
+    # The sleeping thread's samples (it runs Thread.run); the joining thread waits in join().
     seen = sum(
         v
         for frames, labels, v in wall.samples()
-        if labels.get("thread_state") == "blocked" and frames[0][0] in ("<sleep>", "<select/poll>")
+        if labels.get("thread_state") == "blocked"
+        and any(f[0] in ("run", "Thread.run") and f[1].endswith("threading.py") for f in frames)
     )
     ms = seen / 1e6
     return (

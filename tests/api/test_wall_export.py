@@ -41,7 +41,7 @@ def test_push_sends_a_wall_series_beside_the_cpu_one(receiver, tracer):
     assert wall.sample_type == [("wall", "nanoseconds")]
     assert wall.period_type == ("wall", "nanoseconds")
     slept = [
-        s for s in wall.samples if "<sleep>" in s.functions[0] or "<select/poll>" in s.functions[0]
+        s for s in wall.samples if s.functions[0] in ("<time.sleep>", "<sleep>", "<select/poll>")
     ]
     on_span = sum(s.values[0] for s in slept if s.labels.get("span_id") == span_id)
     assert on_span >= 0.7 * 0.4e9

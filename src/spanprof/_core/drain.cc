@@ -13,6 +13,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "callsite.h"
 #include "clock.h"
 #include "codes.h"
 #include "record.h"
@@ -221,20 +222,21 @@ const char* const kLeafNames[kLeafCount] = {"",
                                             "<await>"};
 
 // The stack of a full record as locations of `agg`'s profile; false when no frame resolved.
+// Leaves that stand for a call of the innermost Python frame (a blocking call), which its call
+// site can name: `<time.sleep>` rather than `<sleep>`.
+bool call_leaf(uint16_t leaf) {
+  return leaf != kLeafNone && leaf != kLeafGil && leaf < kLeafAwaitFuture;
+}
+
 bool locations_for(Agg& agg, const RecordHeader& h, std::vector<uint32_t>* out) {
   DrainState& st = *g_state;
   Stats& stats_ = stats();
   Profile& p = *agg.profile;
   out->clear();
-  if (h.leaf != kLeafNone && h.leaf < kLeafCount) {
-    const auto ck = std::make_pair(uint64_t{0}, static_cast<uint64_t>(h.leaf));
-    auto lc = agg.loc_cache.find(ck);
-    if (lc == agg.loc_cache.end())
-      lc = agg.loc_cache
-               .emplace(ck, p.location(Location{p.intern(kLeafNames[h.leaf]), p.intern(""), 0, 0}))
-               .first;
-    out->push_back(lc->second);
-  }
+  const bool has_leaf = h.leaf != kLeafNone && h.leaf < kLeafCount;
+  if (has_leaf) out->push_back(0);  // the leaf's location, known once the first frame is
+  const CodeSymbol* innermost = nullptr;
+  int32_t innermost_lasti = -1;
   auto* f = reinterpret_cast<const py::RawFrame*>(&h + 1);
   for (uint32_t i = 0; i < h.nframes; ++i) {
     const CodeSymbol* sym = codes_resolve(f[i].code, h.code_epoch);
@@ -242,6 +244,7 @@ bool locations_for(Agg& agg, const RecordHeader& h, std::vector<uint32_t>* out) 
       stats_.frames_invalid_drain.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
+    if (innermost == nullptr) innermost = sym, innermost_lasti = f[i].lasti;
     const auto ck =
         std::make_pair(sym->id, static_cast<uint64_t>(static_cast<uint32_t>(f[i].lasti)));
     auto lc = agg.loc_cache.find(ck);
@@ -259,7 +262,26 @@ bool locations_for(Agg& agg, const RecordHeader& h, std::vector<uint32_t>* out) 
     }
     out->push_back(loc);
   }
-  return out->size() > (h.leaf != kLeafNone ? 1u : 0u);
+  if (has_leaf) {
+    const bool named = call_leaf(h.leaf) && innermost != nullptr;
+    const auto ck =
+        named ? std::make_pair((uint64_t{1} << 63) | (uint64_t{h.leaf} << 48) |
+                                   (innermost->id & ((uint64_t{1} << 48) - 1)),
+                               static_cast<uint64_t>(static_cast<uint32_t>(innermost_lasti)))
+              : std::make_pair(uint64_t{0}, static_cast<uint64_t>(h.leaf));
+    auto lc = agg.loc_cache.find(ck);
+    if (lc == agg.loc_cache.end()) {
+      std::string name = kLeafNames[h.leaf];
+      if (named) {
+        const std::string callee = call_site_callee(*innermost, innermost_lasti);
+        if (!callee.empty()) name = "<" + callee + ">";
+      }
+      lc =
+          agg.loc_cache.emplace(ck, p.location(Location{p.intern(name), p.intern(""), 0, 0})).first;
+    }
+    (*out)[0] = lc->second;
+  }
+  return out->size() > (has_leaf ? 1u : 0u);
 }
 
 // GIL held: thread names from threading._active (never imports threading).
@@ -499,6 +521,7 @@ void drain_after_fork_child() {
   g_state = new DrainState;
   g_state->cfg = cfg;
   codes_after_fork_child();
+  call_site_reset();
 }
 
 }  // namespace spanprof

@@ -62,6 +62,49 @@ int locations_311(const uint8_t* t, size_t n, int line, int offset) {
 
 }  // namespace
 
+bool addr2cols(LineTableFormat format, const uint8_t* t, size_t n, int offset, int* col,
+               int* end_col) {
+  if (format != LineTableFormat::kLocations311 || offset < 0) return false;
+  const uint8_t* p = t;
+  const uint8_t* const end = t + n;
+  int addr_end = 0;
+  while (p < end) {
+    const uint8_t first = *p;
+    if (!(first & 0x80)) return false;
+    const int kind = (first >> 3) & 15;
+    const int start = addr_end;
+    addr_end += ((first & 7) + 1) * 2;
+    if (start <= offset && offset < addr_end) {
+      const uint8_t* q = p + 1;
+      if (kind <= 9 && q < end) {  // short form: one line
+        *col = kind * 8 + (*q >> 4);
+        *end_col = *col + (*q & 15);
+        return true;
+      }
+      if (kind >= 10 && kind <= 12 && q + 1 < end) {  // one-line form
+        *col = q[0];
+        *end_col = q[1];
+        return true;
+      }
+      if (kind == 14) {  // long form: line delta, end-line delta, column + 1, end column + 1
+        varint(q, end, &q);
+        const int end_line_delta = varint(q, end, &q);
+        const int c = varint(q, end, &q) - 1;
+        const int e = varint(q, end, &q) - 1;
+        if (end_line_delta != 0 || c < 0 || e < c) return false;
+        *col = c;
+        *end_col = e;
+        return true;
+      }
+      return false;
+    }
+    do {
+      ++p;
+    } while (p < end && (*p & 0x80) == 0);
+  }
+  return false;
+}
+
 int addr2line(LineTableFormat format, const uint8_t* table, size_t size, int firstlineno,
               int offset) {
   if (offset < 0) return firstlineno;

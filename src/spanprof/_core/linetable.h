@@ -16,4 +16,9 @@ enum class LineTableFormat : uint8_t { kPairs310, kLocations311 };
 int addr2line(LineTableFormat format, const uint8_t* table, size_t size, int firstlineno,
               int offset);
 
+// 3.11+ only: the columns (UTF-8 byte offsets) of the instruction at `offset` when the table has
+// them and the instruction's source range starts and ends on one line; false otherwise.
+bool addr2cols(LineTableFormat format, const uint8_t* table, size_t size, int offset, int* col,
+               int* end_col);
+
 }  // namespace spanprof
