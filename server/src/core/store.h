@@ -30,6 +30,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/rows_codec.h"
 #include "core/types.h"
 
 namespace spanprof {
@@ -53,12 +54,6 @@ struct SeriesInfo {
 
 struct ProfileMeta {
   int64_t id = 0, series = 0, time_ms = 0, period = 0, scale = 1, total = 0;
-};
-
-struct SampleRow {
-  uint32_t stack = 0;
-  int64_t value = 0;  // already multiplied by the profile's scale
-  SpanIds ids;
 };
 
 struct TraceFilter {
@@ -150,7 +145,14 @@ class Store {
   void retention_loop();
   Status apply(Job& job);
   void resolve(Job& j);
+  // A profile: intern_stacks → intern_series (dict_mu_ held) → write_rows.
   Status apply_profile(RawProfile& p, const Resolved* pre, uint64_t epoch);
+  Status intern_stacks(const RawProfile& p, const Resolved* pre,
+                       std::vector<uint32_t>& stack_of_sample);
+  Status intern_series(const RawProfile& p, uint32_t tenant, const std::string& ptype,
+                       std::vector<int64_t>& series_of_set);
+  Status write_rows(const RawProfile& p, const std::vector<int64_t>& series_of_set,
+                    const std::vector<uint32_t>& stack_of_sample);
   Status apply_retention();
   Status load();
   Status check_schema();
