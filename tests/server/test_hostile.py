@@ -203,7 +203,13 @@ def test_stats_show_only_the_callers_tenant(make_server, pb):
     alpha = s.get_json("/api/v1/stats", headers={"X-Scope-OrgID": "alpha"})
     beta = s.get_json("/api/v1/stats", headers={"X-Scope-OrgID": "beta"})
     assert alpha["tenant"] == "alpha" and alpha["profiles"] == 3 and alpha["series"] == 1
-    assert beta == {"tenant": "beta", "series": 0, "profiles": 0, "sample_rows": 0}
+    assert beta == {
+        "tenant": "beta",
+        "series": 0,
+        "profiles": 0,
+        "sample_rows": 0,
+        "writes_refused": False,
+    }
     assert "server" not in alpha and "db_bytes" not in json.dumps(alpha)
     ops = s.get_json("/api/v1/stats", headers={"X-Scope-OrgID": "ops"})
     assert ops["server"]["profiles"] == 3 and ops["server"]["db_bytes"] > 0

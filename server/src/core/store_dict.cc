@@ -96,6 +96,8 @@ bool Store::frame_is(uint32_t loc, const RawFrame& f) const {
 }
 
 void Store::mark() {
+  batch_stack_refs_.clear();
+  batch_series_refs_.clear();
   std::shared_lock g(dict_mu_);
   size_t pending;
   {
@@ -109,6 +111,30 @@ void Store::mark() {
 
 void Store::rollback_memory() {
   std::unique_lock g(dict_mu_);
+  // Undo the reference counts this batch added (add_new_refs() and write_rows()).
+  for (auto s : batch_stack_refs_)
+    if (s < stack_refs_.size() && --stack_refs_[s] == 0) stack_cand_.push_back(s);
+  for (auto s : batch_series_refs_)
+    if (size_t(s) < series_refs_.size() && --series_refs_[size_t(s)] == 0)
+      series_cand_.push_back(s);
+  batch_stack_refs_.clear();
+  batch_series_refs_.clear();
+  for (size_t s = mark_.stacks; s < refs_synced_.stacks; ++s)
+    for (auto l : stacks_[s])
+      if (l < mark_.locations) --loc_refs_[l];
+  for (size_t l = mark_.locations; l < refs_synced_.locs; ++l)
+    if (locations_[l].function < mark_.functions) --func_refs_[locations_[l].function];
+  for (size_t f = mark_.functions; f < refs_synced_.funcs; ++f)
+    for (uint32_t x : {functions_[f].first, functions_[f].second})
+      if (x < mark_.strings) --string_refs_[x];
+  refs_synced_ = {std::min(refs_synced_.stacks, mark_.stacks),
+                  std::min(refs_synced_.locs, mark_.locations),
+                  std::min(refs_synced_.funcs, mark_.functions)};
+  stack_refs_.resize(std::min(stack_refs_.size(), mark_.stacks));
+  loc_refs_.resize(std::min(loc_refs_.size(), mark_.locations));
+  func_refs_.resize(std::min(func_refs_.size(), mark_.functions));
+  string_refs_.resize(std::min(string_refs_.size(), mark_.strings));
+  series_refs_.resize(std::min(series_refs_.size(), mark_.series));
   for (size_t i = mark_.strings; i < strings_.size(); ++i) string_ids_.erase(strings_[i]);
   strings_.resize(mark_.strings);
   for (size_t i = mark_.functions; i < functions_.size(); ++i)

@@ -297,6 +297,17 @@ StoreStats Store::stats() const {
   }
   s.sample_rows = sample_rows_;
   s.profiles = profiles_count_;
+  s.max_disk_bytes = opt_.max_disk_bytes;
+  s.disk_bytes = disk_bytes();
+  s.over_budget = over_budget_;
+  {
+    std::lock_guard g(budget_mu_);
+    s.over_budget_reason = over_budget_reason_;
+  }
+  s.removed_profiles = removed_profiles_;
+  s.collected_stacks = collected_stacks_;
+  s.collected_strings = collected_strings_;
+  s.collected_series = collected_series_;
   s.wal_syncs = wal_syncs_;
   s.synced_batches = synced_batches_;
   return s;

@@ -71,7 +71,7 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& o) {
   if (auto e = s->load()) return *e;
   // Checkpoints run on their own connection and thread, not inside the writer's commits.
   exec(s->wdb_, "PRAGMA wal_autocheckpoint=0");
-  exec(s->wdb_, "PRAGMA journal_size_limit=67108864");
+  exec(s->wdb_, ("PRAGMA journal_size_limit=" + std::to_string(s->wal_limit_bytes())).c_str());
   s->ws_ = std::make_unique<WriterStmts>(s->wdb_);
   s->checkpoint_thread_ = std::thread([p = s.get()] { p->checkpoint_loop(); });
   s->writer_ = std::thread([p = s.get()] { p->writer_loop(); });
@@ -221,6 +221,7 @@ Status Store::load() {
       log_info("store: %zu span index entries re-derived from profiles after id %lld",
                pending_spans_.size(), static_cast<long long>(indexed));
   }
+  count_refs();
   log_info("store: opened %s: %zu strings, %zu stacks, %zu series, %lld profiles, %lld sample rows",
            path_.c_str(), strings_.size() - 1, stacks_.size() - 1, series_.size() - 1,
            static_cast<long long>(profiles_count_), static_cast<long long>(sample_rows_));

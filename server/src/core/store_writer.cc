@@ -144,21 +144,35 @@ void Store::writer_loop() {
       }
       return std::nullopt;
     };
-    std::vector<Job*> all;
-    bool retention = false;
-    for (auto& j : batch) all.push_back(j.get()), retention |= j->retention;
-    // Retention deletes span_index entries of the profiles it drops: index everything first.
-    if (retention)
-      if (auto e = flush_span_index()) log_error("span index flush: %s", e->message.c_str());
-    Status st = run(all);
-    // After retention deleted rows, give the WAL's pages back too (needs no open transaction).
-    if (retention && !st) exec(wdb_, "PRAGMA wal_checkpoint(TRUNCATE)");
     Committed c;
-    if (st && all.size() > 1) {
+    c.status.resize(batch.size());
+    std::vector<Job*> writes;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!batch[i]->retention) {
+        writes.push_back(batch[i].get());
+        continue;
+      }
+      // Retention deletes span_index entries of the profiles it drops: index them first.
+      if (auto e = flush_span_index()) log_error("span index flush: %s", e->message.c_str());
+      c.status[i] = retention_pass();
+      last_budget_pass_ns_ = now_ns();
+    }
+    std::vector<Status> refused(writes.size());
+    admit(writes, refused);
+    std::vector<Job*> admitted;
+    for (size_t i = 0; i < writes.size(); ++i)
+      if (!refused[i]) admitted.push_back(writes[i]);
+    const int64_t first_pid = next_profile_id_;
+    Status st = admitted.empty() ? std::nullopt : run(admitted);
+    std::vector<Status> done(admitted.size(), st);
+    if (st && admitted.size() > 1)
       // One job failed: retry each alone so the others still commit.
-      for (auto* j : all) c.status.push_back(run({j}));
-    } else {
-      c.status.assign(all.size(), st);
+      for (size_t i = 0; i < admitted.size(); ++i) done[i] = run({admitted[i]});
+    if (next_profile_id_ > first_pid) acked_.emplace_back(now_ns(), first_pid);
+    for (size_t i = 0, w = 0, a = 0; i < batch.size(); ++i) {
+      if (batch[i]->retention) continue;
+      c.status[i] = refused[w] ? refused[w] : done[a++];
+      ++w;
     }
     c.jobs = std::move(batch);
     {
@@ -216,7 +230,6 @@ Status Store::sync_wal() {
 }
 
 Status Store::apply(Job& job) {
-  if (job.retention) return apply_retention();
   for (size_t k = 0; k < job.profiles.size(); ++k)
     if (auto e = apply_profile(job.profiles[k],
                                k < job.resolved.size() ? &job.resolved[k] : nullptr, job.epoch))
@@ -260,6 +273,7 @@ Status Store::apply_profile(RawProfile& p, const Resolved* pre, uint64_t epoch) 
     uint32_t tenant = tenant_id_locked(p.tenant);
     if (auto e = intern_stacks(p, pre, stack_of_sample)) return e;
     if (auto e = intern_series(p, tenant, profile_type_id(p), series_of_set)) return e;
+    add_new_refs();
   }
   return write_rows(p, series_of_set, stack_of_sample);
 }
@@ -316,6 +330,12 @@ Status Store::write_rows(const RawProfile& p, const std::vector<int64_t>& series
       std::lock_guard g(pending_mu_);
       for (auto sp : enc.span_ids) pending_spans_.emplace_back(sp, pid);
     }
+    for (auto& r : rows) {
+      ++stack_refs_[r.stack];
+      if (r.stack < mark_.stacks) batch_stack_refs_.push_back(r.stack);
+    }
+    ++series_refs_[size_t(sid)];
+    if (size_t(sid) < mark_.series) batch_series_refs_.push_back(sid);
     sample_rows_ += int64_t(rows.size());
     ++profiles_count_;
   }

@@ -10,7 +10,8 @@
 int main(int argc, char** argv) {
   spanprof::ServerConfig cfg;
   CLI::App app{"spanprof-server: span profile and trace server"};
-  std::string retention = "7d", max_disk = "0", log_level = "info", retention_interval = "60s";
+  std::string retention = "7d", max_disk = "0", log_level = "info", retention_interval = "60s",
+              max_disk_keep = "60s";
   cfg.store.dir = "spanprof-data";
   app.add_option("--data-dir", cfg.store.dir, "directory for the database");
   app.add_option("--listen", cfg.listen, "host:port for the HTTP API and UI");
@@ -20,7 +21,12 @@ int main(int argc, char** argv) {
   app.add_option("--admin-tenant", cfg.admin_tenant,
                  "tenant whose /api/v1/stats also shows server-wide figures (default: none)");
   app.add_option("--retention", retention, "delete data older than this (7d, 12h; 0 = keep)");
-  app.add_option("--max-disk", max_disk, "delete oldest data past this size (10GB; 0 = no limit)");
+  app.add_option(
+      "--max-disk", max_disk,
+      "keep the data dir within this size, deleting the oldest data (10GB; 0 = no limit)");
+  app.add_option("--max-disk-keep", max_disk_keep,
+                 "--max-disk never deletes data acknowledged this recently; writes that do not fit "
+                 "get 507 instead (default 60s)");
   app.add_option("--retention-interval", retention_interval, "how often retention runs");
   app.add_option("--max-body-bytes", cfg.limits.max_body_bytes, "largest request body accepted");
   app.add_option(
@@ -69,9 +75,10 @@ int main(int argc, char** argv) {
   cfg.store.retention_s = retention == "0" ? 0 : spanprof::parse_duration_s(retention);
   cfg.store.max_disk_bytes = spanprof::parse_size_bytes(max_disk);
   cfg.store.retention_interval_s = spanprof::parse_duration_s(retention_interval);
-  if (cfg.store.retention_s < 0 || cfg.store.max_disk_bytes < 0 ||
+  cfg.store.disk_keep_s = max_disk_keep == "0" ? 0 : spanprof::parse_duration_s(max_disk_keep);
+  if (cfg.store.retention_s < 0 || cfg.store.max_disk_bytes < 0 || cfg.store.disk_keep_s < 0 ||
       cfg.store.retention_interval_s <= 0) {
-    log_error("bad --retention, --max-disk or --retention-interval value");
+    log_error("bad --retention, --max-disk, --max-disk-keep or --retention-interval value");
     return 2;
   }
   return spanprof::run_server(cfg);
