@@ -47,6 +47,10 @@ struct StoreOptions {
   // New series per tenant past this are refused (429), as Pyroscope's max_global_series_per_user.
   // 0 = no limit.
   size_t max_series_per_tenant = 50000;
+  // Decoded sample rows per tenant queued for the writer or being written; 429 past it (a
+  // tenant pushing the largest profiles the limits allow has two in the writer's queue at most).
+  // 0 = no limit.
+  size_t max_inflight_rows_per_tenant = 4u << 20;
 };
 
 struct SeriesInfo {
@@ -262,6 +266,11 @@ class Store {
   std::condition_variable q_cv_;
   std::deque<std::unique_ptr<Job>> queue_;
   bool stopping_ = false;
+  bool heavy_turn_ = false;
+  std::mutex inflight_mu_;
+  std::unordered_map<std::string, size_t>
+      inflight_rows_;  // guarded by inflight_mu_  // writer thread: the next batch may be a heavy
+                       // job (see writer_loop)
   std::thread writer_, retention_thread_, checkpoint_thread_;
   struct WriterStmts;
   std::unique_ptr<WriterStmts> ws_;  // statements prepared once on the writer connection

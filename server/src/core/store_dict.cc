@@ -12,12 +12,6 @@ using namespace rows_codec;    // NOLINT(google-build-using-namespace)
 
 using json = nlohmann::json;
 
-// The earlier sample whose stack sample i shares (the decoder's hint, checked), else i.
-static size_t dup_of(const RawProfile& p, size_t i) {
-  uint32_t d = p.samples[i].same_stack_as;
-  return d < i && p.samples[d].frames == p.samples[i].frames ? d : i;
-}
-
 // Runs on the caller's (HTTP worker's) thread, in parallel with other requests: looks up every
 // frame and stack already in the dictionary, so the single writer thread only interns what is
 // new. Ids are only trusted by the writer if no rollback truncated the dictionary since.

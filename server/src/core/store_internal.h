@@ -52,6 +52,17 @@ inline std::string labels_key(uint32_t tenant, const Labels& l) {
   return k;
 }
 
+// The earlier sample whose stack sample i shares (the decoder's hint, checked), else i.
+inline size_t dup_of(const RawProfile& p, size_t i) {
+  uint32_t d = p.samples[i].same_stack_as;
+  return d < i && p.samples[d].frames == p.samples[i].frames ? d : i;
+}
+
+// Ingest jobs past this many sample rows are heavy: the writer runs each in a batch of its own,
+// never two in a row while smaller jobs wait.
+constexpr size_t kHeavyJobRows = 20000;
+constexpr size_t kBatchRows = 200000;  // a group commit stops taking jobs past this
+
 }  // namespace store_detail
 
 struct Store::WriterStmts {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <unordered_map>
 
 #include "core/store_internal.h"
 
@@ -31,11 +32,78 @@ Status Store::submit(std::unique_ptr<Job> job) {
   return fut.get();
 }
 
+namespace {
+struct AggKey {
+  size_t stack;  // the first sample with this stack (dup_of)
+  uint32_t label_set;
+  SpanIds ids;
+  bool operator==(const AggKey& o) const {
+    return stack == o.stack && label_set == o.label_set && ids.span_id == o.ids.span_id &&
+           ids.active_span_id == o.ids.active_span_id && ids.trace_hi == o.ids.trace_hi &&
+           ids.trace_lo == o.ids.trace_lo;
+  }
+};
+struct AggHash {
+  size_t operator()(const AggKey& k) const {
+    uint64_t h = k.stack * 0x9E3779B97F4A7C15ull ^ (uint64_t(k.label_set) << 32);
+    h ^= k.ids.span_id * 0xC2B2AE3D27D4EB4Full ^ k.ids.active_span_id ^ (k.ids.trace_lo << 1);
+    return size_t(h ^ (h >> 29));
+  }
+};
+
+// Merges samples of one stack (as the decoder's hint says), label set and span ids on the
+// caller's thread, so the writer sorts and encodes distinct rows only: a push of a million equal
+// samples costs the single writer one row, not a million-entry sort.
+void pre_aggregate(RawProfile& p) {
+  if (p.samples.size() < 2) return;
+  std::unordered_map<AggKey, uint32_t, AggHash> at;
+  at.reserve(p.samples.size());
+  std::vector<uint32_t> new_index(p.samples.size());
+  std::vector<RawSample> out;
+  out.reserve(p.samples.size());
+  for (size_t i = 0; i < p.samples.size(); ++i) {
+    size_t d = dup_of(p, i);
+    auto [it, added] =
+        at.try_emplace(AggKey{d, p.samples[i].label_set, p.samples[i].ids}, uint32_t(out.size()));
+    if (!added) {
+      out[it->second].value += p.samples[i].value;
+      new_index[i] = it->second;
+      continue;
+    }
+    new_index[i] = uint32_t(out.size());
+    // Sample d is always kept (it is the first with its own key), so its new index is known.
+    uint32_t hint = d != i ? new_index[d] : RawSample::kNoSample;
+    out.push_back(std::move(p.samples[i]));
+    out.back().same_stack_as = hint;
+  }
+  p.samples = std::move(out);
+}
+}  // namespace
+
 Status Store::write_profiles(std::vector<RawProfile> profiles) {
   auto j = std::make_unique<Job>();
   j->profiles = std::move(profiles);
+  size_t rows = 0;
+  for (auto& p : j->profiles) pre_aggregate(p), rows += p.samples.size();
+  const std::string tenant = j->profiles.empty() ? std::string() : j->profiles[0].tenant;
+  if (opt_.max_inflight_rows_per_tenant > 0) {
+    std::lock_guard g(inflight_mu_);
+    size_t& n = inflight_rows_[tenant];
+    // One push larger than the whole allowance still goes through when it would be alone.
+    if (n > 0 && n + rows > opt_.max_inflight_rows_per_tenant)
+      return Error{429, "resource_exhausted",
+                   "tenant " + tenant + " has " + std::to_string(n) +
+                       " sample rows waiting to be stored (--max-inflight-rows-per-tenant)",
+                   1};
+    n += rows;
+  }
   resolve(*j);
-  return submit(std::move(j));
+  Status st = submit(std::move(j));
+  if (opt_.max_inflight_rows_per_tenant > 0) {
+    std::lock_guard g(inflight_mu_);
+    if ((inflight_rows_[tenant] -= rows) == 0) inflight_rows_.erase(tenant);
+  }
+  return st;
 }
 
 Status Store::write_spans(std::vector<SpanRow> spans) {
@@ -116,14 +184,35 @@ void Store::writer_loop() {
         return;
       }
       if (queue_.empty()) continue;
-      // Group commit: everything queued so far shares one transaction and one fsync.
+      // Group commit: what is queued shares one transaction and one fsync. A heavy job runs
+      // alone, and takes turns with batches of the others: a tenant pushing the largest
+      // profiles the limits allow holds everyone else up for one such job at most.
+      auto rows_of = [](const Job& j) {
+        size_t r = j.spans.size() + 1;
+        for (auto& p : j.profiles) r += p.samples.size();
+        return r;
+      };
+      auto heavy = std::find_if(queue_.begin(), queue_.end(),
+                                [&](auto& j) { return rows_of(*j) > kHeavyJobRows; });
       size_t rows = 0;
-      while (!queue_.empty() && rows < 200000) {
-        for (auto& p : queue_.front()->profiles) rows += p.samples.size();
-        rows += queue_.front()->spans.size() + 1;
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
+      if (!heavy_turn_ || heavy == queue_.end())
+        for (auto it = queue_.begin(); it != queue_.end() && rows < kBatchRows;) {
+          size_t r = rows_of(**it);
+          if (r > kHeavyJobRows) {
+            ++it;
+            continue;
+          }
+          rows += r;
+          batch.push_back(std::move(*it));
+          it = queue_.erase(it);
+        }
+      if (batch.empty()) {
+        heavy = std::find_if(queue_.begin(), queue_.end(),
+                             [&](auto& j) { return rows_of(*j) > kHeavyJobRows; });
+        batch.push_back(std::move(*heavy));
+        queue_.erase(heavy);
       }
+      heavy_turn_ = rows_of(*batch.front()) <= kHeavyJobRows;
     }
     auto run = [&](std::vector<Job*> jobs) -> Status {
       mark();

@@ -113,6 +113,9 @@ struct Limits {
   size_t max_strings_per_profile = 1u << 20;
   // Per tenant: ingest request bytes per second (as sent; bursts of 4 s), 429 past it. 0 = none.
   size_t max_ingest_bytes_per_s = 32u << 20;
+  // Per tenant: ingest requests in progress (-1 = three quarters of the HTTP workers, 0 = none);
+  // 429 past it. (Their decoded rows waiting for the writer: StoreOptions.)
+  int max_inflight_per_tenant = -1;
 };
 
 }  // namespace spanprof

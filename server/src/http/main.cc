@@ -48,6 +48,12 @@ int main(int argc, char** argv) {
   app.add_option("--max-ingest-rate", cfg.limits.max_ingest_bytes_per_s,
                  "ingest request bytes per second per tenant, bursts of 4 s; 429 past it "
                  "(default 33554432, 0 = no limit)");
+  app.add_option("--max-inflight-per-tenant", cfg.limits.max_inflight_per_tenant,
+                 "ingest requests in progress per tenant; 429 past it (default: three quarters "
+                 "of --threads, 0 = no limit)");
+  app.add_option("--max-inflight-rows-per-tenant", cfg.store.max_inflight_rows_per_tenant,
+                 "decoded sample rows per tenant waiting for the writer; 429 past it "
+                 "(default 4194304, 0 = no limit)");
   app.add_option("--max-json-depth", cfg.limits.max_json_depth,
                  "arrays/objects nested in a JSON body (default 64)");
   app.add_option("--threads", cfg.http.workers,
