@@ -389,6 +389,22 @@ def test_string_table_and_profiles_per_push_are_limited(make_server, pb):
     assert code == 200, resp
 
 
+def test_otlp_string_table_is_limited_before_parsing(make_server, pb):
+    s = make_server()
+    # ExportProfilesServiceRequest{dictionary: {string_table: 20M empty strings}}: 40 MB that
+    # parse into over a gigabyte of strings. Sent gzipped (~40 kB).
+    table = b"\x2a\x00" * 20_000_000
+    body = _field(2, table)
+    code, resp, _ = s.request(
+        "POST",
+        "/v1development/profiles",
+        gzip.compress(body),
+        {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
+    )
+    assert code == 413 and b"--max-strings-per-profile" in resp, (code, resp[:300])
+    assert _peak_rss(s) < 400 << 20, _peak_rss(s)
+
+
 def test_series_per_tenant_are_limited(make_server, pb):
     s = make_server("--max-series-per-tenant", "5")
 
