@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
 #include <unordered_map>
 
 #include "core/store_internal.h"
@@ -34,46 +35,59 @@ Status Store::submit(std::unique_ptr<Job> job) {
 
 namespace {
 struct AggKey {
-  size_t stack;  // the first sample with this stack (dup_of)
+  const std::vector<uint32_t>* frames;
+  uint64_t frames_hash;
   uint32_t label_set;
   SpanIds ids;
   bool operator==(const AggKey& o) const {
-    return stack == o.stack && label_set == o.label_set && ids.span_id == o.ids.span_id &&
-           ids.active_span_id == o.ids.active_span_id && ids.trace_hi == o.ids.trace_hi &&
-           ids.trace_lo == o.ids.trace_lo;
+    return frames_hash == o.frames_hash && label_set == o.label_set &&
+           ids.span_id == o.ids.span_id && ids.active_span_id == o.ids.active_span_id &&
+           ids.trace_hi == o.ids.trace_hi && ids.trace_lo == o.ids.trace_lo &&
+           (frames == o.frames || *frames == *o.frames);
   }
 };
 struct AggHash {
   size_t operator()(const AggKey& k) const {
-    uint64_t h = k.stack * 0x9E3779B97F4A7C15ull ^ (uint64_t(k.label_set) << 32);
+    uint64_t h = k.frames_hash ^ (uint64_t(k.label_set) << 32);
     h ^= k.ids.span_id * 0xC2B2AE3D27D4EB4Full ^ k.ids.active_span_id ^ (k.ids.trace_lo << 1);
     return size_t(h ^ (h >> 29));
   }
 };
 
-// Merges samples of one stack (as the decoder's hint says), label set and span ids on the
-// caller's thread, so the writer sorts and encodes distinct rows only: a push of a million equal
-// samples costs the single writer one row, not a million-entry sort.
+// Merges samples of equal frames, label set and span ids on the caller's thread, so the writer
+// sorts and encodes distinct rows only: a push of a million equal samples costs the single
+// writer one row, not a million-entry sort. Equal samples mostly come in runs (or carry the
+// decoder's same_stack_as hint), so the previous key is tried before the map.
 void pre_aggregate(RawProfile& p) {
   if (p.samples.size() < 2) return;
   std::unordered_map<AggKey, uint32_t, AggHash> at;
-  at.reserve(p.samples.size());
   std::vector<uint32_t> new_index(p.samples.size());
+  std::vector<uint64_t> hashes(p.samples.size());
   std::vector<RawSample> out;
-  out.reserve(p.samples.size());
+  std::optional<AggKey> last;
+  uint32_t last_at = 0;
   for (size_t i = 0; i < p.samples.size(); ++i) {
     size_t d = dup_of(p, i);
-    auto [it, added] =
-        at.try_emplace(AggKey{d, p.samples[i].label_set, p.samples[i].ids}, uint32_t(out.size()));
+    const RawSample& x = p.samples[i];
+    hashes[i] = d != i ? hashes[d] : stack_hash(x.frames);
+    AggKey key{&x.frames, hashes[i], x.label_set, x.ids};
+    if (last && key == *last) {
+      out[last_at].value += x.value;
+      new_index[i] = last_at;
+      continue;
+    }
+    auto [it, added] = at.try_emplace(key, uint32_t(out.size()));
+    last = key;
+    last_at = it->second;
     if (!added) {
-      out[it->second].value += p.samples[i].value;
+      out[it->second].value += x.value;
       new_index[i] = it->second;
       continue;
     }
     new_index[i] = uint32_t(out.size());
-    // Sample d is always kept (it is the first with its own key), so its new index is known.
+    // A hinted sample d is kept or merged into a kept one with the same frames.
     uint32_t hint = d != i ? new_index[d] : RawSample::kNoSample;
-    out.push_back(std::move(p.samples[i]));
+    out.push_back(x);  // a copy: the keys point into p.samples
     out.back().same_stack_as = hint;
   }
   p.samples = std::move(out);
