@@ -210,7 +210,7 @@ async def main_async(a, port: int, pid: int, pb) -> dict:
                     await c.request("POST", path, body, {**h, "X-Scope-OrgID": "hostile"})
                 except Exception:
                     c.close()
-            await asyncio.sleep(a.hostile_interval)
+            await asyncio.sleep(min(a.hostile_interval, max(0.0, stop - time.monotonic())))
 
     async def ui() -> None:
         c = Conn(port)
@@ -254,7 +254,8 @@ async def main_async(a, port: int, pid: int, pb) -> dict:
     tasks += [agent(i, "victim", "victim") for i in range(a.victims)]
     tasks += [idle() for _ in range(a.idle)] + [slow() for _ in range(a.slow)]
     tasks += [heavy() for _ in range(a.heavy)]
-    tasks += [hostile(), ui(), monitor()]
+    tasks += [hostile()] if a.hostile_interval > 0 else []
+    tasks += [ui(), monitor()]
     await asyncio.gather(*tasks)
     res["acked"] = acked
     res["timeline"] = samples
@@ -277,7 +278,9 @@ def main() -> int:
     ap.add_argument("--slow", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=600)
     ap.add_argument("--period", type=float, default=10, help="seconds between an agent's pushes")
-    ap.add_argument("--hostile-interval", type=float, default=1.0)
+    ap.add_argument(
+        "--hostile-interval", type=float, default=1.0, help="0: no hostile (413/400) requests"
+    )
     ap.add_argument(
         "--heavy", type=int, default=4, help="connections of a tenant pushing max-size profiles"
     )
