@@ -20,6 +20,23 @@ struct TmpDir {
   ~TmpDir() { std::filesystem::remove_all(path); }
 };
 
+// The first column of the first row of `sql` over the data dir's database, read-only.
+std::string query_text(const std::string& dir, const char* sql) {
+  sqlite3* db = nullptr;
+  std::string out = "(error)";
+  if (sqlite3_open_v2((dir + "/spanprof.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
+      SQLITE_OK) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+      out = sqlite3_column_text(st, 0) ? reinterpret_cast<const char*>(sqlite3_column_text(st, 0))
+                                       : "(null)";
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return out;
+}
+
 RawProfile profile(const std::string& tenant, const std::string& service, int64_t time_ns,
                    uint64_t span) {
   RawProfile p;
@@ -109,17 +126,7 @@ TEST(Store, RetentionRemovesOldProfiles) {
   EXPECT_TRUE(old->values.empty());
   // The removed profile's span index entry went with it (a stale one would not show in queries,
   // whose profile lookup fails, so count the table itself).
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2((d.path + "/spanprof.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
-            SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  ASSERT_EQ(
-      sqlite3_prepare_v2(db, "SELECT group_concat(span_id) FROM span_index", -1, &st, nullptr),
-      SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "2");
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  EXPECT_EQ(query_text(d.path, "SELECT group_concat(span_id) FROM span_index"), "2");
 }
 
 TEST(Store, TraceApiCountsSelfAndChildren) {
@@ -316,18 +323,9 @@ TEST(Store, RetentionCollectsWhatOnlyDeletedProfilesUsed) {
   EXPECT_EQ(st.profiles, 1);
   EXPECT_EQ(st.collected_series, 2);
   EXPECT_EQ(st.collected_strings, 2);  // old_fn and new_fn; main and app.py stay in use
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2((d.path + "/spanprof.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
-            SQLITE_OK);
-  sqlite3_stmt* q = nullptr;
-  ASSERT_EQ(
-      sqlite3_prepare_v2(db, "SELECT group_concat(s, ',') FROM (SELECT s FROM strings ORDER BY s)",
-                         -1, &q, nullptr),
-      SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)), "app.py,later_fn,main");
-  sqlite3_finalize(q);
-  sqlite3_close(db);
+  EXPECT_EQ(
+      query_text(d.path, "SELECT group_concat(s, ',') FROM (SELECT s FROM strings ORDER BY s)"),
+      "app.py,later_fn,main");
 }
 
 TEST(Store, EqualSamplesAreMergedBeforeTheWriter) {
