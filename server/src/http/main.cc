@@ -49,8 +49,7 @@ int main(int argc, char** argv) {
                  "ingest request bytes per second per tenant, bursts of 4 s; 429 past it "
                  "(default 33554432, 0 = no limit)");
   app.add_option("--max-inflight-per-tenant", cfg.limits.max_inflight_per_tenant,
-                 "ingest requests in progress per tenant; 429 past it (default: three quarters "
-                 "of --threads, 0 = no limit)");
+                 "ingest requests in progress per tenant; 429 past it (default 0 = no limit)");
   app.add_option("--max-inflight-rows-per-tenant", cfg.store.max_inflight_rows_per_tenant,
                  "decoded sample rows per tenant waiting for the writer; 429 past it "
                  "(default 4194304, 0 = no limit)");

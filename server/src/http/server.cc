@@ -172,8 +172,8 @@ class TenantRate {
 };
 
 // Ingest requests in flight per tenant (decoding, or waiting for their commit): past the limit
-// (--max-inflight-per-tenant, default three quarters of the workers), 429 with Retry-After, so
-// one tenant's many connections never hold every worker while other tenants' pushes wait.
+// (--max-inflight-per-tenant, off by default), 429 with Retry-After, so one tenant's many
+// connections cannot hold every worker while other tenants' pushes wait.
 class TenantInFlight {
  public:
   explicit TenantInFlight(size_t max) : max_(max) {}
@@ -600,9 +600,7 @@ class Routes {
   Store& store_;
   QueryEngine q_;
   TenantRate rate_{cfg_.limits.max_ingest_bytes_per_s};
-  TenantInFlight in_flight_{cfg_.limits.max_inflight_per_tenant > 0
-                                ? size_t(cfg_.limits.max_inflight_per_tenant)
-                                : size_t(std::max(1, cfg_.http.workers * 3 / 4))};
+  TenantInFlight in_flight_{size_t(std::max(0, cfg_.limits.max_inflight_per_tenant))};
 };
 
 bool split_host_port(const std::string& hp, std::string& host, int& port) {
