@@ -1,9 +1,11 @@
 """Soak benchmark for `spanprof-server` under a fleet (issue #18): N agents on keep-alive
 connections each pushing a small profile every 10 s (their start times spread over the period),
-plus idle connections, slow-header connections and a hostile tenant (memory-amplifying pushes and
-nested JSON), while a UI client queries a flame graph in a loop. Reports pushes/s, push latency
+plus idle connections, slow-header connections, a heavy tenant pushing the largest profiles the
+limits accept (--heavy connections, back to back) and a hostile one (memory-amplifying pushes
+and nested JSON), while a UI client queries a flame graph in a loop. Reports pushes/s, push latency
 p50/p99 (all agents, and the victim tenant alone), UI query p50/p99, failed pushes, the server's
-RSS and disk over time, and acknowledged vs stored profiles (0 lost is the requirement).
+RSS and disk over time, and acknowledged vs stored profiles and sample rows (0 lost is the
+requirement).
 
     .venvs/3.11/bin/python bench/server_soak.py --agents 2000 --idle 200 --slow 50 --seconds 600
 
@@ -34,6 +36,11 @@ sys.path.insert(0, str(ROOT / "tests" / "server"))
 from conftest import load_protos, make_pprof, push_request  # noqa: E402
 
 CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+PUSH = "/push.v1.PusherService/Push"
+# Sample rows one push stores: the fleet's bodies have 20 distinct stacks in one series; a
+# heavy push has 1M equal samples of 2 sample types: one row in each of 2 series.
+ROWS_PER_PUSH = {"fleet": 20, "victim": 20, "heavy": 2}
+PROFILES_PER_PUSH = {"fleet": 1, "victim": 1, "heavy": 2}
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -83,8 +90,16 @@ class Conn:
 
 async def main_async(a, port: int, pid: int, pb) -> dict:
     stop = time.monotonic() + a.seconds
-    res: dict = {"push_ms": [], "victim_ms": [], "query_ms": [], "failed": 0, "pushes": 0}
-    acked = {"fleet": 0, "victim": 0}
+    res: dict = {
+        "push_ms": [],
+        "victim_ms": [],
+        "query_ms": [],
+        "failed": 0,
+        "failed_codes": {},
+        "heavy_codes": {},
+        "pushes": 0,
+    }
+    acked = {"fleet": 0, "victim": 0, "heavy": 0}
     samples: list[dict] = []
     bodies = [
         push_request(
@@ -95,26 +110,28 @@ async def main_async(a, port: int, pid: int, pb) -> dict:
         for i in range(100)
     ]
     proto = {"Content-Type": "application/proto"}
+    heavy_body = push_request(
+        pb, {"service_name": "heavy"}, gzip.compress(_amplifying_pprof(1_000_000, 2)), False
+    )
+
+    async def timed(c: Conn, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, float]:
+        """One request on a keep-alive connection: (status, ms); status 0 on error or timeout."""
+        t = time.monotonic()
+        try:
+            code = await asyncio.wait_for(c.request("POST", path, body, headers), timeout=30)
+        except Exception:
+            code = 0
+            c.close()
+        return code, (time.monotonic() - t) * 1000
 
     async def agent(i: int, tenant: str, key: str) -> None:
         c = Conn(port)
         await asyncio.sleep(random.random() * a.period)
         while time.monotonic() < stop:
             t = time.monotonic()
-            try:
-                code = await asyncio.wait_for(
-                    c.request(
-                        "POST",
-                        "/push.v1.PusherService/Push",
-                        bodies[i % len(bodies)],
-                        {**proto, "X-Scope-OrgID": tenant},
-                    ),
-                    timeout=30,
-                )
-            except Exception:
-                code = 0
-                c.close()
-            ms = (time.monotonic() - t) * 1000
+            code, ms = await timed(
+                c, PUSH, bodies[i % len(bodies)], {**proto, "X-Scope-OrgID": tenant}
+            )
             res["pushes"] += 1
             if code == 200:
                 acked[key] += 1
@@ -123,8 +140,23 @@ async def main_async(a, port: int, pid: int, pb) -> dict:
                     res["victim_ms"].append(ms)
             else:
                 res["failed"] += 1
+                res["failed_codes"][code] = res["failed_codes"].get(code, 0) + 1
             await asyncio.sleep(max(0.0, a.period - (time.monotonic() - t)))
         c.close()
+
+    async def heavy() -> None:
+        # The largest profiles the default limits accept (1M samples x 2 types = 2M rows),
+        # back to back: they are stored, so they must not be lost either.
+        c = Conn(port)
+        while time.monotonic() < stop:
+            code, _ = await timed(c, PUSH, heavy_body, {**proto, "X-Scope-OrgID": "heavy"})
+            res["heavy_codes"][code] = res["heavy_codes"].get(code, 0) + 1
+            if code == 200:
+                acked["heavy"] += 1
+            elif code != 429:
+                await asyncio.sleep(1)
+            else:
+                await asyncio.sleep(0.2)
 
     async def idle() -> None:
         r, w = await asyncio.open_connection("127.0.0.1", port)
@@ -167,7 +199,7 @@ async def main_async(a, port: int, pid: int, pb) -> dict:
         nested = gzip.compress(b"[" * 100_000)
         while time.monotonic() < stop:
             for path, body, h in (
-                ("/push.v1.PusherService/Push", amp, proto),
+                (PUSH, amp, proto),
                 (
                     "/v1/traces",
                     nested,
@@ -178,7 +210,7 @@ async def main_async(a, port: int, pid: int, pb) -> dict:
                     await c.request("POST", path, body, {**h, "X-Scope-OrgID": "hostile"})
                 except Exception:
                     c.close()
-            await asyncio.sleep(a.hostile_interval)
+            await asyncio.sleep(min(a.hostile_interval, max(0.0, stop - time.monotonic())))
 
     async def ui() -> None:
         c = Conn(port)
@@ -191,21 +223,13 @@ async def main_async(a, port: int, pid: int, pb) -> dict:
             }
         ).encode()
         while time.monotonic() < stop:
-            t = time.monotonic()
-            try:
-                code = await asyncio.wait_for(
-                    c.request(
-                        "POST",
-                        "/querier.v1.QuerierService/SelectMergeStacktraces",
-                        q,
-                        {"Content-Type": "application/json", "X-Scope-OrgID": "fleet"},
-                    ),
-                    timeout=30,
-                )
-            except Exception:
-                code = 0
-                c.close()
-            res["query_ms"].append((time.monotonic() - t) * 1000 if code == 200 else 30000.0)
+            code, ms = await timed(
+                c,
+                "/querier.v1.QuerierService/SelectMergeStacktraces",
+                q,
+                {"Content-Type": "application/json", "X-Scope-OrgID": "fleet"},
+            )
+            res["query_ms"].append(ms if code == 200 else 30000.0)
             await asyncio.sleep(0.5)
 
     async def monitor() -> None:
@@ -229,7 +253,9 @@ async def main_async(a, port: int, pid: int, pb) -> dict:
     tasks = [agent(i, "fleet", "fleet") for i in range(a.agents)]
     tasks += [agent(i, "victim", "victim") for i in range(a.victims)]
     tasks += [idle() for _ in range(a.idle)] + [slow() for _ in range(a.slow)]
-    tasks += [hostile(), ui(), monitor()]
+    tasks += [heavy() for _ in range(a.heavy)]
+    tasks += [hostile()] if a.hostile_interval > 0 else []
+    tasks += [ui(), monitor()]
     await asyncio.gather(*tasks)
     res["acked"] = acked
     res["timeline"] = samples
@@ -252,7 +278,12 @@ def main() -> int:
     ap.add_argument("--slow", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=600)
     ap.add_argument("--period", type=float, default=10, help="seconds between an agent's pushes")
-    ap.add_argument("--hostile-interval", type=float, default=1.0)
+    ap.add_argument(
+        "--hostile-interval", type=float, default=1.0, help="0: no hostile (413/400) requests"
+    )
+    ap.add_argument(
+        "--heavy", type=int, default=4, help="connections of a tenant pushing max-size profiles"
+    )
     ap.add_argument("--server-bin", default=str(ROOT / "build" / "server" / "spanprof-server"))
     ap.add_argument("--server-args", default="", help="extra server flags, space-separated")
     a = ap.parse_args()
@@ -290,17 +321,23 @@ def main() -> int:
         stored = {}
         import urllib.request
 
-        for tenant in ("fleet", "victim"):
+        for tenant in ("fleet", "victim", "heavy"):
             req = urllib.request.Request(
                 f"http://127.0.0.1:{port}/api/v1/stats", headers={"X-Scope-OrgID": tenant}
             )
-            stored[tenant] = json.loads(urllib.request.urlopen(req, timeout=60).read())["profiles"]
+            stored[tenant] = json.loads(urllib.request.urlopen(req, timeout=60).read())
     finally:
         proc.terminate()
         proc.wait(timeout=60)
         shutil.rmtree(a.data, ignore_errors=True)
-    # One push of this bench is one series: one stored profile per acknowledged push.
-    lost = {k: res["acked"][k] - stored[k] for k in stored}
+    # Acknowledged vs stored, in profiles and in sample rows (nothing is deleted: --retention 0).
+    lost = {
+        k: {
+            "profiles": res["acked"][k] * PROFILES_PER_PUSH[k] - stored[k]["profiles"],
+            "sample_rows": res["acked"][k] * ROWS_PER_PUSH[k] - stored[k]["sample_rows"],
+        }
+        for k in stored
+    }
     out = {
         "date": datetime.date.today().isoformat(),
         "machine": f"{os.cpu_count()} cores, Linux {platform.release()}",
@@ -310,7 +347,10 @@ def main() -> int:
         "slow": a.slow,
         "seconds": a.seconds,
         "pushes_per_s": round(res["pushes"] / wall, 1),
+        "heavy": a.heavy,
         "failed_pushes": res["failed"],
+        "failed_codes": res["failed_codes"],
+        "heavy_codes": res["heavy_codes"],
         "push_ms_p50": round(pct(res["push_ms"], 50), 1),
         "push_ms_p99": round(pct(res["push_ms"], 99), 1),
         "victim_push_ms_p99": round(pct(res["victim_ms"], 99), 1),
@@ -318,12 +358,12 @@ def main() -> int:
         "query_ms_p99": round(pct(res["query_ms"], 99), 1),
         "queries": len(res["query_ms"]),
         "acked": res["acked"],
-        "stored": stored,
+        "stored": {k: {x: v[x] for x in ("profiles", "sample_rows")} for k, v in stored.items()},
         "lost_acknowledged": lost,
         "timeline": res["timeline"],
     }
     print(json.dumps(out, indent=1))
-    return 0 if all(v == 0 for v in lost.values()) else 1
+    return 0 if all(n == 0 for v in lost.values() for n in v.values()) else 1
 
 
 def threading_drain(proc) -> None:

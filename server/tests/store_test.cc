@@ -20,6 +20,23 @@ struct TmpDir {
   ~TmpDir() { std::filesystem::remove_all(path); }
 };
 
+// The first column of the first row of `sql` over the data dir's database, read-only.
+std::string query_text(const std::string& dir, const char* sql) {
+  sqlite3* db = nullptr;
+  std::string out = "(error)";
+  if (sqlite3_open_v2((dir + "/spanprof.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
+      SQLITE_OK) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+      out = sqlite3_column_text(st, 0) ? reinterpret_cast<const char*>(sqlite3_column_text(st, 0))
+                                       : "(null)";
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return out;
+}
+
 RawProfile profile(const std::string& tenant, const std::string& service, int64_t time_ns,
                    uint64_t span) {
   RawProfile p;
@@ -109,17 +126,7 @@ TEST(Store, RetentionRemovesOldProfiles) {
   EXPECT_TRUE(old->values.empty());
   // The removed profile's span index entry went with it (a stale one would not show in queries,
   // whose profile lookup fails, so count the table itself).
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2((d.path + "/spanprof.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
-            SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  ASSERT_EQ(
-      sqlite3_prepare_v2(db, "SELECT group_concat(span_id) FROM span_index", -1, &st, nullptr),
-      SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "2");
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  EXPECT_EQ(query_text(d.path, "SELECT group_concat(span_id) FROM span_index"), "2");
 }
 
 TEST(Store, TraceApiCountsSelfAndChildren) {
@@ -258,4 +265,78 @@ TEST(Store, StackHintsAreCheckedAndAcksFollowAWalSync) {
   // A followed false hint would have put idle's sample under work.
   EXPECT_EQ(f.names, (std::vector<std::string>{"total", "main", "idle", "work"}));
   EXPECT_EQ(st.stacks, 2);
+}
+
+namespace {
+RawProfile one_stack(const std::string& service, int64_t time_ns, const std::string& leaf,
+                     size_t samples = 1) {
+  RawProfile p;
+  p.tenant = "anonymous";
+  p.series = {{"__name__", "process_cpu"}, {"service_name", service}};
+  p.period = 10'000'000;
+  p.time_ns = time_ns;
+  p.frames = {{"main", "app.py", 1}, {leaf, "app.py", 2}};
+  RawSample a;
+  a.frames = {0, 1};
+  a.value = p.period;
+  p.samples.assign(samples, a);
+  return p;
+}
+}  // namespace
+
+TEST(Store, RetentionCollectsWhatOnlyDeletedProfilesUsed) {
+  TmpDir d;
+  StoreOptions o{d.path};
+  o.retention_s = 3600;
+  o.retention_interval_s = 3600;
+  int64_t now = now_ns();
+  {
+    auto s = Store::open(o);
+    ASSERT_TRUE(s);
+    ASSERT_FALSE((*s)->write_profiles({one_stack("old", now - 7200'000'000'000LL, "old_fn"),
+                                       one_stack("new", now - 10'000'000'000LL, "new_fn")}));
+    ASSERT_EQ((*s)->series_of("anonymous").size(), 2u);
+    ASSERT_FALSE((*s)->run_retention());
+    auto st = (*s)->stats();
+    EXPECT_EQ(st.profiles, 1);
+    // The old profile's stack, its leaf's location, function and name; "main" and "app.py" are
+    // still used by the new profile.
+    EXPECT_EQ(st.collected_stacks, 1);
+    EXPECT_EQ(st.collected_strings, 1);
+    EXPECT_EQ(st.collected_series, 1);
+    ASSERT_EQ((*s)->series_of("anonymous").size(), 1u);
+    // What was collected is interned again when it comes back.
+    ASSERT_FALSE((*s)->write_profiles({one_stack("old", now - 10'000'000'000LL, "old_fn")}));
+    QueryEngine q(**s);
+    auto m = q.merge("anonymous", "", R"({service_name="old"})", 0, now / 1'000'000 + 1000, {});
+    ASSERT_TRUE(m);
+    auto f = q.flamegraph(*m, 0);
+    EXPECT_EQ(f.names, (std::vector<std::string>{"total", "main", "old_fn"}));
+  }
+  // Reopened, references are counted from disk: retention still collects (and nothing else).
+  o.retention_s = 5;
+  auto s = Store::open(o);
+  ASSERT_TRUE(s);
+  ASSERT_FALSE((*s)->write_profiles({one_stack("later", now + 3600'000'000'000LL, "later_fn")}));
+  ASSERT_FALSE((*s)->run_retention());
+  auto st = (*s)->stats();
+  EXPECT_EQ(st.profiles, 1);
+  EXPECT_EQ(st.collected_series, 2);
+  EXPECT_EQ(st.collected_strings, 2);  // old_fn and new_fn; main and app.py stay in use
+  EXPECT_EQ(
+      query_text(d.path, "SELECT group_concat(s, ',') FROM (SELECT s FROM strings ORDER BY s)"),
+      "app.py,later_fn,main");
+}
+
+TEST(Store, EqualSamplesAreMergedBeforeTheWriter) {
+  TmpDir d;
+  auto s = Store::open({d.path});
+  ASSERT_TRUE(s);
+  // No same_stack_as hints: samples are merged by their frames.
+  ASSERT_FALSE((*s)->write_profiles({one_stack("svc", now_ns(), "leaf", 100000)}));
+  EXPECT_EQ((*s)->stats().sample_rows, 1);
+  QueryEngine q(**s);
+  auto m = q.merge("anonymous", "", R"({service_name="svc"})", 0, now_ns() / 1'000'000 + 1000, {});
+  ASSERT_TRUE(m);
+  EXPECT_EQ(q.flamegraph(*m, 0).total, 100000LL * 10'000'000);
 }

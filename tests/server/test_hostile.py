@@ -203,7 +203,13 @@ def test_stats_show_only_the_callers_tenant(make_server, pb):
     alpha = s.get_json("/api/v1/stats", headers={"X-Scope-OrgID": "alpha"})
     beta = s.get_json("/api/v1/stats", headers={"X-Scope-OrgID": "beta"})
     assert alpha["tenant"] == "alpha" and alpha["profiles"] == 3 and alpha["series"] == 1
-    assert beta == {"tenant": "beta", "series": 0, "profiles": 0, "sample_rows": 0}
+    assert beta == {
+        "tenant": "beta",
+        "series": 0,
+        "profiles": 0,
+        "sample_rows": 0,
+        "writes_refused": False,
+    }
     assert "server" not in alpha and "db_bytes" not in json.dumps(alpha)
     ops = s.get_json("/api/v1/stats", headers={"X-Scope-OrgID": "ops"})
     assert ops["server"]["profiles"] == 3 and ops["server"]["db_bytes"] > 0
@@ -381,6 +387,22 @@ def test_string_table_and_profiles_per_push_are_limited(make_server, pb):
     assert code == 413 and b"--max-profiles-per-push" in resp, (code, resp[:300])
     code, resp, _ = s.request("POST", "/push.v1.PusherService/Push", one * 30, PROTO)
     assert code == 200, resp
+
+
+def test_otlp_string_table_is_limited_before_parsing(make_server, pb):
+    s = make_server()
+    # ExportProfilesServiceRequest{dictionary: {string_table: 20M empty strings}}: 40 MB that
+    # parse into over a gigabyte of strings. Sent gzipped (~40 kB).
+    table = b"\x2a\x00" * 20_000_000
+    body = _field(2, table)
+    code, resp, _ = s.request(
+        "POST",
+        "/v1development/profiles",
+        gzip.compress(body),
+        {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
+    )
+    assert code == 413 and b"--max-strings-per-profile" in resp, (code, resp[:300])
+    assert _peak_rss(s) < 400 << 20, _peak_rss(s)
 
 
 def test_series_per_tenant_are_limited(make_server, pb):

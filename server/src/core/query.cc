@@ -483,6 +483,10 @@ json QueryEngine::stats(const std::string& tenant, bool server_wide) const {
               {"series", t.series},
               {"profiles", t.profiles},
               {"sample_rows", t.sample_rows}};
+  // Every tenant sees whether its writes are being refused for the storage budget (and why).
+  auto s = s_.stats();
+  out["writes_refused"] = s.over_budget;
+  if (s.over_budget) out["writes_refused_reason"] = s.over_budget_reason;
   if (server_wide) out["server"] = server_stats();
   return out;
 }
@@ -490,10 +494,23 @@ json QueryEngine::stats(const std::string& tenant, bool server_wide) const {
 json QueryEngine::server_stats() const {
   auto s = s_.stats();
   double per = s.sample_rows ? double(s.db_bytes + s.wal_bytes) / double(s.sample_rows) : 0;
-  return {{"db_bytes", s.db_bytes},       {"wal_bytes", s.wal_bytes},
-          {"sample_rows", s.sample_rows}, {"profiles", s.profiles},
-          {"stacks", s.stacks},           {"bytes_per_sample_row", per},
-          {"wal_syncs", s.wal_syncs},     {"synced_batches", s.synced_batches}};
+  return {{"db_bytes", s.db_bytes},
+          {"wal_bytes", s.wal_bytes},
+          {"sample_rows", s.sample_rows},
+          {"profiles", s.profiles},
+          {"stacks", s.stacks},
+          {"bytes_per_sample_row", per},
+          {"wal_syncs", s.wal_syncs},
+          {"synced_batches", s.synced_batches},
+          {"disk_bytes", s.disk_bytes},
+          {"max_disk_bytes", s.max_disk_bytes},
+          {"removed_profiles", s.removed_profiles},
+          {"collected",
+           {{"stacks", s.collected_stacks},
+            {"strings", s.collected_strings},
+            {"series", s.collected_series}}},
+          {"over_budget", s.over_budget},
+          {"over_budget_reason", s.over_budget_reason}};
 }
 
 }  // namespace spanprof

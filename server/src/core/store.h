@@ -17,6 +17,7 @@
 #pragma once
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -30,6 +31,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/rows_codec.h"
 #include "core/types.h"
 
 namespace spanprof {
@@ -39,9 +41,16 @@ struct StoreOptions {
   int64_t retention_s = 7 * 86400;  // 0 = keep forever
   int64_t max_disk_bytes = 0;       // 0 = unlimited
   int64_t retention_interval_s = 60;
+  // --max-disk never deletes profiles acknowledged within this many seconds; when they alone do
+  // not fit the budget, writes are refused (507 + Retry-After) instead.
+  int64_t disk_keep_s = 60;
   // New series per tenant past this are refused (429), as Pyroscope's max_global_series_per_user.
   // 0 = no limit.
   size_t max_series_per_tenant = 50000;
+  // Decoded sample rows per tenant queued for the writer or being written; 429 past it (a
+  // tenant pushing the largest profiles the limits allow has two in the writer's queue at most).
+  // 0 = no limit.
+  size_t max_inflight_rows_per_tenant = 4u << 20;
 };
 
 struct SeriesInfo {
@@ -55,12 +64,6 @@ struct ProfileMeta {
   int64_t id = 0, series = 0, time_ms = 0, period = 0, scale = 1, total = 0;
 };
 
-struct SampleRow {
-  uint32_t stack = 0;
-  int64_t value = 0;  // already multiplied by the profile's scale
-  SpanIds ids;
-};
-
 struct TraceFilter {
   std::string service, name;
   int64_t min_duration_ns = -1, max_duration_ns = -1;
@@ -71,6 +74,12 @@ struct TraceFilter {
 struct StoreStats {
   int64_t db_bytes = 0, wal_bytes = 0, sample_rows = 0, profiles = 0, spans = 0, stacks = 0;
   int64_t wal_syncs = 0, synced_batches = 0;  // fdatasyncs of the WAL, group commits they covered
+  // --max-disk: the budget, the data dir's files now, and whether writes are being refused.
+  int64_t max_disk_bytes = 0, disk_bytes = 0;
+  bool over_budget = false;
+  std::string over_budget_reason;
+  // What retention removed since the start (profiles) and collected once nothing referred to it.
+  int64_t removed_profiles = 0, collected_stacks = 0, collected_strings = 0, collected_series = 0;
 };
 
 // One tenant's share: what /api/v1/stats shows that tenant.
@@ -150,8 +159,41 @@ class Store {
   void retention_loop();
   Status apply(Job& job);
   void resolve(Job& j);
+  // A profile: intern_stacks → intern_series (dict_mu_ held) → write_rows.
   Status apply_profile(RawProfile& p, const Resolved* pre, uint64_t epoch);
-  Status apply_retention();
+  Status intern_stacks(const RawProfile& p, const Resolved* pre,
+                       std::vector<uint32_t>& stack_of_sample);
+  Status intern_series(const RawProfile& p, uint32_t tenant, const std::string& ptype,
+                       std::vector<int64_t>& series_of_set);
+  Status write_rows(const RawProfile& p, const std::vector<int64_t>& series_of_set,
+                    const std::vector<uint32_t>& stack_of_sample);
+  // Retention in its own transaction on the writer thread (no batch open): deletes by age and,
+  // past the budget, the oldest profiles outside disk_keep_s, then collects what no profile
+  // refers to any more (stacks → locations → functions → strings; series).
+  // `room`: bytes the batch about to be written needs besides the usual 25% headroom.
+  Status retention_pass(int64_t room = 0);
+  struct Dead {
+    std::vector<uint32_t> stacks, locs, funcs, strings;
+    std::vector<int64_t> series;
+  };
+  Status delete_profiles(const std::vector<int64_t>& ids);
+  Status collect_unreferenced(Dead& dead);
+  void forget(const Dead& dead);  // drops collected entries from memory, after the commit
+  void count_refs();              // from the database (load, and after a failed retention)
+  void add_new_refs();            // refs of dictionary entries added since the last call
+  // Admission against --max-disk, before a batch: refuses (507) jobs the budget cannot hold.
+  void admit(std::vector<Job*>& jobs, std::vector<Status>& refused);
+  int64_t disk_bytes() const;
+  void checkpoint_truncate();
+  std::mutex ckpt_mu_;  // one checkpoint at a time: the checkpoint thread's or the writer's
+  // The WAL's size past which checkpoints RESTART it: 64 MB, or an eighth of --max-disk.
+  int64_t wal_limit_bytes() const {
+    int64_t l = 64 << 20;
+    return opt_.max_disk_bytes > 0
+               ? std::min(l, std::max<int64_t>(opt_.max_disk_bytes / 8, 64 << 10))
+               : l;
+  }
+  int64_t protected_from_id();
   Status load();
   Status check_schema();
   void mark();
@@ -188,6 +230,30 @@ class Store {
   std::vector<SeriesInfo> series_{SeriesInfo{}};
   std::unordered_map<std::string, int64_t> series_ids_;
   std::unordered_map<uint32_t, size_t> tenant_series_;  // tenant id → its series
+  // Reference counts for collection (writer thread only): profile rows per stack, stack
+  // entries per location, locations per function, function name/file uses per string, profiles
+  // per series. *_cand_ = ids whose count reached 0, checked by the next retention pass.
+  std::vector<int64_t> stack_refs_, loc_refs_, func_refs_, string_refs_, series_refs_;
+  std::vector<uint32_t> stack_cand_, loc_cand_, func_cand_, string_cand_;
+  std::vector<int64_t> series_cand_;
+  // Counts this batch added to entries older than the batch, undone by rollback_memory().
+  std::vector<uint32_t> batch_stack_refs_;
+  std::vector<int64_t> batch_series_refs_;
+  // (acknowledgement time, first profile id of that batch): the disk_keep_s window.
+  std::deque<std::pair<int64_t, int64_t>> acked_;
+  struct RefsSynced {
+    size_t stacks = 0, locs = 0, funcs = 0;
+  } refs_synced_;
+  int64_t last_budget_pass_ns_ = 0;
+  bool last_pass_removed_ = true;
+  struct {
+    int64_t removed = 0, stacks = 0, strings = 0, series = 0, since_ns = 0;
+  } unlogged_;  // retention's log line, at most one per 10 s
+  std::atomic<bool> over_budget_{false};
+  mutable std::mutex budget_mu_;
+  std::string over_budget_reason_;  // guarded by budget_mu_
+  std::atomic<int64_t> removed_profiles_{0}, collected_stacks_{0}, collected_strings_{0},
+      collected_series_{0};
   uint64_t dict_epoch_ = 0;  // bumped by every rollback_memory(): ids may have been reused
   int64_t next_profile_id_ = 1;
   std::atomic<int64_t> sample_rows_{0}, profiles_count_{0};
@@ -200,6 +266,11 @@ class Store {
   std::condition_variable q_cv_;
   std::deque<std::unique_ptr<Job>> queue_;
   bool stopping_ = false;
+  bool heavy_turn_ = false;
+  std::mutex inflight_mu_;
+  std::unordered_map<std::string, size_t>
+      inflight_rows_;  // guarded by inflight_mu_  // writer thread: the next batch may be a heavy
+                       // job (see writer_loop)
   std::thread writer_, retention_thread_, checkpoint_thread_;
   struct WriterStmts;
   std::unique_ptr<WriterStmts> ws_;  // statements prepared once on the writer connection

@@ -11,7 +11,8 @@ int main(int argc, char** argv) {
   spanprof::ServerConfig cfg;
   CLI::App app{"spanprof-server: span profile and trace server"};
   app.set_version_flag("--version", SPANPROF_VERSION);
-  std::string retention = "7d", max_disk = "0", log_level = "info", retention_interval = "60s";
+  std::string retention = "7d", max_disk = "0", log_level = "info", retention_interval = "60s",
+              max_disk_keep = "60s";
   cfg.store.dir = "spanprof-data";
   app.add_option("--data-dir", cfg.store.dir, "directory for the database");
   app.add_option("--listen", cfg.listen, "host:port for the HTTP API and UI");
@@ -21,7 +22,12 @@ int main(int argc, char** argv) {
   app.add_option("--admin-tenant", cfg.admin_tenant,
                  "tenant whose /api/v1/stats also shows server-wide figures (default: none)");
   app.add_option("--retention", retention, "delete data older than this (7d, 12h; 0 = keep)");
-  app.add_option("--max-disk", max_disk, "delete oldest data past this size (10GB; 0 = no limit)");
+  app.add_option(
+      "--max-disk", max_disk,
+      "keep the data dir within this size, deleting the oldest data (10GB; 0 = no limit)");
+  app.add_option("--max-disk-keep", max_disk_keep,
+                 "--max-disk never deletes data acknowledged this recently; writes that do not fit "
+                 "get 507 instead (default 60s)");
   app.add_option("--retention-interval", retention_interval, "how often retention runs");
   app.add_option("--max-body-bytes", cfg.limits.max_body_bytes, "largest request body accepted");
   app.add_option(
@@ -43,6 +49,11 @@ int main(int argc, char** argv) {
   app.add_option("--max-ingest-rate", cfg.limits.max_ingest_bytes_per_s,
                  "ingest request bytes per second per tenant, bursts of 4 s; 429 past it "
                  "(default 33554432, 0 = no limit)");
+  app.add_option("--max-inflight-per-tenant", cfg.limits.max_inflight_per_tenant,
+                 "ingest requests in progress per tenant; 429 past it (default 0 = no limit)");
+  app.add_option("--max-inflight-rows-per-tenant", cfg.store.max_inflight_rows_per_tenant,
+                 "decoded sample rows per tenant waiting for the writer; 429 past it "
+                 "(default 4194304, 0 = no limit)");
   app.add_option("--max-json-depth", cfg.limits.max_json_depth,
                  "arrays/objects nested in a JSON body (default 64)");
   app.add_option("--threads", cfg.http.workers,
@@ -70,9 +81,10 @@ int main(int argc, char** argv) {
   cfg.store.retention_s = retention == "0" ? 0 : spanprof::parse_duration_s(retention);
   cfg.store.max_disk_bytes = spanprof::parse_size_bytes(max_disk);
   cfg.store.retention_interval_s = spanprof::parse_duration_s(retention_interval);
-  if (cfg.store.retention_s < 0 || cfg.store.max_disk_bytes < 0 ||
+  cfg.store.disk_keep_s = max_disk_keep == "0" ? 0 : spanprof::parse_duration_s(max_disk_keep);
+  if (cfg.store.retention_s < 0 || cfg.store.max_disk_bytes < 0 || cfg.store.disk_keep_s < 0 ||
       cfg.store.retention_interval_s <= 0) {
-    log_error("bad --retention, --max-disk or --retention-interval value");
+    log_error("bad --retention, --max-disk, --max-disk-keep or --retention-interval value");
     return 2;
   }
   return spanprof::run_server(cfg);

@@ -171,6 +171,45 @@ class TenantRate {
   std::unordered_map<std::string, Bucket> buckets_;
 };
 
+// Ingest requests in flight per tenant (decoding, or waiting for their commit): past the limit
+// (--max-inflight-per-tenant, off by default), 429 with Retry-After, so one tenant's many
+// connections cannot hold every worker while other tenants' pushes wait.
+class TenantInFlight {
+ public:
+  explicit TenantInFlight(size_t max) : max_(max) {}
+  struct Slot {
+    TenantInFlight* owner = nullptr;
+    std::string tenant;
+    Slot() = default;
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+    ~Slot() {
+      if (!owner) return;
+      std::lock_guard g(owner->mu_);
+      if (--owner->n_[tenant] == 0) owner->n_.erase(tenant);
+    }
+  };
+  Status enter(const std::string& tenant, Slot& slot) {
+    if (max_ == 0) return std::nullopt;
+    std::lock_guard g(mu_);
+    size_t& n = n_[tenant];
+    if (n >= max_)
+      return Error{429, "resource_exhausted",
+                   "tenant " + tenant + " already has " + std::to_string(n) +
+                       " ingest requests in progress (--max-inflight-per-tenant)",
+                   1};
+    ++n;
+    slot.owner = this;
+    slot.tenant = tenant;
+    return std::nullopt;
+  }
+
+ private:
+  size_t max_;
+  std::mutex mu_;
+  std::unordered_map<std::string, size_t> n_;
+};
+
 class Routes {
  public:
   Routes(const ServerConfig& cfg, Store& store) : cfg_(cfg), store_(store), q_(store) {}
@@ -205,8 +244,11 @@ class Routes {
     s.Post(path, [this, fn, ingest](Request& req, Response& res) {
       auto t = tenant_of(req);
       if (!t) return send_error(res, t.error);
-      if (ingest)
+      TenantInFlight::Slot slot;
+      if (ingest) {
         if (auto e = rate_.admit(*t, req.body.size())) return send_error(res, *e);
+        if (auto e = in_flight_.enter(*t, slot)) return send_error(res, *e);
+      }
       Body b;
       if (auto e = read_body(req, cfg_.limits.max_decompressed_bytes, b))
         return send_error(res, *e);
@@ -558,6 +600,7 @@ class Routes {
   Store& store_;
   QueryEngine q_;
   TenantRate rate_{cfg_.limits.max_ingest_bytes_per_s};
+  TenantInFlight in_flight_{size_t(std::max(0, cfg_.limits.max_inflight_per_tenant))};
 };
 
 bool split_host_port(const std::string& hp, std::string& host, int& port) {
