@@ -9,7 +9,7 @@ blocks): what the method reads when there is nothing to find. start() happens be
 pause outside the timed block (a real program starts the agent once; the cost that remains in
 the block is sampling plus the drain's periodic work).
 
-    PYTHONPATH=src python bench/agent_overhead.py [--pairs 100] [--block 0.1] [--rate 100]
+    PYTHONPATH=src python bench/agent_overhead.py [--pairs 100] [--block 0.1] [--rate 100] [--wall]
 
 Also printed, per workload: the overhead the sampler accounts for itself, (handler ns + drain CPU
 ns) / CPU time of the profiled blocks. It is a lower bound (it leaves out the kernel's signal
@@ -95,7 +95,9 @@ def median_ci(xs: list) -> tuple:
     return ys[lo], ys[hi]
 
 
-def measure(label: str, fn, args, pairs: int, rate: int, control: bool = False) -> dict:
+def measure(
+    label: str, fn, args, pairs: int, rate: int, control: bool = False, wall: bool = False
+) -> dict:
     """control=True: both blocks of a pair run with the sampler off (an A/A run): its ratio
     shows what the method reads when there is no difference at all."""
     ratios = []
@@ -106,7 +108,7 @@ def measure(label: str, fn, args, pairs: int, rate: int, control: bool = False) 
         res = {}
         for on in order:
             if on and not control:
-                _native.start(rate, True, False, False, False)
+                _native.start(rate, True, False, False, False, wall=wall)
             # Let a fresh drain thread take and release the GIL once (its start-up) outside the
             # timed block: the block measures sampling, not start(); both arms wait alike.
             time.sleep(0.02)
@@ -117,8 +119,8 @@ def measure(label: str, fn, args, pairs: int, rate: int, control: bool = False) 
         ratios.append(res[True] / res[False])
         on_cpu += res[True]
     after = _native.stats()
-    own_ns = (after["handler_ns_total"] - before["handler_ns_total"]) + (
-        after["drain_ns_total"] - before["drain_ns_total"]
+    own_ns = sum(
+        after[k] - before[k] for k in ("handler_ns_total", "drain_ns_total", "wall_sampler_ns")
     )
     q = statistics.quantiles(ratios, n=4)
     ci = median_ci(ratios)
@@ -164,14 +166,18 @@ def main() -> int:
     ap.add_argument(
         "--control", action="store_true", help="also run an A/A control (sampler off in both)"
     )
+    ap.add_argument(
+        "--wall", action="store_true", help="wall-clock sampling on too (CPU + wall profiles)"
+    )
     a = ap.parse_args()
     units = calibrate(a.block)
     print(machine())
     before = _native.stats()
-    rows = [measure("1 thread", block_single, (units,), a.pairs, a.rate)]
+    rows = [measure("1 thread", block_single, (units,), a.pairs, a.rate, wall=a.wall)]
     if a.threads > 0:
+        pool = Pool(a.threads)
         rows.append(
-            measure(f"{a.threads} busy threads", Pool(a.threads).block, (units,), a.pairs, a.rate)
+            measure(f"{a.threads} busy threads", pool.block, (units,), a.pairs, a.rate, wall=a.wall)
         )
     if a.control:
         rows.append(
@@ -179,7 +185,10 @@ def main() -> int:
                     a.rate, control=True)
         )  # fmt: skip
     after = _native.stats()
-    print(f"rate {a.rate} Hz, {a.pairs} pairs of ~{a.block:.2f} s CPU blocks, process CPU time")
+    mode = "CPU + wall-clock" if a.wall else "CPU"
+    print(
+        f"{mode}, rate {a.rate} Hz, {a.pairs} pairs of ~{a.block:.2f} s CPU blocks, process CPU time"
+    )
     print(
         "| workload | median on/off | 95% CI of median | p25-p75 | min-max | accounted overhead "
         "| samples |"
