@@ -96,7 +96,14 @@ def median_ci(xs: list) -> tuple:
 
 
 def measure(
-    label: str, fn, args, pairs: int, rate: int, control: bool = False, wall: bool = False
+    label: str,
+    fn,
+    args,
+    pairs: int,
+    rate: int,
+    control: bool = False,
+    wall: bool = False,
+    settle: float = 0.02,
 ) -> dict:
     """control=True: both blocks of a pair run with the sampler off (an A/A run): its ratio
     shows what the method reads when there is no difference at all."""
@@ -111,7 +118,7 @@ def measure(
                 _native.start(rate, True, False, False, False, wall=wall)
             # Let a fresh drain thread take and release the GIL once (its start-up) outside the
             # timed block: the block measures sampling, not start(); both arms wait alike.
-            time.sleep(0.02)
+            time.sleep(settle)
             res[on] = timed(fn, *args)
             if on and not control:
                 _native.stop()
@@ -169,15 +176,38 @@ def main() -> int:
     ap.add_argument(
         "--wall", action="store_true", help="wall-clock sampling on too (CPU + wall profiles)"
     )
+    ap.add_argument("--idle-threads", type=int, default=0, help="threads parked on an Event")
+    ap.add_argument(
+        "--settle",
+        type=float,
+        default=0.02,
+        help="seconds between start() and the timed block (wall mode reads every idle thread and "
+        "task in full once after start: give it the time a long-running program gives it)",
+    )
+    ap.add_argument("--idle-tasks", type=int, default=0, help="asyncio tasks parked on an Event")
     a = ap.parse_args()
     units = calibrate(a.block)
+    if a.idle_threads or a.idle_tasks:
+        from agent_wall import park_idle
+
+        park_idle(a.idle_threads, a.idle_tasks)
     print(machine())
     before = _native.stats()
-    rows = [measure("1 thread", block_single, (units,), a.pairs, a.rate, wall=a.wall)]
+    rows = [
+        measure("1 thread", block_single, (units,), a.pairs, a.rate, wall=a.wall, settle=a.settle)
+    ]
     if a.threads > 0:
         pool = Pool(a.threads)
         rows.append(
-            measure(f"{a.threads} busy threads", pool.block, (units,), a.pairs, a.rate, wall=a.wall)
+            measure(
+                f"{a.threads} busy threads",
+                pool.block,
+                (units,),
+                a.pairs,
+                a.rate,
+                wall=a.wall,
+                settle=a.settle,
+            )
         )
     if a.control:
         rows.append(
@@ -185,7 +215,11 @@ def main() -> int:
                     a.rate, control=True)
         )  # fmt: skip
     after = _native.stats()
-    mode = "CPU + wall-clock" if a.wall else "CPU"
+    mode = ("CPU + wall-clock" if a.wall else "CPU") + (
+        f", beside {a.idle_threads} idle threads and {a.idle_tasks} suspended tasks"
+        if a.idle_threads or a.idle_tasks
+        else ""
+    )
     print(
         f"{mode}, rate {a.rate} Hz, {a.pairs} pairs of ~{a.block:.2f} s CPU blocks, process CPU time"
     )
