@@ -1,5 +1,5 @@
 """Wall-clock profiles on the wire, against a real HTTP receiver: Pyroscope push (two series),
-legacy ingest (two requests), OTLP profiles (a wall sample type) and files (a .wall.pb.gz)."""
+legacy ingest (two requests), OTLP profiles (a wall sample type) and files (`{service}.wall-{pid}-{ms}.pb.gz`, which a `{service}-*.pb.gz` glob does not take)."""
 
 from __future__ import annotations
 
@@ -90,8 +90,9 @@ def test_file_exporter_writes_a_wall_file_per_window(tmp_path: Path, tracer):
                        upload_interval=30, profile_types=("cpu", "wall"))  # fmt: skip
     sleep_in_span(tracer)
     spanprof.shutdown()
-    walls = sorted(tmp_path.glob("*.wall.pb.gz"))
+    walls = sorted(tmp_path.glob("svc.wall-*.pb.gz"))
     assert len(walls) == 1
     decoded = pprof_reader.decode(gzip.decompress(walls[0].read_bytes()))
     assert decoded.sample_type == [("wall", "nanoseconds")]
     assert len(sorted(tmp_path.glob("*.pb.gz"))) == 2
+    assert len(sorted(tmp_path.glob("svc-*.pb.gz"))) == 1  # the CPU profile alone

@@ -32,7 +32,10 @@ class FileExporter:
     def _write(self, profile: Any, kind: str) -> SendResult:
         data = gzip.compress(profile.to_pprof(), 6)
         base = os.path.join(
-            self.directory, f"{self.stem}-{os.getpid()}-{profile.start_ns // 1_000_000}{kind}"
+            # `{service}.wall-…`: a `{service}-*.pb.gz` glob (pprof merges what it matches) must
+            # not mix the wall profile into the CPU ones.
+            self.directory,
+            f"{self.stem}{kind}-{os.getpid()}-{profile.start_ns // 1_000_000}",
         )
         path, n = f"{base}.pb.gz", 1
         while os.path.exists(path):  # two windows within one millisecond (a final flush)
