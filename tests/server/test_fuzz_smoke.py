@@ -72,11 +72,10 @@ def seeds(pb, target: str, d) -> None:
     elif target == "push":
         (d / "gen1").write_bytes(b"\x00" + push_request(pb, {"service_name": "s"}, raw))
     elif target == "otlp":
-        from test_ingest import _otlp_json_trace, _otlp_profiles_request
+        from test_ingest import _otlp_json_trace
+        from wire import otlp_profiles_request
 
-        body = _otlp_profiles_request(
-            pb, "svc", "fn", b"\x00" * 7 + b"\x01", b"\x00" * 15 + b"\x02"
-        )
+        body = otlp_profiles_request(pb, "svc", "fn", b"\x00" * 7 + b"\x01", b"\x00" * 15 + b"\x02")
         (d / "gen1").write_bytes(b"\x00" + body)
         (d / "gen2").write_bytes(b"\x03" + json.dumps(_otlp_json_trace("svc", "ab" * 16)).encode())
     elif target == "http":
