@@ -682,47 +682,40 @@ def agent_overhead_table(ext: Dict[str, Any]) -> List[str]:
     return out
 
 
-def wall_table(ext: Dict[str, Any]) -> List[str]:
-    res = ext.get("agent_wall.py") or {}
+def script_markdown_table(ext: Dict[str, Any], script: str, method: str) -> List[str]:
+    """A per-part script's own markdown (its JSON's "markdown"), after a line on its method."""
+    res = ext.get(script) or {}
     data = res.get("json")
     if not isinstance(data, dict):
         return external_block(
-            ext,
-            "agent_wall.py",
-            "Not in this run (per-part scripts skipped, or the script absent).",
+            ext, script, "Not in this run (per-part scripts skipped, or the script absent)."
         )
-    return [
+    return [f"{method} Command: `{res.get('cmd', '')}`.", "", *data.get("markdown", []), ""]
+
+
+def wall_table(ext: Dict[str, Any]) -> List[str]:
+    return script_markdown_table(
+        ext,
+        "agent_wall.py",
         "Overhead: groups of the same CPU block with no profiler, spanprof (CPU + wall profiles) and "
         "pyroscope-io with `oncpu=False`, order rotating, process CPU time, median ratio to no "
         "profiler. Cost per round: the wall sampler's CPU and the drain's, per round, each idle "
         "population in a fresh process. asyncio: 20 tasks per round each awaiting "
-        f"`asyncio.sleep(0.3)` in a coroutine of its own. Command: `{res.get('cmd', '')}`.",
-        "",
-        *data.get("markdown", []),
-        "",
-    ]
+        "`asyncio.sleep(0.3)` in a coroutine of its own.",
+    )
 
 
 def versions_table(ext: Dict[str, Any]) -> List[str]:
-    res = ext.get("agent_versions.py") or {}
-    data = res.get("json")
-    if not isinstance(data, dict):
-        return external_block(
-            ext,
-            "agent_versions.py",
-            "Not in this run (per-part scripts skipped, or the script absent).",
-        )
-    return [
+    return script_markdown_table(
+        ext,
+        "agent_versions.py",
         "Each interpreter's venv (3.14/3.15 run in the Debian sid root), one after the other in one "
         "run. Handler: median of the rounds' in-signal means (`agent_sample_cost.py`). Overhead: "
         "`agent_overhead.py`'s in-process off/on pairs at 100 Hz, median ratio and its 95% CI "
         "(on a free-threaded build the 8 threads run in parallel). pyroscope-io: "
         "`peers/inproc.py`, both profilers started and stopped around the same blocks in one "
-        f"process, median ratio to no profiler. Command: `{res.get('cmd', '')}`.",
-        "",
-        *data.get("markdown", []),
-        "",
-    ]
+        "process, median ratio to no profiler.",
+    )
 
 
 def sample_cost_table(ext: Dict[str, Any]) -> List[str]:

@@ -38,8 +38,8 @@ constexpr int64_t kMaxWeightNs = 1'000'000'000;
 // idle thread per 100 ms instead of one per round).
 constexpr int64_t kFlushNs = 100'000'000;
 // After rounds in which nothing moved (no thread or task had to be read again) the sampler wakes
-// every 2, then 4 periods. Waking a thread costs far more on these VMs than the round's reads
-// (100 wakes/s measured ~1% of a core, the reads of a few threads ~0.2%), and every weight is
+// every 2, then 4 periods. Waking a thread costs more on these VMs than a quiet round's reads
+// (ARCHITECTURE.md, "Wall-clock sampling"), and every weight is
 // the time since the previous check, so nothing is lost by waking less; what a thread that moved
 // did during the longer round is split as for any round (the round's own time to the new stack).
 constexpr uint32_t kMaxIdlePeriods = 4;
