@@ -381,7 +381,11 @@ void list_tasks(int64_t now, uint32_t generation) {
 }  // namespace
 
 void tasks_prepare() {
-  if (g_layout.ok) return;
+  // Once per process: a layout that was not recognised will not be on the next start() either,
+  // and each try builds an event loop in a new thread.
+  static bool tried = false;
+  if (tried) return;
+  tried = true;
   PyObject* mod = PyImport_ImportModule("spanprof._task_probe");
   PyObject* objs = mod != nullptr ? PyObject_CallMethod(mod, "probe", nullptr) : nullptr;
   if (objs != nullptr && PyDict_Check(objs)) g_layout.ok = learn_layout(objs);
