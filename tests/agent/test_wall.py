@@ -285,6 +285,42 @@ def test_many_idle_threads_and_tasks_with_churn_and_fork():
     assert r["blocked"] >= 0.5 * 200 * 0.5e9, r
 
 
+REGISTRY = """
+import asyncio
+_native.start(rate_hz=200, wall=True)
+
+async def parked(ev):
+    await ev.wait()
+
+async def main():
+    ev = asyncio.Event()
+    tasks = [asyncio.ensure_future(parked(ev)) for _ in range(2000)]
+    for i, t in enumerate(tasks):
+        t.set_name(f"parked-{i}")
+    await asyncio.sleep(2.0)
+    ev.set()
+    await asyncio.gather(*tasks)
+
+asyncio.run(main())
+seen = defaultdict(int)
+for frames, labels, ns in wall_samples():
+    if labels.get("thread_state") == "awaiting" and labels.get("task_name", "").startswith("parked-"):
+        seen[labels["task_name"]] += ns
+s = _native.stats()
+print(json.dumps({"seen": len(seen), "least": min(seen.values(), default=0),
+                  "skipped": s["wall_tasks_skipped"], "read": s["wall_tasks_read"]}))
+"""
+
+
+def test_every_task_of_a_large_registry_gets_its_turn():
+    # 2,000 parked tasks, more than a round reads (128): the rounds go round the whole registry,
+    # listing after listing, so every task is read and its parked time (2 s) is counted.
+    r = run(REGISTRY)
+    assert r["skipped"] > 0, r  # the cap was in force
+    assert r["seen"] == 2000, r
+    assert r["least"] >= 1.0e9, r
+
+
 PYROSCOPE = """
 import glob, gzip, os, tempfile
 import spanprof as pyroscope

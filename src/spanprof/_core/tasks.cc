@@ -16,13 +16,13 @@
 #include <time.h>
 
 #include <cstring>
-#include <unordered_map>
 #include <vector>
 
 #include "clock.h"
 #include "codes.h"
 #include "guard.h"
 #include "record.h"
+#include "rounds.h"
 #include "sampler.h"
 #include "spans.h"
 #include "stats.h"
@@ -40,8 +40,7 @@ constexpr size_t kTasksPerRound = 128;
 constexpr uint64_t kListEveryRounds = 8;
 constexpr size_t kMaxTasksListed = 100'000;  // a corrupt or cyclic list stops here
 constexpr uint32_t kMaxChain = 64;           // await-chain links kept per task
-// An unchanged task's time is accumulated and written at most this often.
-constexpr int64_t kFlushNs = 100'000'000;
+constexpr int64_t kMaxSinceNs = 30'000'000'000;
 
 struct Layout {
   bool ok = false;
@@ -59,11 +58,11 @@ struct Entry {
   bool valid = false;
   int64_t pending_ns = 0;  // counted since the last record, not yet written
   int64_t last_ns = 0;     // when it was last read
-  uint64_t round = 0;
 };
-std::unordered_map<uintptr_t, Entry>* g_entries = new std::unordered_map<uintptr_t, Entry>;
+// The last listing of the registry, each task with what the sampler knows of it.
+RoundEntries<Entry>* g_entries = new RoundEntries<Entry>;
 uint64_t g_round = 0;
-std::vector<PyObject*>* g_list = new std::vector<PyObject*>;  // the last listing
+std::vector<PyObject*>* g_list = new std::vector<PyObject*>;  // scratch for a listing
 uint64_t g_listed_round = 0;
 size_t g_cursor = 0;
 
@@ -260,7 +259,7 @@ __attribute__((no_sanitize_address, noinline)) void peek(PyObject* task, Peek* p
 }
 
 // True when the task was read in full.
-bool visit_task(PyObject* task, const TaskRound& tr) {
+bool visit_task(PyObject* task, Entry& e, const TaskRound& tr) {
   Stats& st = stats();
   Peek pk;
   if (!run_guarded([&] { peek(task, &pk); })) {
@@ -271,27 +270,38 @@ bool visit_task(PyObject* task, const TaskRound& tr) {
     st.wall_tasks_unknown.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
-  // Done, running or ready to run: not suspended on a future.
-  if (!pk.pending || pk.coro == 0 || pk.waiter == 0) return false;
-  const uintptr_t waiter = pk.waiter, coro = pk.coro, context = pk.context;
   const auto key = reinterpret_cast<uintptr_t>(task);
-  Entry& e = (*g_entries)[key];
-  const int64_t weight =
-      e.last_ns > 0 && tr.now - e.last_ns < 2'000'000'000 ? tr.now - e.last_ns : tr.weight;
+  // The time since its previous read (a listing counts as one for a task new to it); the cap
+  // only guards against a clock or entry gone wrong.
+  const int64_t since =
+      e.last_ns > 0 && tr.now - e.last_ns < kMaxSinceNs ? tr.now - e.last_ns : tr.weight;
   e.last_ns = tr.now;
-  if (e.valid && e.generation == tr.generation && e.waiter == waiter && e.coro == coro &&
-      e.context == context) {
-    e.pending_ns += weight;
-    if (e.pending_ns >= kFlushNs) flush(source_of(key), e, tr.generation);
+  // Done, running or ready to run: not suspended on a future. Its running time is on its
+  // thread's samples; what its previous suspension accumulated is written.
+  if (!pk.pending || pk.coro == 0 || pk.waiter == 0) {
+    if (e.valid && e.generation == tr.generation) flush(source_of(key), e, tr.generation);
+    e.valid = false;
+    e.pending_ns = 0;
     return false;
   }
-  // Moved (or a new generation): what was accumulated belongs to the previous stack; a new
-  // generation has no record of it, so there it travels with the new record.
+  const uintptr_t waiter = pk.waiter, coro = pk.coro, context = pk.context;
+  if (e.valid && e.generation == tr.generation && e.waiter == waiter && e.coro == coro &&
+      e.context == context) {
+    e.pending_ns += since;
+    if (e.pending_ns >= kWallFlushNs) flush(source_of(key), e, tr.generation);
+    return false;
+  }
+  // Moved, as for a thread (wall.cc): the time before this round belongs to the previous stack,
+  // this round's to the new one. A new generation has no record of the previous stack, and a
+  // task new to the listing has none at all: there it all travels with the new record.
+  const int64_t before = since > tr.weight ? since - tr.weight : 0;
+  const int64_t weight = since - before;
   int64_t carried = 0;
   if (e.valid && e.generation == tr.generation) {
+    e.pending_ns += before;
     flush(source_of(key), e, tr.generation);
   } else {
-    carried = e.pending_ns;
+    carried = e.pending_ns + before;
   }
   e.valid = false;
   e.pending_ns = 0;
@@ -361,21 +371,15 @@ void list_tasks(int64_t now, uint32_t generation) {
   run_guarded([&] { list_from(g_layout.registry, g_list); });
 #endif
   g_listed_round = g_round;
-  g_cursor = 0;
+  // The cursor keeps its place: the order of a listing is the order of the last one, save the
+  // tasks that came and went, so the rounds keep going round the whole registry.
+  g_entries->begin(g_list->size());
   for (PyObject* t : *g_list) {
-    Entry& e = (*g_entries)[reinterpret_cast<uintptr_t>(t)];
+    Entry& e = g_entries->visit(reinterpret_cast<uintptr_t>(t));
     if (e.last_ns == 0) e.last_ns = now;
-    e.round = g_round;
   }
-  // Entries of tasks no longer listed: write what they accumulated and forget them.
-  for (auto it = g_entries->begin(); it != g_entries->end();) {
-    if (it->second.round != g_round) {
-      flush(source_of(it->first), it->second, generation);
-      it = g_entries->erase(it);
-    } else {
-      ++it;
-    }
-  }
+  // Tasks no longer listed: write what they accumulated and forget them.
+  g_entries->end([generation](uintptr_t key, Entry& e) { flush(source_of(key), e, generation); });
 }
 
 }  // namespace
@@ -403,31 +407,32 @@ bool tasks_sample(int64_t weight_ns, uint32_t generation) {
   if (!g_layout.ok) return false;
   ++g_round;
   const TaskRound tr{mono_ns(), weight_ns, generation};
-  if (g_list->size() <= kTasksPerRound || g_round - g_listed_round >= kListEveryRounds ||
+  if (g_entries->size() <= kTasksPerRound || g_round - g_listed_round >= kListEveryRounds ||
       g_listed_round == 0)
     list_tasks(tr.now, generation);
-  const size_t n = g_list->size();
+  const size_t n = g_entries->size();
   const size_t visits = n < kTasksPerRound ? n : kTasksPerRound;
   if (n > kTasksPerRound)
     stats().wall_tasks_skipped.fetch_add(n - kTasksPerRound, std::memory_order_relaxed);
   bool moved = false;
   for (size_t i = 0; i < visits; ++i) {
     if (g_cursor >= n) g_cursor = 0;
-    moved = visit_task((*g_list)[g_cursor++], tr) || moved;
+    auto& slot = g_entries->at(g_cursor++);
+    moved = visit_task(reinterpret_cast<PyObject*>(slot.key), slot.e, tr) || moved;
   }
   return moved;
 }
 
 void tasks_after_fork_child() {
   // The parent's sampler thread may have been mid-update: start over (its copies are leaked).
-  g_entries = new std::unordered_map<uintptr_t, Entry>;
+  g_entries = new RoundEntries<Entry>;
   g_list = new std::vector<PyObject*>;
   g_round = g_listed_round = 0;
   g_cursor = 0;
 }
 
 void tasks_flush(uint32_t generation) {
-  for (auto& [key, e] : *g_entries) flush(source_of(key), e, generation);
+  for (auto& slot : g_entries->slots()) flush(source_of(slot.key), slot.e, generation);
   g_entries->clear();
 }
 

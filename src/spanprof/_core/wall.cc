@@ -15,11 +15,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
-#include <unordered_map>
 
 #include "clock.h"
 #include "guard.h"
 #include "record.h"
+#include "rounds.h"
 #include "sampler.h"
 #include "stats.h"
 #include "tasks.h"
@@ -34,15 +34,14 @@ constexpr int kStateReadsPerRound = 4;
 // A round later than this (the process was stopped, the machine overloaded) carries at most this
 // much time: the rest is counted as late, not attributed.
 constexpr int64_t kMaxWeightNs = 1'000'000'000;
-// An unchanged stack's time is accumulated and written at most this often (one small record per
-// idle thread per 100 ms instead of one per round).
-constexpr int64_t kFlushNs = 100'000'000;
 // After rounds in which nothing moved (no thread or task had to be read again) the sampler wakes
-// every 2, then 4 periods. Waking a thread costs more on these VMs than a quiet round's reads
-// (ARCHITECTURE.md, "Wall-clock sampling"), and every weight is
-// the time since the previous check, so nothing is lost by waking less; what a thread that moved
-// did during the longer round is split as for any round (the round's own time to the new stack).
-constexpr uint32_t kMaxIdlePeriods = 4;
+// every 2, 4, then 8 periods; the first round in which something moves brings it back to every
+// period. A wake-up costs about as much as a quiet round's reads on these VMs (~50 us: the
+// thread's scheduler CPU against its in-round CPU, ARCHITECTURE.md "Wall-clock sampling"), and
+// every weight is the time since the previous check, so nothing is lost by waking less; what a
+// thread that moved did during the longer round is split as for any round (the round's own time
+// to the new stack, the time before to the old one).
+constexpr uint32_t kMaxIdlePeriods = 8;
 // An idle thread costs a cache miss or two per round for its quick key (py::QuickKey: the thread
 // state only) instead of four for the full one (frame, C stack); the full key is read every this
 // many rounds (and whenever the quick one changes).
@@ -68,7 +67,6 @@ struct Entry {
   py::QuickKey quick;
   uint64_t ts_id = 0;
   uint32_t generation = 0;
-  uint64_t round = 0;
   int64_t pending_ns = 0;  // counted for the unchanged stack since its last record
   int64_t last_ns = 0;     // when it was last checked
   int64_t cpu_ns = -1;     // thread CPU clock at the previous round, while it ran Python
@@ -83,7 +81,7 @@ struct Round {
   uint32_t generation;
   uint64_t number;
   int state_reads_left;
-  std::unordered_map<PyThreadState*, Entry>* entries;
+  RoundEntries<Entry>* entries;
   bool moved = false;  // something had to be read in full this round
 };
 
@@ -225,8 +223,7 @@ void visit_thread(PyThreadState* ts, void* arg) {
   if (py::runs_python(ts)) {
     // Its CPU samples are its wall samples (wall.h). Wall time it did not get a CPU for
     // (runnable but not scheduled, or blocked holding the GIL) goes to its latest one.
-    Entry& e = (*r.entries)[ts];
-    e.round = r.number;
+    Entry& e = r.entries->visit(reinterpret_cast<uintptr_t>(ts));
     if (e.valid && e.ts_id == ts->id && e.generation == r.generation) {
       // It left its blocked stack at some point since its last check.
       const int64_t since = e.last_ns > 0 ? r.now - e.last_ns : 0;
@@ -254,8 +251,7 @@ void visit_thread(PyThreadState* ts, void* arg) {
     st.wall_deficit_ns.fetch_add(static_cast<uint64_t>(deficit), std::memory_order_relaxed);
     return;
   }
-  Entry& e = (*r.entries)[ts];
-  e.round = r.number;  // still there (not swept)
+  Entry& e = r.entries->visit(reinterpret_cast<uintptr_t>(ts));
   const bool same_thread = e.ts_id == ts->id;
   const bool current = e.valid && same_thread && e.generation == r.generation;
   int64_t since = same_thread && e.last_ns > 0 ? r.now - e.last_ns : r.weight_ns;
@@ -274,7 +270,7 @@ void visit_thread(PyThreadState* ts, void* arg) {
   }
   if (current && e.quick == quick && (r.number + ts->id) % kFullKeyRounds != 0) {
     e.pending_ns += since;
-    if (e.pending_ns >= kFlushNs) flush(e, r.generation);
+    if (e.pending_ns >= kWallFlushNs) flush(e, r.generation);
     return;
   }
   py::StackKey key;
@@ -290,7 +286,7 @@ void visit_thread(PyThreadState* ts, void* arg) {
   if (current && e.key == key) {
     e.quick = quick;
     e.pending_ns += since;
-    if (e.pending_ns >= kFlushNs) flush(e, r.generation);
+    if (e.pending_ns >= kWallFlushNs) flush(e, r.generation);
     return;
   }
   // Moved: the time before this round belongs to the previous stack. In a new generation that
@@ -362,7 +358,7 @@ void* wall_main(void*) {
   Control& ctl = *g_ctl;
   Stats& st = stats();
   const int64_t period = 1'000'000'000LL / (g_cfg.rate_hz > 0 ? g_cfg.rate_hz : 100);
-  std::unordered_map<PyThreadState*, Entry> entries;
+  RoundEntries<Entry> entries;
   int64_t last = mono_ns();
   auto next = std::chrono::steady_clock::now();
   uint32_t periods = 1;  // per wake (adaptive, see kMaxIdlePeriods)
@@ -384,19 +380,14 @@ void* wall_main(void*) {
     Round r{
         now,     weight, g_generation.load(std::memory_order_acquire), number, kStateReadsPerRound,
         &entries};
+    entries.begin(entries.size());
     py::for_each_thread_locked(g_interp, visit_thread, &r);
-    for (auto it = entries.begin(); it != entries.end();) {
-      if (it->second.round == number) {
-        ++it;
-        continue;
-      }
+    entries.end([&](uintptr_t, Entry& gone) {
       // The thread ended (or its state was replaced): it was there until the previous round.
-      Entry& gone = it->second;
       if (gone.valid && gone.last_ns > 0 && now - gone.last_ns > weight)
         gone.pending_ns += now - gone.last_ns - weight;
       flush(gone, r.generation);
-      it = entries.erase(it);
-    }
+    });
     if (g_cfg.wall_tasks && tasks_sample(r.weight_ns, r.generation)) r.moved = true;
     periods = r.moved ? 1 : (periods < kMaxIdlePeriods ? 2 * periods : kMaxIdlePeriods);
     st.wall_ticks.fetch_add(1, std::memory_order_relaxed);
@@ -404,7 +395,7 @@ void* wall_main(void*) {
                                  std::memory_order_relaxed);
   }
   const uint32_t generation = g_generation.load(std::memory_order_acquire);
-  for (auto& kv : entries) flush(kv.second, generation);
+  for (auto& slot : entries.slots()) flush(slot.e, generation);
   if (g_cfg.wall_tasks) tasks_flush(generation);
   return nullptr;
 }

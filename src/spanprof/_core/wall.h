@@ -27,6 +27,12 @@ bool wall_start(const Config& cfg);
 void wall_stop_and_join();
 void wall_after_fork_child();
 
+// An unchanged thread's or task's time is accumulated and written at most this often: one small
+// record per idle thread or task a second. Time accumulated at a profile swap travels with the
+// thread's next full record, into the next profile (at most this much later); a stack that moves
+// writes what it accumulated at once.
+inline constexpr int64_t kWallFlushNs = 1'000'000'000;
+
 // The wall profile's generation: a repeat record counts only within the generation of the full
 // record it repeats (the drain bumps it when it swaps the wall profile).
 uint32_t wall_generation();
