@@ -360,8 +360,11 @@ __attribute__((no_sanitize_address, noinline)) void list_from(PyObject* registry
 }
 #endif
 
-// Lists the registry into g_list; tasks new to the list start counting from now.
-void list_tasks(int64_t now, uint32_t generation) {
+// Lists the registry. A task appeared or finished at some unknown point since the round that
+// last saw it otherwise: half of that gap is counted (the expected share if that point is
+// uniformly placed), where counting none would lose about half a round at each end of every
+// short task.
+void list_tasks(int64_t now, int64_t weight, uint32_t generation) {
   g_list->clear();
 #if PY_VERSION_HEX >= 0x030E0000
   PyInterpreterState* interp = PyInterpreterState_Main();
@@ -376,10 +379,14 @@ void list_tasks(int64_t now, uint32_t generation) {
   g_entries->begin(g_list->size());
   for (PyObject* t : *g_list) {
     Entry& e = g_entries->visit(reinterpret_cast<uintptr_t>(t));
-    if (e.last_ns == 0) e.last_ns = now;
+    if (e.last_ns == 0) e.last_ns = now - weight / 2;
   }
   // Tasks no longer listed: write what they accumulated and forget them.
-  g_entries->end([generation](uintptr_t key, Entry& e) { flush(source_of(key), e, generation); });
+  g_entries->end([now, generation](uintptr_t key, Entry& e) {
+    if (e.valid && e.generation == generation && now > e.last_ns)
+      e.pending_ns += (now - e.last_ns) / 2;
+    flush(source_of(key), e, generation);
+  });
 }
 
 }  // namespace
@@ -409,7 +416,7 @@ bool tasks_sample(int64_t weight_ns, uint32_t generation) {
   const TaskRound tr{mono_ns(), weight_ns, generation};
   if (g_entries->size() <= kTasksPerRound || g_round - g_listed_round >= kListEveryRounds ||
       g_listed_round == 0)
-    list_tasks(tr.now, generation);
+    list_tasks(tr.now, tr.weight, generation);
   const size_t n = g_entries->size();
   const size_t visits = n < kTasksPerRound ? n : kTasksPerRound;
   if (n > kTasksPerRound)
