@@ -132,9 +132,13 @@ def otlp_profiles_request(
     trace: bytes,
     sample_type: str = "cpu",
     attrs: Optional[dict[str, str]] = None,
+    resource: Optional[dict[str, str]] = None,
+    refs: bool = False,
 ) -> bytes:
     """An OTLP ExportProfilesServiceRequest: one sample of 30 ms in main → fn, linked to
-    (trace, span), with the given sample attributes (default thread.name=worker)."""
+    (trace, span), with the given sample attributes (default thread.name=worker) and resource
+    attributes besides service.name. `refs`: resource attribute keys and values as string-table
+    references (key_strindex, string_value_strindex), as the Collector's pdata sends them."""
     Req = pb.get("opentelemetry.proto.profiles.v1development.ExportProfilesServiceRequest")
     r = Req()
     d = r.dictionary
@@ -161,9 +165,15 @@ def otlp_profiles_request(
         attr.key_strindex = len(d.string_table) - 1
         attr.value.string_value = v
     rp = r.resource_profiles.add()
-    kv = rp.resource.attributes.add()
-    kv.key = "service.name"
-    kv.value.string_value = service
+    for k, v in {"service.name": service, **(resource or {})}.items():
+        kv = rp.resource.attributes.add()
+        if refs:
+            d.string_table.extend([k, v])
+            kv.key_strindex = len(d.string_table) - 2
+            kv.value.string_value_strindex = len(d.string_table) - 1
+        else:
+            kv.key = k
+            kv.value.string_value = v
     prof = rp.scope_profiles.add().profiles.add()
     prof.sample_type.type_strindex, prof.sample_type.unit_strindex = 1, 2
     prof.period_type.type_strindex, prof.period_type.unit_strindex = 1, 2
