@@ -40,7 +40,13 @@ PUSH = "/push.v1.PusherService/Push"
 # Sample rows one push stores: the fleet's bodies have 20 distinct stacks in one series; a
 # heavy push has 1M equal samples of 2 sample types: one row in each of 2 series.
 ROWS_PER_PUSH = {"fleet": 20, "victim": 20, "heavy": 2}
-PROFILES_PER_PUSH = {"fleet": 1, "victim": 1, "heavy": 2}
+PROFILES_PER_PUSH = {"fleet": 1, "victim": 1, "heavy": 2, "dict": 1}
+# A --heavy-dict push: every function name new (DICT_FUNCS of them, one location each), samples of
+# DICT_DEPTH distinct frames each: DICT_FUNCS / DICT_DEPTH new stacks, one row each. Within every
+# default limit (strings, samples, body size); the writer's work is the dictionary, not the rows.
+DICT_FUNCS, DICT_DEPTH = 200_000, 20
+ROWS_PER_PUSH["dict"] = DICT_FUNCS // DICT_DEPTH
+DICT_TAG = b"pXXXXXXX"  # replaced per push by a same-length unique prefix
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -97,9 +103,11 @@ async def main_async(a, port: int, pid: int, pb) -> dict:
         "failed": 0,
         "failed_codes": {},
         "heavy_codes": {},
+        "dict_codes": {},
+        "dict_ms": [],
         "pushes": 0,
     }
-    acked = {"fleet": 0, "victim": 0, "heavy": 0}
+    acked = {"fleet": 0, "victim": 0, "heavy": 0, "dict": 0}
     samples: list[dict] = []
     bodies = [
         push_request(
@@ -157,6 +165,24 @@ async def main_async(a, port: int, pid: int, pb) -> dict:
                 await asyncio.sleep(1)
             else:
                 await asyncio.sleep(0.2)
+
+    dict_template = _dict_pprof(DICT_FUNCS, DICT_DEPTH) if a.heavy_dict else b""
+    dict_seq = iter(range(10**8))
+
+    async def heavy_dict() -> None:
+        # Pushes of new stacks and names only (never seen before: each gets its own prefix),
+        # back to back; sent uncompressed (the server takes plain pprof too).
+        c = Conn(port)
+        while time.monotonic() < stop:
+            raw = dict_template.replace(DICT_TAG, b"p%07d" % next(dict_seq))
+            body = push_request(pb, {"service_name": "dict"}, raw, False)
+            code, ms = await timed(c, PUSH, body, {**proto, "X-Scope-OrgID": "dict"})
+            res["dict_codes"][code] = res["dict_codes"].get(code, 0) + 1
+            if code == 200:
+                acked["dict"] += 1
+                res["dict_ms"].append(ms)
+            else:
+                await asyncio.sleep(1 if code != 429 else 0.2)
 
     async def idle() -> None:
         r, w = await asyncio.open_connection("127.0.0.1", port)
@@ -254,12 +280,32 @@ async def main_async(a, port: int, pid: int, pb) -> dict:
     tasks += [agent(i, "victim", "victim") for i in range(a.victims)]
     tasks += [idle() for _ in range(a.idle)] + [slow() for _ in range(a.slow)]
     tasks += [heavy() for _ in range(a.heavy)]
+    tasks += [heavy_dict() for _ in range(a.heavy_dict)]
     tasks += [hostile()] if a.hostile_interval > 0 else []
     tasks += [ui(), monitor()]
     await asyncio.gather(*tasks)
     res["acked"] = acked
     res["timeline"] = samples
     return res
+
+
+def _dict_pprof(funcs: int, depth: int) -> bytes:
+    """A pprof written by hand: `funcs` functions named DICT_TAG_<i> (file app.py), one location
+    each, and funcs / depth samples whose stacks are `depth` consecutive locations."""
+    from test_hostile import _field, _varint
+
+    strings = [b"", b"cpu", b"nanoseconds", b"app.py"]
+    strings += [DICT_TAG + b"_%07d" % i for i in range(funcs)]
+    out = [_field(1, b"\x08\x01\x10\x02"), _field(11, b"\x08\x01\x10\x02"), b"\x60\x01"]
+    for k in range(funcs // depth):
+        ids = b"".join(_varint(k * depth + j + 1) for j in range(depth))
+        out.append(_field(2, _field(1, ids) + _field(2, b"\x01")))
+    for i in range(funcs):
+        v = _varint(i + 1)
+        out.append(_field(4, b"\x08" + v + _field(4, b"\x08" + v + b"\x10\x01")))
+        out.append(_field(5, b"\x08" + v + b"\x10" + _varint(i + 4) + b"\x20\x03"))
+    out += [_field(6, x) for x in strings]
+    return b"".join(out)
 
 
 def _amplifying_pprof(samples: int, types: int) -> bytes:
@@ -283,6 +329,12 @@ def main() -> int:
     )
     ap.add_argument(
         "--heavy", type=int, default=4, help="connections of a tenant pushing max-size profiles"
+    )
+    ap.add_argument(
+        "--heavy-dict",
+        type=int,
+        default=0,
+        help="connections of a tenant pushing profiles of 200k new function names each",
     )
     ap.add_argument("--server-bin", default=str(ROOT / "build" / "server" / "spanprof-server"))
     ap.add_argument("--server-args", default="", help="extra server flags, space-separated")
@@ -321,7 +373,7 @@ def main() -> int:
         stored = {}
         import urllib.request
 
-        for tenant in ("fleet", "victim", "heavy"):
+        for tenant in ("fleet", "victim", "heavy", "dict"):
             req = urllib.request.Request(
                 f"http://127.0.0.1:{port}/api/v1/stats", headers={"X-Scope-OrgID": tenant}
             )
@@ -351,9 +403,14 @@ def main() -> int:
         "failed_pushes": res["failed"],
         "failed_codes": res["failed_codes"],
         "heavy_codes": res["heavy_codes"],
+        "heavy_dict": a.heavy_dict,
+        "dict_codes": res["dict_codes"],
+        "dict_push_ms_p50": round(pct(res["dict_ms"], 50), 1),
         "push_ms_p50": round(pct(res["push_ms"], 50), 1),
         "push_ms_p99": round(pct(res["push_ms"], 99), 1),
+        "victim_push_ms_p50": round(pct(res["victim_ms"], 50), 1),
         "victim_push_ms_p99": round(pct(res["victim_ms"], 99), 1),
+        "victim_pushes_stored": res["acked"]["victim"],
         "query_ms_p50": round(pct(res["query_ms"], 50), 1),
         "query_ms_p99": round(pct(res["query_ms"], 99), 1),
         "queries": len(res["query_ms"]),
