@@ -15,6 +15,7 @@
 //   spans(tenant, trace_hi, trace_lo, span_id, parent, name, service, kind, start_ns, end_ns,
 //         status_code, status_message, detail JSON)  WITHOUT ROWID
 #pragma once
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -35,6 +36,33 @@
 #include "core/types.h"
 
 namespace spanprof {
+
+// A shared mutex whose waiting exclusive owner goes before new shared owners (glibc's default,
+// and so std::shared_mutex's, lets readers in while a writer waits: HTTP threads looking up a
+// large push's names one chunk after another kept the single writer out). Not recursive: a
+// thread holding it shared must not take it again.
+class WriterFirstMutex {
+ public:
+  WriterFirstMutex() {
+    pthread_rwlockattr_t a;
+    pthread_rwlockattr_init(&a);
+    pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&l_, &a);
+    pthread_rwlockattr_destroy(&a);
+  }
+  ~WriterFirstMutex() { pthread_rwlock_destroy(&l_); }
+  WriterFirstMutex(const WriterFirstMutex&) = delete;
+  WriterFirstMutex& operator=(const WriterFirstMutex&) = delete;
+  void lock() { pthread_rwlock_wrlock(&l_); }
+  bool try_lock() { return pthread_rwlock_trywrlock(&l_) == 0; }
+  void unlock() { pthread_rwlock_unlock(&l_); }
+  void lock_shared() { pthread_rwlock_rdlock(&l_); }
+  bool try_lock_shared() { return pthread_rwlock_tryrdlock(&l_) == 0; }
+  void unlock_shared() { pthread_rwlock_unlock(&l_); }
+
+ private:
+  pthread_rwlock_t l_;
+};
 
 struct StoreOptions {
   std::string dir;
@@ -180,9 +208,15 @@ class Store {
   // A profile: intern_stacks → intern_series (dict_mu_ held) → write_rows.
   Status apply_profile(RawProfile& p, Resolved& r);
   // Interns what r does not know of p's frames, then of its stacks, in order, at most `budget`
-  // new entries (budget is decreased by those interned); dict_mu_ held. r.stacks is complete
-  // once a call returns with budget left.
-  Status intern_stacks(const RawProfile& p, Resolved& r, size_t& budget);
+  // new entries (budget is decreased by those interned), in memory only: dict_mu_ is held
+  // exclusively, so the rows are written after it is released (insert_new_entries). r.stacks is
+  // complete once a call returns with budget left.
+  void intern_stacks(const RawProfile& p, Resolved& r, size_t& budget);
+  struct DictSizes {
+    size_t strings, functions, locations, stacks;
+  };
+  DictSizes dict_sizes() const;                      // the writer thread
+  Status insert_new_entries(const DictSizes& from);  // the writer thread, a transaction open
   Status intern_series(const RawProfile& p, uint32_t tenant, const std::string& ptype,
                        std::vector<int64_t>& series_of_set);
   Status write_rows(const RawProfile& p, const std::vector<int64_t>& series_of_set,
@@ -230,7 +264,7 @@ class Store {
   mutable std::vector<sqlite3*> readers_;
 
   // In-memory dictionary (dense ids from 1; index 0 unused). Guarded by dict_mu_.
-  mutable std::shared_mutex dict_mu_;
+  mutable WriterFirstMutex dict_mu_;
   std::vector<std::string> strings_{""};
   std::unordered_map<std::string, uint32_t> string_ids_;
   std::vector<std::pair<uint32_t, uint32_t>> functions_{{0, 0}};

@@ -25,62 +25,85 @@ void Store::Resolved::reset(const RawProfile& p) {
 // Runs on the caller's (HTTP worker's) thread, in parallel with other requests: looks up every
 // frame and stack already in the dictionary, so the single writer thread only interns what is
 // new, and counts what is new (Job::dict_left). Ids are only trusted by the writer if no
-// rollback or collection changed the dictionary since (revalidate()).
+// rollback or collection changed the dictionary since (revalidate()). The shared lock is let go
+// every kResolveChunk lookups: a profile of 200k new names must not keep the writer (which
+// needs the lock exclusively for every batch) waiting for its whole lookup.
 void Store::resolve(Job& j) {
+  constexpr size_t kResolveChunk = 1024;
   std::shared_lock g(dict_mu_);
-  j.epoch = dict_epoch_;
-  j.resolved.resize(j.profiles.size());
-  j.dict_left = 0;
-  std::string blob;
-  std::vector<uint32_t> locs;
-  for (size_t k = 0; k < j.profiles.size(); ++k) {
-    const RawProfile& p = j.profiles[k];
-    Resolved& r = j.resolved[k];
-    r.reset(p);
-    for (size_t i = 0; i < p.frames.size(); ++i) {
-      const RawFrame& fr = p.frames[i];
-      auto fast = frame_locs_.find(r.frame_hash[i]);
-      if (fast != frame_locs_.end() && frame_is(fast->second, fr)) {
-        r.locs[i] = fast->second;
-        r.frame_hit[i] = 1;
-        continue;
-      }
-      r.locs[i] = find_location(fr);
-      j.dict_left += !r.locs[i];
-    }
-    for (size_t i = 0; i < p.samples.size(); ++i) {
-      if (size_t d = dup_of(p, i); d != i) {
-        r.stacks[i] = r.stacks[d];
-        r.stack_hit[i] = r.stack_hit[d];
-        continue;
-      }
-      locs.clear();
-      bool known = true;
-      for (auto f : p.samples[i].frames) {
-        if (!r.locs[f]) {
-          known = false;
-          break;
+  size_t since_lock = 0;
+  // False when the dictionary changed under a pause: what was found may be stale.
+  auto pause = [&] {
+    if (++since_lock < kResolveChunk) return true;
+    since_lock = 0;
+    g.unlock();
+    g.lock();
+    return j.epoch == dict_epoch_;
+  };
+  auto attempt = [&]() -> bool {
+    j.epoch = dict_epoch_;
+    j.resolved.resize(j.profiles.size());
+    j.dict_left = 0;
+    std::string blob;
+    std::vector<uint32_t> locs;
+    for (size_t k = 0; k < j.profiles.size(); ++k) {
+      const RawProfile& p = j.profiles[k];
+      Resolved& r = j.resolved[k];
+      r.reset(p);
+      for (size_t i = 0; i < p.frames.size(); ++i) {
+        if (!pause()) return false;
+        const RawFrame& fr = p.frames[i];
+        auto fast = frame_locs_.find(r.frame_hash[i]);
+        if (fast != frame_locs_.end() && frame_is(fast->second, fr)) {
+          r.locs[i] = fast->second;
+          r.frame_hit[i] = 1;
+          continue;
         }
-        locs.push_back(r.locs[f]);
+        r.locs[i] = find_location(fr);
+        j.dict_left += !r.locs[i];
       }
-      if (!known) {
-        ++j.dict_left;
-        continue;
+      for (size_t i = 0; i < p.samples.size(); ++i) {
+        if (size_t d = dup_of(p, i); d != i) {
+          r.stacks[i] = r.stacks[d];
+          r.stack_hit[i] = r.stack_hit[d];
+          continue;
+        }
+        if (!pause()) return false;
+        locs.clear();
+        bool known = true;
+        for (auto f : p.samples[i].frames) {
+          if (!r.locs[f]) {
+            known = false;
+            break;
+          }
+          locs.push_back(r.locs[f]);
+        }
+        if (!known) {
+          ++j.dict_left;
+          continue;
+        }
+        auto fast = stack_locs_.find(stack_hash(locs));
+        if (fast != stack_locs_.end() && fast->second < stacks_.size() &&
+            stacks_[fast->second] == locs) {
+          r.stacks[i] = fast->second;
+          r.stack_hit[i] = 1;
+          continue;
+        }
+        blob.clear();
+        for (auto l : locs) put_varint(blob, l);
+        auto it = stack_ids_.find(blob);
+        if (it != stack_ids_.end()) r.stacks[i] = it->second;
+        j.dict_left += !r.stacks[i];
       }
-      auto fast = stack_locs_.find(stack_hash(locs));
-      if (fast != stack_locs_.end() && fast->second < stacks_.size() &&
-          stacks_[fast->second] == locs) {
-        r.stacks[i] = fast->second;
-        r.stack_hit[i] = 1;
-        continue;
-      }
-      blob.clear();
-      for (auto l : locs) put_varint(blob, l);
-      auto it = stack_ids_.find(blob);
-      if (it != stack_ids_.end()) r.stacks[i] = it->second;
-      j.dict_left += !r.stacks[i];
     }
-  }
+    return true;
+  };
+  for (int tries = 0; tries < 3; ++tries)
+    if (attempt()) return;
+  // The dictionary keeps changing (collection at the disk budget): the writer looks everything
+  // up again (revalidate()), counted as new.
+  j.dict_left = 0;
+  for (auto& p : j.profiles) j.dict_left += p.frames.size() + p.samples.size();
 }
 
 uint32_t Store::find_location(const RawFrame& fr) const {
@@ -192,39 +215,26 @@ int Store::tenant_lookup(const std::string& t) const {
 }
 
 namespace {
-// The id of `key` in a dictionary (ids: key → id, entries: id → value), or the next id after
-// inserting the entry with `ins` (id bound here, the rest by bind(ins)); 0 if the insert failed.
-template <class Ids, class Key, class Entries, class Value, class Bind>
-uint32_t intern_entry(Ids& ids, const Key& key, Entries& entries, Value&& value, Stmt& ins,
-                      Bind&& bind) {
-  auto it = ids.find(key);
-  if (it != ids.end()) return it->second;
-  uint32_t id = uint32_t(entries.size());
-  bind(ins.bind(1, id));
-  if (ins.run() != SQLITE_DONE) return 0;
-  entries.push_back(std::forward<Value>(value));
-  ids[key] = id;
-  return id;
+// The id of `key` in a dictionary (ids: key → id, entries: id → value), appended if new.
+template <class Ids, class Key, class Entries, class Value>
+uint32_t intern_entry(Ids& ids, const Key& key, Entries& entries, Value&& value) {
+  auto [it, added] = ids.try_emplace(key, uint32_t(entries.size()));
+  if (added) entries.push_back(std::forward<Value>(value));
+  return it->second;
 }
 }  // namespace
 
-Status Store::intern_stacks(const RawProfile& p, Resolved& r, size_t& budget) {
-  auto intern_str = [&](const std::string& x) {
-    return intern_entry(string_ids_, x, strings_, x, ws_->string, [&](Stmt& st) { st.bind(2, x); });
-  };
+void Store::intern_stacks(const RawProfile& p, Resolved& r, size_t& budget) {
   for (size_t i = 0; i < p.frames.size(); ++i) {
     const RawFrame& fr = p.frames[i];
     if (!r.locs[i]) {
-      if (budget == 0) return std::nullopt;
+      if (budget == 0) return;
       --budget;
-      uint32_t n = intern_str(fr.function), f = n ? intern_str(fr.file) : 0;
-      if (!f) return db_error(wdb_, "insert string: ");
-      uint32_t fid = intern_entry(function_ids_, uint64_t(n) << 32 | f, functions_, std::pair{n, f},
-                                  ws_->function, [&](Stmt& st) { st.bind(2, n).bind(3, f); });
-      if (!fid) return db_error(wdb_, "insert function: ");
-      r.locs[i] = intern_entry(location_ids_, loc_key(fid, fr.line), locations_, Loc{fid, fr.line},
-                               ws_->location, [&](Stmt& st) { st.bind(2, fid).bind(3, fr.line); });
-      if (!r.locs[i]) return db_error(wdb_, "insert location: ");
+      uint32_t n = intern_entry(string_ids_, fr.function, strings_, fr.function);
+      uint32_t f = intern_entry(string_ids_, fr.file, strings_, fr.file);
+      uint32_t fid =
+          intern_entry(function_ids_, uint64_t(n) << 32 | f, functions_, std::pair{n, f});
+      r.locs[i] = intern_entry(location_ids_, loc_key(fid, fr.line), locations_, Loc{fid, fr.line});
     }
     if (!r.frame_hit[i]) {
       frame_locs_.insert_or_assign(r.frame_hash[i], r.locs[i]);
@@ -242,16 +252,45 @@ Status Store::intern_stacks(const RawProfile& p, Resolved& r, size_t& budget) {
     locs.clear();
     for (auto f : p.samples[i].frames) locs.push_back(r.locs[f]);
     if (!r.stacks[i]) {
-      if (budget == 0) return std::nullopt;
+      if (budget == 0) return;
       --budget;
       blob.clear();
       for (auto l : locs) put_varint(blob, l);
-      r.stacks[i] = intern_entry(stack_ids_, blob, stacks_, locs, ws_->stack,
-                                 [&](Stmt& st) { st.blob(2, blob); });
-      if (!r.stacks[i]) return db_error(wdb_, "insert stack: ");
+      r.stacks[i] = intern_entry(stack_ids_, blob, stacks_, locs);
     }
     stack_locs_.insert_or_assign(stack_hash(locs), r.stacks[i]);
     r.stack_hit[i] = 1;
+  }
+}
+
+Store::DictSizes Store::dict_sizes() const {
+  return {strings_.size(), functions_.size(), locations_.size(), stacks_.size()};
+}
+
+// Only the writer thread appends to the dictionary, so the entries past `from` are the ones it
+// interned since, and it reads them without dict_mu_.
+Status Store::insert_new_entries(const DictSizes& from) {
+  for (size_t i = from.strings; i < strings_.size(); ++i)
+    if (ws_->string.bind(1, int64_t(i)).bind(2, strings_[i]).run() != SQLITE_DONE)
+      return db_error(wdb_, "insert string: ");
+  for (size_t i = from.functions; i < functions_.size(); ++i)
+    if (ws_->function.bind(1, int64_t(i))
+            .bind(2, functions_[i].first)
+            .bind(3, functions_[i].second)
+            .run() != SQLITE_DONE)
+      return db_error(wdb_, "insert function: ");
+  for (size_t i = from.locations; i < locations_.size(); ++i)
+    if (ws_->location.bind(1, int64_t(i))
+            .bind(2, locations_[i].function)
+            .bind(3, locations_[i].line)
+            .run() != SQLITE_DONE)
+      return db_error(wdb_, "insert location: ");
+  std::string blob;
+  for (size_t i = from.stacks; i < stacks_.size(); ++i) {
+    blob.clear();
+    for (auto l : stacks_[i]) put_varint(blob, l);
+    if (ws_->stack.bind(1, int64_t(i)).blob(2, blob).run() != SQLITE_DONE)
+      return db_error(wdb_, "insert stack: ");
   }
   return std::nullopt;
 }

@@ -366,13 +366,14 @@ Status Store::intern_turn(Job& j) {
   mark();
   if (!ws_->begin()) return db_error(wdb_, "begin failed: ");
   size_t budget = kDictTurnEntries;
-  Status st;
+  const DictSizes from = dict_sizes();
   {
     std::unique_lock g(dict_mu_);
-    for (size_t k = 0; k < j.profiles.size() && budget > 0 && !st; ++k)
-      st = intern_stacks(j.profiles[k], j.resolved[k], budget);
-    if (!st) add_new_refs();
+    for (size_t k = 0; k < j.profiles.size() && budget > 0; ++k)
+      intern_stacks(j.profiles[k], j.resolved[k], budget);
+    add_new_refs();
   }
+  Status st = insert_new_entries(from);
   if (!st && !ws_->commit()) st = db_error(wdb_, "commit failed: ");
   if (st) {
     ws_->rollback();
@@ -433,14 +434,16 @@ Status Store::apply(Job& job) {
 
 Status Store::apply_profile(RawProfile& p, Resolved& r) {
   std::vector<int64_t> series_of_set;
+  const DictSizes from = dict_sizes();
   {
     std::unique_lock g(dict_mu_);
     uint32_t tenant = tenant_id_locked(p.tenant);
     size_t unbounded = SIZE_MAX;
-    if (auto e = intern_stacks(p, r, unbounded)) return e;
+    intern_stacks(p, r, unbounded);
     if (auto e = intern_series(p, tenant, profile_type_id(p), series_of_set)) return e;
     add_new_refs();
   }
+  if (auto e = insert_new_entries(from)) return e;
   return write_rows(p, series_of_set, r.stacks);
 }
 
