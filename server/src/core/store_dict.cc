@@ -270,29 +270,33 @@ Store::DictSizes Store::dict_sizes() const {
 // Only the writer thread appends to the dictionary, so the entries past `from` are the ones it
 // interned since, and it reads them without dict_mu_.
 Status Store::insert_new_entries(const DictSizes& from) {
-  for (size_t i = from.strings; i < strings_.size(); ++i)
-    if (ws_->string.bind(1, int64_t(i)).bind(2, strings_[i]).run() != SQLITE_DONE)
-      return db_error(wdb_, "insert string: ");
-  for (size_t i = from.functions; i < functions_.size(); ++i)
-    if (ws_->function.bind(1, int64_t(i))
-            .bind(2, functions_[i].first)
-            .bind(3, functions_[i].second)
-            .run() != SQLITE_DONE)
-      return db_error(wdb_, "insert function: ");
-  for (size_t i = from.locations; i < locations_.size(); ++i)
-    if (ws_->location.bind(1, int64_t(i))
-            .bind(2, locations_[i].function)
-            .bind(3, locations_[i].line)
-            .run() != SQLITE_DONE)
-      return db_error(wdb_, "insert location: ");
-  std::string blob;
-  for (size_t i = from.stacks; i < stacks_.size(); ++i) {
+  // Rows [first, end) of one table: bind(statement, id) binds all but the id.
+  auto insert = [&](size_t first, size_t end, Stmt& st, const char* what, auto&& bind) -> Status {
+    for (size_t i = first; i < end; ++i) {
+      bind(st.bind(1, int64_t(i)), i);
+      if (st.run() != SQLITE_DONE) return db_error(wdb_, what);
+    }
+    return std::nullopt;
+  };
+  if (auto e = insert(from.strings, strings_.size(), ws_->string,
+                      "insert string: ", [&](Stmt& st, size_t i) { st.bind(2, strings_[i]); }))
+    return e;
+  if (auto e = insert(from.functions, functions_.size(), ws_->function,
+                      "insert function: ", [&](Stmt& st, size_t i) {
+                        st.bind(2, functions_[i].first).bind(3, functions_[i].second);
+                      }))
+    return e;
+  if (auto e = insert(from.locations, locations_.size(), ws_->location,
+                      "insert location: ", [&](Stmt& st, size_t i) {
+                        st.bind(2, locations_[i].function).bind(3, locations_[i].line);
+                      }))
+    return e;
+  std::string blob;  // bound as a static blob: outlives each run()
+  return insert(from.stacks, stacks_.size(), ws_->stack, "insert stack: ", [&](Stmt& st, size_t i) {
     blob.clear();
     for (auto l : stacks_[i]) put_varint(blob, l);
-    if (ws_->stack.bind(1, int64_t(i)).blob(2, blob).run() != SQLITE_DONE)
-      return db_error(wdb_, "insert stack: ");
-  }
-  return std::nullopt;
+    st.blob(2, blob);
+  });
 }
 
 // The series of each label set p's samples use (the writer thread, dict_mu_ held), new ones
