@@ -15,7 +15,6 @@
 //   spans(tenant, trace_hi, trace_lo, span_id, parent, name, service, kind, start_ns, end_ns,
 //         status_code, status_message, detail JSON)  WITHOUT ROWID
 #pragma once
-#include <pthread.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -36,33 +35,6 @@
 #include "core/types.h"
 
 namespace spanprof {
-
-// A shared mutex whose waiting exclusive owner goes before new shared owners (glibc's default,
-// and so std::shared_mutex's, lets readers in while a writer waits: HTTP threads looking up a
-// large push's names one chunk after another kept the single writer out). Not recursive: a
-// thread holding it shared must not take it again.
-class WriterFirstMutex {
- public:
-  WriterFirstMutex() {
-    pthread_rwlockattr_t a;
-    pthread_rwlockattr_init(&a);
-    pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    pthread_rwlock_init(&l_, &a);
-    pthread_rwlockattr_destroy(&a);
-  }
-  ~WriterFirstMutex() { pthread_rwlock_destroy(&l_); }
-  WriterFirstMutex(const WriterFirstMutex&) = delete;
-  WriterFirstMutex& operator=(const WriterFirstMutex&) = delete;
-  void lock() { pthread_rwlock_wrlock(&l_); }
-  bool try_lock() { return pthread_rwlock_trywrlock(&l_) == 0; }
-  void unlock() { pthread_rwlock_unlock(&l_); }
-  void lock_shared() { pthread_rwlock_rdlock(&l_); }
-  bool try_lock_shared() { return pthread_rwlock_tryrdlock(&l_) == 0; }
-  void unlock_shared() { pthread_rwlock_unlock(&l_); }
-
- private:
-  pthread_rwlock_t l_;
-};
 
 struct StoreOptions {
   std::string dir;
@@ -264,7 +236,7 @@ class Store {
   mutable std::vector<sqlite3*> readers_;
 
   // In-memory dictionary (dense ids from 1; index 0 unused). Guarded by dict_mu_.
-  mutable WriterFirstMutex dict_mu_;
+  mutable std::shared_mutex dict_mu_;
   std::vector<std::string> strings_{""};
   std::unordered_map<std::string, uint32_t> string_ids_;
   std::vector<std::pair<uint32_t, uint32_t>> functions_{{0, 0}};

@@ -27,7 +27,8 @@ void Store::Resolved::reset(const RawProfile& p) {
 // new, and counts what is new (Job::dict_left). Ids are only trusted by the writer if no
 // rollback or collection changed the dictionary since (revalidate()). The shared lock is let go
 // every kResolveChunk lookups: a profile of 200k new names must not keep the writer (which
-// needs the lock exclusively for every batch) waiting for its whole lookup.
+// needs the lock exclusively for every batch) waiting for its whole lookup (a waiting
+// writer gets the lock when its last reader lets go).
 void Store::resolve(Job& j) {
   constexpr size_t kResolveChunk = 1024;
   std::shared_lock g(dict_mu_);
