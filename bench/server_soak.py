@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "server"))
 
 from conftest import load_protos, make_pprof, push_request  # noqa: E402
+from wire import new_names_pprof  # noqa: E402
 
 CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 PUSH = "/push.v1.PusherService/Push"
@@ -166,7 +167,7 @@ async def main_async(a, port: int, pid: int, pb) -> dict:
             else:
                 await asyncio.sleep(0.2)
 
-    dict_template = _dict_pprof(DICT_FUNCS, DICT_DEPTH) if a.heavy_dict else b""
+    dict_template = new_names_pprof(DICT_FUNCS, DICT_DEPTH, DICT_TAG) if a.heavy_dict else b""
     dict_seq = iter(range(10**8))
 
     async def heavy_dict() -> None:
@@ -287,25 +288,6 @@ async def main_async(a, port: int, pid: int, pb) -> dict:
     res["acked"] = acked
     res["timeline"] = samples
     return res
-
-
-def _dict_pprof(funcs: int, depth: int) -> bytes:
-    """A pprof written by hand: `funcs` functions named DICT_TAG_<i> (file app.py), one location
-    each, and funcs / depth samples whose stacks are `depth` consecutive locations."""
-    from test_hostile import _field, _varint
-
-    strings = [b"", b"cpu", b"nanoseconds", b"app.py"]
-    strings += [DICT_TAG + b"_%07d" % i for i in range(funcs)]
-    out = [_field(1, b"\x08\x01\x10\x02"), _field(11, b"\x08\x01\x10\x02"), b"\x60\x01"]
-    for k in range(funcs // depth):
-        ids = b"".join(_varint(k * depth + j + 1) for j in range(depth))
-        out.append(_field(2, _field(1, ids) + _field(2, b"\x01")))
-    for i in range(funcs):
-        v = _varint(i + 1)
-        out.append(_field(4, b"\x08" + v + _field(4, b"\x08" + v + b"\x10\x01")))
-        out.append(_field(5, b"\x08" + v + b"\x10" + _varint(i + 4) + b"\x20\x03"))
-    out += [_field(6, x) for x in strings]
-    return b"".join(out)
 
 
 def _amplifying_pprof(samples: int, types: int) -> bytes:
