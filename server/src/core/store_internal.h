@@ -62,8 +62,9 @@ inline size_t dup_of(const RawProfile& p, size_t i) {
 // never two in a row while smaller jobs wait.
 constexpr size_t kHeavyJobRows = 20000;
 constexpr size_t kBatchRows = 200000;  // a group commit stops taking jobs past this
-// A new dictionary entry (a frame's strings, function and location rows, or a stack row) costs
-// the writer about as much as this many sample rows (bench/server_soak.py --heavy-dict).
+// What a new dictionary entry (a frame's strings, function and location rows, or a stack row)
+// counts for in sample rows: an estimate, not a measurement (an entry is up to four inserts into
+// indexed tables plus hash-map work; a row is a sort entry and a few bytes of blob).
 constexpr size_t kDictEntryRows = 8;
 // A job with more new entries than this interns them in turns of its own, this many per turn,
 // taking turns with the other jobs as heavy jobs do; its rows follow in its last turn.
