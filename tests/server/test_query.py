@@ -162,17 +162,22 @@ QUERIES = [
 ]
 
 
-@pytest.mark.parametrize("method,req_type,resp_type,req", QUERIES, ids=[q[0] for q in QUERIES])
-def test_both_connect_encodings_agree(loaded, pb, method, req_type, resp_type, req):
-    server = loaded
-    as_json = server.connect_json(method, req)
+def post_proto(server, pb, method, req_type, req):
+    """A querier.v1 request (given as its JSON form) sent in binary proto, as Grafana sends it."""
     msg = json_format.ParseDict(req, pb.get(req_type)())
-    code, body, headers = server.request(
+    return server.request(
         "POST",
         f"/querier.v1.QuerierService/{method}",
         msg.SerializeToString(),
         {"Content-Type": "application/proto"},
     )
+
+
+@pytest.mark.parametrize("method,req_type,resp_type,req", QUERIES, ids=[q[0] for q in QUERIES])
+def test_both_connect_encodings_agree(loaded, pb, method, req_type, resp_type, req):
+    server = loaded
+    as_json = server.connect_json(method, req)
+    code, body, headers = post_proto(server, pb, method, req_type, req)
     assert code == 200, body
     assert headers["Content-Type"].startswith("application/proto")
     from_proto = json_format.MessageToDict(pb.get(resp_type).FromString(body))
@@ -333,3 +338,167 @@ def test_api_errors(loaded):
         assert set(json.loads(body)) == {"code", "message"}
     assert loaded.request("GET", "/api/v1/traces/" + "f" * 32)[0] == 404
     assert loaded.request("GET", "/api/v1/nope")[0] == 404
+
+
+# ---- querier.v1 semantics as Pyroscope defines them, in binary proto as Grafana sends them ----
+
+
+def connect_proto(server, pb, method, req_type, resp_type, req):
+    """One Connect unary call in binary proto; (status, response message or error document)."""
+    code, body, _ = post_proto(server, pb, method, req_type, req)
+    if code != 200:
+        return code, json.loads(body)
+    return code, pb.get(resp_type).FromString(body)
+
+
+def merge_stacktraces(server, pb, **fields):
+    req = {"profileTypeID": CPU, "labelSelector": "{}", "start": "0", "end": NOW_MS, **fields}
+    return connect_proto(
+        server,
+        pb,
+        "SelectMergeStacktraces",
+        "querier.v1.SelectMergeStacktracesRequest",
+        "querier.v1.SelectMergeStacktracesResponse",
+        req,
+    )
+
+
+def decode_tree(b: bytes) -> dict[tuple[str, ...], int]:
+    """Pyroscope's tree bytes (pkg/model/tree.go) → {root-first stack: self value}."""
+    pos = 0
+
+    def uvarint() -> int:
+        nonlocal pos
+        v = shift = 0
+        while True:
+            c = b[pos]
+            pos += 1
+            v |= (c & 0x7F) << shift
+            shift += 7
+            if not c & 0x80:
+                return v
+
+    out: dict[tuple[str, ...], int] = {}
+    todo: list[tuple[str, ...]] = [()]
+    first = True
+    while todo:
+        parent = todo.pop()
+        n = uvarint()
+        name = b[pos : pos + n].decode()
+        pos += n
+        self_value = uvarint()
+        children = uvarint()
+        path = () if first else (*parent, name)
+        first = False
+        if self_value:
+            out[path] = out.get(path, 0) + self_value
+        todo.extend([path] * children)
+    assert pos == len(b)
+    return out
+
+
+def test_selectors_filter_samples(loaded, pb):
+    code, r = merge_stacktraces(loaded, pb, traceIdSelector=[TRACE])
+    assert code == 200 and r.flamegraph.total == 5 * 10_000_000
+    assert "idle" not in r.flamegraph.names
+    code, r = merge_stacktraces(
+        loaded, pb, stackTraceSelector={"callSite": [{"name": "main"}, {"name": "handle"}]}
+    )
+    assert code == 200 and r.flamegraph.total == 5 * 10_000_000
+    code, r = merge_stacktraces(loaded, pb, stackTraceSelector={"callSite": [{"name": "handle"}]})
+    assert code == 200 and r.flamegraph.total == 0
+    code, err = merge_stacktraces(loaded, pb, traceIdSelector=[TRACE], spanSelector=[ROOT_SPAN])
+    assert code == 400 and err["code"] == "invalid_argument"
+    code, err = merge_stacktraces(loaded, pb, profileIdSelector=["nope"])
+    assert code == 400 and err["code"] == "invalid_argument"
+
+
+def test_formats_tree_and_pprof_answer_and_dot_is_refused(loaded, pb):
+    code, r = merge_stacktraces(loaded, pb, labelSelector='{service_name="svc-a"}', format=2)
+    assert code == 200 and not r.HasField("flamegraph")
+    assert decode_tree(r.tree) == {
+        ("main", "handle", "root_only_fn"): 2 * 10_000_000,
+        ("main", "handle", "child_fn"): 3 * 10_000_000,
+        ("main", "idle"): 4 * 10_000_000,
+        ("main", "other_span_fn"): 5 * 10_000_000,
+    }
+    code, r = merge_stacktraces(loaded, pb, format="PROFILE_FORMAT_PPROF")
+    assert code == 200 and sum(s.value[0] for s in r.pprof.profile.sample) == 20 * 10_000_000
+    code, err = merge_stacktraces(loaded, pb, format="PROFILE_FORMAT_DOT")
+    assert code == 400 and err["code"] == "invalid_argument"
+
+
+def test_select_series_top_n_stamps_and_exemplars(loaded, pb):
+    s = loaded
+    now_ns = time.time_ns()
+    body = push_request(
+        pb,
+        {"__name__": "process_cpu", "service_name": "svc-b", "env": "prod"},
+        make_pprof(pb, [(["main", "b_fn"], 30, {})], time_ns=now_ns),
+    )
+    code, resp, _ = s.request(
+        "POST", "/push.v1.PusherService/Push", body, {"Content-Type": "application/proto"}
+    )
+    assert code == 200, resp
+    # The new profile half a step before a step end, the fixture's (seconds earlier) in that step.
+    start = now_ns // 1_000_000 - 3_600_000 - 30_000
+    req = {
+        "profileTypeID": CPU,
+        "labelSelector": "{}",
+        "start": str(start),
+        "end": NOW_MS,
+        "step": 60,
+        "groupBy": ["service_name"],
+        "limit": "1",
+        "exemplarType": "EXEMPLAR_TYPE_INDIVIDUAL",
+    }
+    code, r = connect_proto(
+        s,
+        pb,
+        "SelectSeries",
+        "querier.v1.SelectSeriesRequest",
+        "querier.v1.SelectSeriesResponse",
+        req,
+    )
+    assert code == 200
+    # svc-b (36 samples) outranks svc-a (14) though svc-a comes first by label.
+    assert [x.labels[0].value for x in r.series] == ["svc-b"]
+    (point,) = r.series[0].points
+    assert point.value == 36 * 10_000_000
+    # Stamped at the end of its step, (start + 60 min, start + 61 min].
+    assert point.timestamp == start + 61 * 60_000
+    (ex,) = point.exemplars  # the larger of the two profiles
+    assert ex.value == 30 * 10_000_000
+    code, one = merge_stacktraces(s, pb, profileIdSelector=[ex.profile_id])
+    assert code == 200 and one.flamegraph.total == 30 * 10_000_000
+    code, err = connect_proto(
+        s,
+        pb,
+        "SelectSeries",
+        "querier.v1.SelectSeriesRequest",
+        "querier.v1.SelectSeriesResponse",
+        {**req, "exemplarType": "EXEMPLAR_TYPE_SPAN"},
+    )
+    assert code == 501 and err["code"] == "unimplemented"
+
+
+def test_select_merge_profile_max_nodes_and_time(loaded, pb):
+    req = {
+        "profileTypeID": CPU,
+        "labelSelector": '{service_name="svc-a"}',
+        "start": "1000",
+        "end": NOW_MS,
+    }
+    code, p = connect_proto(
+        loaded,
+        pb,
+        "SelectMergeProfile",
+        "querier.v1.SelectMergeProfileRequest",
+        "perftools.profiles.Profile",
+        {**req, "maxNodes": "1"},
+    )
+    assert code == 200
+    assert p.time_nanos == int(NOW_MS) * 1_000_000
+    assert p.duration_nanos == (int(NOW_MS) - 1000) * 1_000_000
+    assert sum(s.value[0] for s in p.sample) == 14 * 10_000_000
+    assert "other" in p.string_table and len(p.sample) == 1  # main→other

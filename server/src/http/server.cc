@@ -18,6 +18,7 @@
 #include "core/export.h"
 #include "core/log.h"
 #include "core/profile_traces.h"
+#include "core/querier.h"
 #include "core/query.h"
 #include "core/util.h"
 #include "http/body.h"
@@ -110,32 +111,6 @@ void send_message(Response& res, const google::protobuf::Message& m, bool as_jso
   else
     res.set_content(m.SerializeAsString(), proto_ct);
 }
-
-std::vector<uint64_t> parse_span_selector(const google::protobuf::RepeatedPtrField<std::string>& v,
-                                          Error& err) {
-  std::vector<uint64_t> out;
-  for (auto& s : v) {
-    uint64_t x;
-    if (!parse_hex_u64(s, x)) {
-      err = bad_request("span_selector entries must be 16 hex characters: " + s.substr(0, 40));
-      return {};
-    }
-    out.push_back(x);
-  }
-  return out;
-}
-
-void fill_flamegraph(querier::v1::FlameGraph* fg, const FlameGraphOut& f) {
-  for (auto& n : f.names) fg->add_names(n);
-  for (auto& l : f.levels) {
-    auto* lv = fg->add_levels();
-    for (auto v : l) lv->add_values(v);
-  }
-  fg->set_total(f.total);
-  fg->set_max_self(f.max_self);
-}
-
-int64_t end_or_now(int64_t end) { return end > 0 ? end : now_ns() / 1'000'000; }
 
 // Ingest rate per tenant: a token bucket over request body bytes (as sent), refilled at
 // `bytes_per_s` and holding up to 4 s of it. Over the rate → 429 with Retry-After.
@@ -411,82 +386,43 @@ class Routes {
           send_message(res, out, js);
           return std::nullopt;
         });
+    // The querier.v1 calls that select samples: semantics in core/querier.
+    auto now_ms = [] { return now_ns() / 1'000'000; };
     connect<SelectMergeStacktracesRequest>(
         s, "SelectMergeStacktraces",
-        [this](const std::string& t, const SelectMergeStacktracesRequest& r, Response& res,
-               bool js) -> Status {
-          Error err;
-          auto spans = parse_span_selector(r.span_selector(), err);
-          if (!err.message.empty()) return err;
-          auto st = q_.merge(t, r.profile_typeid(), r.label_selector(), r.start(),
-                             end_or_now(r.end()), spans);
-          if (!st) return st.error;
-          SelectMergeStacktracesResponse out;
-          fill_flamegraph(out.mutable_flamegraph(),
-                          q_.flamegraph(*st, r.has_max_nodes() ? r.max_nodes() : 0));
-          send_message(res, out, js);
+        [this, now_ms](const std::string& t, const SelectMergeStacktracesRequest& r, Response& res,
+                       bool js) -> Status {
+          auto out = querier_.select_merge_stacktraces(t, r, now_ms());
+          if (!out) return out.error;
+          send_message(res, *out, js);
           return std::nullopt;
         });
     connect<SelectMergeSpanProfileRequest>(
         s, "SelectMergeSpanProfile",
-        [this](const std::string& t, const SelectMergeSpanProfileRequest& r, Response& res,
-               bool js) -> Status {
-          Error err;
-          auto spans = parse_span_selector(r.span_selector(), err);
-          if (!err.message.empty()) return err;
-          SelectMergeSpanProfileResponse out;
-          if (!spans.empty()) {
-            auto st = q_.merge(t, r.profile_typeid(), r.label_selector(), r.start(),
-                               end_or_now(r.end()), spans);
-            if (!st) return st.error;
-            fill_flamegraph(out.mutable_flamegraph(),
-                            q_.flamegraph(*st, r.has_max_nodes() ? r.max_nodes() : 0));
-          } else {
-            fill_flamegraph(out.mutable_flamegraph(), FlameTree().flamegraph({}, 0));
-          }
-          send_message(res, out, js);
+        [this, now_ms](const std::string& t, const SelectMergeSpanProfileRequest& r, Response& res,
+                       bool js) -> Status {
+          auto out = querier_.select_merge_span_profile(t, r, now_ms());
+          if (!out) return out.error;
+          send_message(res, *out, js);
           return std::nullopt;
         });
     connect<SelectMergeProfileRequest>(
         s, "SelectMergeProfile",
-        [this](const std::string& t, const SelectMergeProfileRequest& r, Response& res,
-               bool js) -> Status {
-          auto st = q_.merge(t, r.profile_typeid(), r.label_selector(), r.start(),
-                             end_or_now(r.end()), {});
-          if (!st) return st.error;
-          perftools::profiles::Profile p;
-          p.ParseFromString(q_.to_pprof(*st));
-          send_message(res, p, js);
+        [this, now_ms](const std::string& t, const SelectMergeProfileRequest& r, Response& res,
+                       bool js) -> Status {
+          auto out = querier_.select_merge_profile(t, r, now_ms());
+          if (!out) return out.error;
+          send_message(res, *out, js);
           return std::nullopt;
         });
-    connect<SelectSeriesRequest>(
-        s, "SelectSeries",
-        [this](const std::string& t, const SelectSeriesRequest& r, Response& res,
-               bool js) -> Status {
-          auto ss = q_.select_series(
-              t, r.profile_typeid(), r.label_selector(), r.start(), end_or_now(r.end()),
-              r.step() > 0 ? r.step() : 15, {r.group_by().begin(), r.group_by().end()},
-              r.has_aggregation() &&
-                  r.aggregation() == types::v1::TIME_SERIES_AGGREGATION_TYPE_AVERAGE);
-          if (!ss) return ss.error;
-          SelectSeriesResponse out;
-          for (auto& sp : *ss) {
-            if (r.has_limit() && r.limit() > 0 && out.series_size() >= r.limit()) break;
-            auto* se = out.add_series();
-            for (auto& [k, v] : sp.labels) {
-              auto* lp = se->add_labels();
-              lp->set_name(k);
-              lp->set_value(v);
-            }
-            for (auto& [ts, v] : sp.points) {
-              auto* pt = se->add_points();
-              pt->set_timestamp(ts);
-              pt->set_value(v);
-            }
-          }
-          send_message(res, out, js);
-          return std::nullopt;
-        });
+    connect<SelectSeriesRequest>(s, "SelectSeries",
+                                 [this, now_ms](const std::string& t, const SelectSeriesRequest& r,
+                                                Response& res, bool js) -> Status {
+                                   auto out = querier_.select_series(t, r, now_ms());
+                                   if (!out) return out.error;
+                                   send_message(res, *out, js);
+                                   return std::nullopt;
+                                 });
     s.Get("/pyroscope/render", [this](const Request& req, Response& res) {
       auto t = tenant_of(req);
       if (!t) return send_error(res, t.error);
@@ -599,6 +535,7 @@ class Routes {
   const ServerConfig& cfg_;
   Store& store_;
   QueryEngine q_;
+  Querier querier_{q_};
   TenantRate rate_{cfg_.limits.max_ingest_bytes_per_s};
   TenantInFlight in_flight_{size_t(std::max(0, cfg_.limits.max_inflight_per_tenant))};
 };
