@@ -252,3 +252,24 @@ TEST_F(Querying, SelectMergeProfileTruncatesToMaxNodesAndStampsTheRange) {
   EXPECT_EQ(leaf, (std::map<std::string, int64_t>{{"other", 23 * kPeriod}}));
   EXPECT_EQ(cut->sample_size(), 2);  // main→a→other, main→other
 }
+
+TEST_F(Querying, DiffComparesTwoSelectionsAndProfileStatsSpanTheData) {
+  q1::DiffRequest r;
+  *r.mutable_left() = merge_req("{service_name=\"svc-b\"}");
+  *r.mutable_right() = merge_req("{service_name=\"svc-c\"}");
+  auto d = q->diff("anonymous", r, now_ms);
+  ASSERT_TRUE(d) << d.error.message;
+  EXPECT_EQ(d->flamegraph().leftticks(), 23 * kPeriod);
+  EXPECT_EQ(d->flamegraph().rightticks(), 13 * kPeriod);
+  EXPECT_EQ(d->flamegraph().total(), 36 * kPeriod);
+  for (auto& l : d->flamegraph().levels()) EXPECT_EQ(l.values_size() % 7, 0);
+  r.mutable_right()->add_trace_id_selector("zz");
+  EXPECT_FALSE(q->diff("anonymous", r, now_ms));
+  auto stats = q->profile_stats("anonymous");
+  EXPECT_TRUE(stats.data_ingested());
+  EXPECT_EQ(stats.oldest_profile_time(), t0 + 1000);
+  EXPECT_EQ(stats.newest_profile_time(), t0 + 61000);
+  auto none = q->profile_stats("nobody");
+  EXPECT_FALSE(none.data_ingested());
+  EXPECT_EQ(none.oldest_profile_time(), 0);
+}

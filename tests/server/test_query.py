@@ -7,84 +7,15 @@ import time
 import urllib.parse
 
 import pytest
-from conftest import CPU, flame_names, make_pprof, push_request
+from conftest import (
+    CHILD_SPAN,
+    CPU,
+    ROOT_SPAN,
+    TRACE,
+    flame_names,
+    push_big_svc_b,
+)
 from google.protobuf import json_format
-
-ROOT_SPAN = "00000000000000a1"
-CHILD_SPAN = "00000000000000a2"
-OTHER_SPAN = "00000000000000b1"
-TRACE = "000000000000000000000000000000c1"
-
-
-@pytest.fixture()
-def loaded(server, pb):
-    """Two services; svc-a has span-labelled samples and a stored trace (root a1 → child a2)."""
-    now_ns = time.time_ns()
-    stacks = [
-        (
-            ["main", "handle", "root_only_fn"],
-            2,
-            {"span_id": ROOT_SPAN, "trace_id": TRACE, "span_name": "GET /a"},
-        ),
-        (
-            ["main", "handle", "child_fn"],
-            3,
-            {
-                "span_id": ROOT_SPAN,
-                "active_span_id": CHILD_SPAN,
-                "trace_id": TRACE,
-                "span_name": "GET /a",
-            },
-        ),
-        (["main", "idle"], 4, {}),
-        (["main", "other_span_fn"], 5, {"span_id": OTHER_SPAN, "span_name": "GET /b"}),
-    ]
-    for svc, st in (("svc-a", stacks), ("svc-b", [(["main", "b_fn"], 6, {})])):
-        body = push_request(
-            pb,
-            {"__name__": "process_cpu", "service_name": svc, "env": "prod"},
-            make_pprof(pb, st, time_ns=now_ns),
-        )
-        code, resp, _ = server.request(
-            "POST", "/push.v1.PusherService/Push", body, {"Content-Type": "application/proto"}
-        )
-        assert code == 200, resp
-    trace = {
-        "resourceSpans": [
-            {
-                "resource": {
-                    "attributes": [{"key": "service.name", "value": {"stringValue": "svc-a"}}]
-                },
-                "scopeSpans": [
-                    {
-                        "spans": [
-                            {
-                                "traceId": TRACE,
-                                "spanId": ROOT_SPAN,
-                                "name": "GET /a",
-                                "startTimeUnixNano": str(now_ns - 50_000_000),
-                                "endTimeUnixNano": str(now_ns),
-                            },
-                            {
-                                "traceId": TRACE,
-                                "spanId": CHILD_SPAN,
-                                "parentSpanId": ROOT_SPAN,
-                                "name": "db.query",
-                                "startTimeUnixNano": str(now_ns - 40_000_000),
-                                "endTimeUnixNano": str(now_ns - 10_000_000),
-                            },
-                        ]
-                    }
-                ],
-            }
-        ]
-    }
-    code, resp, _ = server.request(
-        "POST", "/v1/traces", json.dumps(trace).encode(), {"Content-Type": "application/json"}
-    )
-    assert code == 200, resp
-    return server
-
 
 NOW_MS = str(int(time.time() * 1000) + 3_600_000)
 QUERIES = [
@@ -430,16 +361,7 @@ def test_formats_tree_and_pprof_answer_and_dot_is_refused(loaded, pb):
 
 def test_select_series_top_n_stamps_and_exemplars(loaded, pb):
     s = loaded
-    now_ns = time.time_ns()
-    body = push_request(
-        pb,
-        {"__name__": "process_cpu", "service_name": "svc-b", "env": "prod"},
-        make_pprof(pb, [(["main", "b_fn"], 30, {})], time_ns=now_ns),
-    )
-    code, resp, _ = s.request(
-        "POST", "/push.v1.PusherService/Push", body, {"Content-Type": "application/proto"}
-    )
-    assert code == 200, resp
+    now_ns = push_big_svc_b(s, pb)
     # The new profile half a step before a step end, the fixture's (seconds earlier) in that step.
     start = now_ns // 1_000_000 - 3_600_000 - 30_000
     req = {
@@ -502,3 +424,91 @@ def test_select_merge_profile_max_nodes_and_time(loaded, pb):
     assert p.duration_nanos == (int(NOW_MS) - 1000) * 1_000_000
     assert sum(s.value[0] for s in p.sample) == 14 * 10_000_000
     assert "other" in p.string_table and len(p.sample) == 1  # main→other
+
+
+def test_profile_stats_diff_and_settings(loaded, pb):
+    s = loaded
+    code, st = connect_proto(
+        s,
+        pb,
+        "GetProfileStats",
+        "types.v1.GetProfileStatsRequest",
+        "types.v1.GetProfileStatsResponse",
+        {},
+    )
+    assert code == 200 and st.data_ingested
+    assert 0 < st.oldest_profile_time <= st.newest_profile_time <= int(time.time() * 1000)
+    side = {"profileTypeID": CPU, "start": "0", "end": NOW_MS}
+    code, d = connect_proto(
+        s,
+        pb,
+        "Diff",
+        "querier.v1.DiffRequest",
+        "querier.v1.DiffResponse",
+        {
+            "left": {**side, "labelSelector": '{service_name="svc-a"}'},
+            "right": {**side, "labelSelector": '{service_name="svc-b"}'},
+        },
+    )
+    assert code == 200
+    assert (d.flamegraph.leftTicks, d.flamegraph.rightTicks) == (14 * 10_000_000, 6 * 10_000_000)
+    code, body, _ = s.request(
+        "POST", "/settings.v1.SettingsService/Get", b"{}", {"Content-Type": "application/json"}
+    )
+    assert code == 200 and json.loads(body) == {}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/querier.v1.QuerierService/SelectHeatmap",
+        "/querier.v1.QuerierService/AnalyzeQuery",
+        "/settings.v1.SettingsService/Set",
+        "/adhocprofiles.v1.AdHocProfileService/List",
+    ],
+)
+def test_methods_not_implemented_answer_connect_unimplemented(loaded, path):
+    code, body, headers = loaded.request("POST", path, b"{}", {"Content-Type": "application/json"})
+    assert code == 501 and headers["Content-Type"].startswith("application/json")
+    assert json.loads(body)["code"] == "unimplemented"
+
+
+def test_render_metadata_timeline_and_groups(loaded):
+    q = urllib.parse.quote(CPU + '{env="prod"}')
+    # Two hours ending an hour from now: the profiles are in a whole step (Pyroscope leaves out
+    # the partial step at the end of a range).
+    window = f"from={int(NOW_MS) - 7_200_000}&until={NOW_MS}"
+    doc = loaded.get_json(f"/pyroscope/render?query={q}&{window}&groupBy=service_name")
+    assert doc["metadata"] == {
+        "format": "single",
+        "spyName": "",
+        "sampleRate": 1_000_000_000,
+        "units": "samples",
+        "name": "cpu",
+    }
+    tl = doc["timeline"]
+    # 2 h / 1500 is below 15 s: 15 s steps, zero-filled, 480 slots. Grouped by service, the
+    # overall timeline has no series of its own (as Pyroscope) and each service has its own.
+    assert tl["durationDelta"] == 15 and len(tl["samples"]) == 480 and sum(tl["samples"]) == 0
+    groups = doc["groups"]
+    assert set(groups) == {"svc-a", "svc-b"}
+    assert sum(groups["svc-a"]["samples"]) == 14 * 10_000_000
+    assert all(len(g["samples"]) == 480 for g in groups.values())
+    one = loaded.get_json(f"/pyroscope/render?query={q}&{window}")
+    assert sum(one["timeline"]["samples"]) == 20 * 10_000_000 and one["groups"] is None
+    code, body, _ = loaded.request("GET", f"/pyroscope/render?query={q}&format=dot")
+    assert code == 400 and json.loads(body)["code"] == "invalid_argument"
+
+
+def test_render_diff_is_a_double_flamebearer(loaded):
+    a = urllib.parse.quote(CPU + '{service_name="svc-a"}')
+    b = urllib.parse.quote(CPU + '{service_name="svc-b"}')
+    doc = loaded.get_json(
+        f"/pyroscope/render-diff?leftQuery={a}&leftFrom=now-1h&leftUntil=now"
+        f"&rightQuery={b}&rightFrom=now-1h&rightUntil=now"
+    )
+    assert doc["metadata"]["format"] == "double"
+    assert (doc["leftTicks"], doc["rightTicks"]) == (14 * 10_000_000, 6 * 10_000_000)
+    assert all(len(level) % 7 == 0 for level in doc["flamebearer"]["levels"])
+    code, body, _ = loaded.request("GET", f"/pyroscope/render-diff?leftQuery={a}")
+    assert code == 400 and json.loads(body)["code"] == "invalid_argument"

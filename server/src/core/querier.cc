@@ -341,4 +341,47 @@ Result<q1::SelectSeriesResponse> Querier::select_series(const std::string& tenan
   return resp;
 }
 
+Result<q1::DiffResponse> Querier::diff(const std::string& tenant, const q1::DiffRequest& r,
+                                       int64_t now_ms) const {
+  // As Pyroscope: each side is a SelectMergeStacktraces selection (its format ignored); the
+  // response is the two trees in one flame graph, max_nodes the larger of the two sides'.
+  const int64_t asked = std::max(r.left().max_nodes(), r.right().max_nodes());
+  auto n = flame_max_nodes(asked != 0, asked);
+  if (!n) return n.error;
+  FlameTree t;
+  for (int side = 0; side < 2; ++side) {
+    auto& m = side == 0 ? r.left() : r.right();
+    auto f = filter_of(m.span_selector(), m.trace_id_selector(), m.profile_id_selector(),
+                       m.has_stack_trace_selector() ? &m.stack_trace_selector() : nullptr);
+    if (!f) return f.error;
+    auto st = q_.merge_filtered(tenant, m.profile_typeid(), m.label_selector(), m.start(),
+                                end_or_now(m.end(), now_ms), *f);
+    if (!st) return st.error;
+    q_.add_to_tree(*st, t, side);
+  }
+  auto d = t.diff([&](uint32_t k) { return q_.store().str(k); }, *n);
+  q1::DiffResponse out;
+  auto* fg = out.mutable_flamegraph();
+  for (auto& x : d.names) fg->add_names(x);
+  for (auto& l : d.levels) {
+    auto* lv = fg->add_levels();
+    for (auto v : l) lv->add_values(v);
+  }
+  fg->set_total(d.left_total + d.right_total);
+  fg->set_max_self(d.max_self);
+  fg->set_leftticks(d.left_total);
+  fg->set_rightticks(d.right_total);
+  return out;
+}
+
+types::v1::GetProfileStatsResponse Querier::profile_stats(const std::string& tenant) const {
+  types::v1::GetProfileStatsResponse out;
+  auto [oldest, newest] = q_.store().profile_time_range(tenant);
+  if (newest <= 0) return out;  // as Pyroscope: nothing ingested, every field zero
+  out.set_data_ingested(true);
+  out.set_oldest_profile_time(oldest);
+  out.set_newest_profile_time(newest);
+  return out;
+}
+
 }  // namespace spanprof

@@ -37,6 +37,10 @@ class Querier {
   Result<querier::v1::SelectSeriesResponse> select_series(const std::string& tenant,
                                                           const querier::v1::SelectSeriesRequest& r,
                                                           int64_t now_ms) const;
+  Result<querier::v1::DiffResponse> diff(const std::string& tenant,
+                                         const querier::v1::DiffRequest& r, int64_t now_ms) const;
+  // Whether the tenant has data, and its oldest and newest profile times (Drilldown's first call).
+  types::v1::GetProfileStatsResponse profile_stats(const std::string& tenant) const;
 
  private:
   const QueryEngine& q_;

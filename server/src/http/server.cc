@@ -20,6 +20,7 @@
 #include "core/profile_traces.h"
 #include "core/querier.h"
 #include "core/query.h"
+#include "core/render.h"
 #include "core/util.h"
 #include "http/body.h"
 #include "http/legacy.h"
@@ -31,6 +32,7 @@
 #include "pprof.pb.h"
 #include "push.pb.h"
 #include "querier.pb.h"
+#include "settings.pb.h"
 
 namespace spanprof {
 
@@ -423,34 +425,63 @@ class Routes {
                                    send_message(res, *out, js);
                                    return std::nullopt;
                                  });
-    s.Get("/pyroscope/render", [this](const Request& req, Response& res) {
+    connect<types::v1::GetProfileStatsRequest>(
+        s, "GetProfileStats",
+        [this](const std::string& t, const types::v1::GetProfileStatsRequest&, Response& res,
+               bool js) -> Status {
+          send_message(res, querier_.profile_stats(t), js);
+          return std::nullopt;
+        });
+    connect<DiffRequest>(s, "Diff",
+                         [this, now_ms](const std::string& t, const DiffRequest& r, Response& res,
+                                        bool js) -> Status {
+                           auto out = querier_.diff(t, r, now_ms());
+                           if (!out) return out.error;
+                           send_message(res, *out, js);
+                           return std::nullopt;
+                         });
+    // Profiles Drilldown reads its settings at start; spanprof keeps none (Set is unimplemented).
+    post(s, "/settings.v1.SettingsService/Get",
+         [](const Request& req, Response& res, const std::string&, Body&) -> Status {
+           send_message(res, settings::v1::GetSettingsResponse(), is_json_ct(req));
+           return std::nullopt;
+         });
+    // Any other Connect method (SelectHeatmap, AnalyzeQuery, settings Set, ...): Connect's
+    // unimplemented, so a client tells a missing method from a missing server.
+    s.Post(R"(/[A-Za-z0-9_.]+\.[A-Za-z0-9_]+/[A-Za-z0-9_]+)",
+           [](const Request& req, Response& res) {
+             send_error(res, unimplemented(req.path.substr(1) + " is not implemented by spanprof"));
+           });
+    auto render_selection = [](const RenderQuery& rq) {
+      return RenderSelection{rq.profile_type, rq.selector, rq.from_ms, rq.until_ms, rq.max_nodes};
+    };
+    s.Get("/pyroscope/render", [this, render_selection](const Request& req, Response& res) {
       auto t = tenant_of(req);
       if (!t) return send_error(res, t.error);
-      auto rq = parse_render_params(req.params, now_ns() / 1'000'000);
+      const int64_t now = now_ns() / 1'000'000;
+      auto rq = parse_render_params(req.params, now);
       if (!rq) return send_error(res, rq.error);
-      const std::string &pt = rq->profile_type, &sel = rq->selector;
-      int64_t from = rq->from_ms, until = rq->until_ms;
-      auto st = q_.merge(*t, pt, sel, from, until, {});
-      if (!st) return send_error(res, st.error);
-      auto fg = q_.flamegraph(*st, rq->max_nodes);
-      auto series = q_.select_series(*t, pt, sel, from, until, 10, {}, false);
-      std::vector<double> samples;
-      if (series && !series->empty())
-        for (auto& [ts, v] : series->front().points) samples.push_back(v);
-      send_json(res, {{"version", 1},
-                      {"flamebearer",
-                       {{"names", fg.names},
-                        {"levels", fg.levels},
-                        {"numTicks", fg.total},
-                        {"maxSelf", fg.max_self}}},
-                      {"metadata",
-                       {{"format", "single"},
-                        {"spyName", ""},
-                        {"sampleRate", st->period > 0 ? 1'000'000'000 / st->period : 100},
-                        {"units", st->sample_unit},
-                        {"name", rq->query}}},
-                      {"timeline",
-                       {{"startTime", from / 1000}, {"samples", samples}, {"durationDelta", 10}}}});
+      if (first_param(req.params, "format") == "dot")
+        return send_error(res, bad_request("format=dot is not supported; use format=json"));
+      std::vector<std::string> group_by;
+      for (auto [it, end] = req.params.equal_range("groupBy"); it != end; ++it)
+        group_by.push_back(it->second);
+      auto doc = render(querier_, *t, render_selection(*rq), group_by,
+                        first_param(req.params, "aggregation") == "avg", now);
+      if (!doc) return send_error(res, doc.error);
+      send_json(res, *doc);
+    });
+    s.Get("/pyroscope/render-diff", [this, render_selection](const Request& req, Response& res) {
+      auto t = tenant_of(req);
+      if (!t) return send_error(res, t.error);
+      const int64_t now = now_ns() / 1'000'000;
+      auto left = parse_render_params(req.params, now, "left");
+      if (!left) return send_error(res, left.error);
+      auto right = parse_render_params(req.params, now, "right");
+      if (!right) return send_error(res, right.error);
+      auto doc = render_diff(querier_, *t, render_selection(*left), render_selection(*right), now);
+      if (!doc) return send_error(res, doc.error);
+      send_json(res, *doc);
     });
   }
 
