@@ -171,6 +171,22 @@ def push_big_svc_b(server, pb) -> int:
     return now_ns
 
 
+def top_series_request(now_ns: int, end_ms: str) -> tuple[int, dict]:
+    """(start, SelectSeries request): 60 s steps by service, the top one, with exemplars; the
+    profile at now_ns half a step before a step end, the fixture's (seconds earlier) in that step."""
+    start = now_ns // 1_000_000 - 3_600_000 - 30_000
+    return start, {
+        "profileTypeID": CPU,
+        "labelSelector": "{}",
+        "start": str(start),
+        "end": end_ms,
+        "step": 60,
+        "groupBy": ["service_name"],
+        "limit": "1",
+        "exemplarType": "EXEMPLAR_TYPE_INDIVIDUAL",
+    }
+
+
 ROOT_SPAN = "00000000000000a1"
 CHILD_SPAN = "00000000000000a2"
 OTHER_SPAN = "00000000000000b1"

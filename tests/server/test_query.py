@@ -14,6 +14,7 @@ from conftest import (
     TRACE,
     flame_names,
     push_big_svc_b,
+    top_series_request,
 )
 from google.protobuf import json_format
 
@@ -361,19 +362,7 @@ def test_formats_tree_and_pprof_answer_and_dot_is_refused(loaded, pb):
 
 def test_select_series_top_n_stamps_and_exemplars(loaded, pb):
     s = loaded
-    now_ns = push_big_svc_b(s, pb)
-    # The new profile half a step before a step end, the fixture's (seconds earlier) in that step.
-    start = now_ns // 1_000_000 - 3_600_000 - 30_000
-    req = {
-        "profileTypeID": CPU,
-        "labelSelector": "{}",
-        "start": str(start),
-        "end": NOW_MS,
-        "step": 60,
-        "groupBy": ["service_name"],
-        "limit": "1",
-        "exemplarType": "EXEMPLAR_TYPE_INDIVIDUAL",
-    }
+    start, req = top_series_request(push_big_svc_b(s, pb), NOW_MS)
     code, r = connect_proto(
         s,
         pb,
