@@ -273,3 +273,30 @@ TEST_F(Querying, DiffComparesTwoSelectionsAndProfileStatsSpanTheData) {
   EXPECT_FALSE(none.data_ingested());
   EXPECT_EQ(none.oldest_profile_time(), 0);
 }
+
+TEST_F(Querying, LabelCallsListWhatTheTimeRangeHolds) {
+  q1::ProfileTypesRequest pt;
+  auto types = q->profile_types("anonymous", pt);
+  ASSERT_TRUE(types);
+  ASSERT_EQ(types->profile_types_size(), 1);
+  EXPECT_EQ(types->profile_types(0).id(), kCpu);
+  EXPECT_EQ(types->profile_types(0).sample_type(), "cpu");
+  pt.set_start(1);
+  pt.set_end(2);
+  EXPECT_EQ(q->profile_types("anonymous", pt)->profile_types_size(), 0);
+  types::v1::LabelValuesRequest lv;
+  lv.set_name("service_name");
+  auto vals = q->label_values("anonymous", lv);
+  ASSERT_TRUE(vals);
+  EXPECT_EQ(std::vector<std::string>(vals->names().begin(), vals->names().end()),
+            (std::vector<std::string>{"svc-a", "svc-b", "svc-c"}));
+  q1::SeriesRequest sr;
+  sr.add_matchers("{service_name=~\"svc-[ab]\"}");
+  sr.add_label_names("service_name");
+  auto series = q->series("anonymous", sr);
+  ASSERT_TRUE(series);
+  EXPECT_EQ(series->labels_set_size(), 2);
+  types::v1::LabelNamesRequest ln;
+  ln.add_matchers("{bad");
+  EXPECT_EQ(q->label_names("anonymous", ln).error.status, 400);
+}

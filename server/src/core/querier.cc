@@ -4,6 +4,8 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <map>
+#include <set>
 
 #include "core/util.h"
 
@@ -128,6 +130,79 @@ bool parse_profile_uuid(const std::string& s, int64_t& id) {
   }
   id = int64_t(std::stoull(hex.substr(20), nullptr, 16));
   return true;
+}
+
+Result<q1::ProfileTypesResponse> Querier::profile_types(const std::string& tenant,
+                                                        const q1::ProfileTypesRequest& r) const {
+  auto found = q_.match_any(tenant, {}, r.start(), r.end());
+  if (!found) return found.error;
+  std::map<std::string, const SeriesInfo*> seen;
+  for (auto& si : *found) seen.emplace(si.profile_type, &si);
+  q1::ProfileTypesResponse out;
+  for (auto& [id, si] : seen) {
+    auto* pt = out.add_profile_types();
+    pt->set_id(id);
+    // Explicit capture: clang 14 (fuzz build) cannot capture a structured binding.
+    auto lab = [&labels = si->labels](const char* k) {
+      auto* v = find_label(labels, k);
+      return v ? *v : std::string();
+    };
+    pt->set_name(lab("__name__"));
+    pt->set_sample_type(lab("__type__"));
+    pt->set_sample_unit(lab("__unit__"));
+    pt->set_period_type(lab("__period_type__"));
+    pt->set_period_unit(lab("__period_unit__"));
+  }
+  return out;
+}
+
+Result<t1::LabelNamesResponse> Querier::label_names(const std::string& tenant,
+                                                    const t1::LabelNamesRequest& r) const {
+  auto ss = q_.match_any(tenant, {r.matchers().begin(), r.matchers().end()}, r.start(), r.end());
+  if (!ss) return ss.error;
+  std::set<std::string> names;
+  for (auto& si : *ss)
+    for (auto& kv : si.labels) names.insert(kv.first);
+  t1::LabelNamesResponse out;
+  for (auto& n : names) out.add_names(n);
+  return out;
+}
+
+Result<t1::LabelValuesResponse> Querier::label_values(const std::string& tenant,
+                                                      const t1::LabelValuesRequest& r) const {
+  auto ss = q_.match_any(tenant, {r.matchers().begin(), r.matchers().end()}, r.start(), r.end());
+  if (!ss) return ss.error;
+  std::set<std::string> vals;
+  for (auto& si : *ss)
+    if (auto* v = find_label(si.labels, r.name())) vals.insert(*v);
+  t1::LabelValuesResponse out;
+  for (auto& v : vals) out.add_names(v);
+  return out;
+}
+
+Result<q1::SeriesResponse> Querier::series(const std::string& tenant,
+                                           const q1::SeriesRequest& r) const {
+  auto ss = q_.match_any(tenant, {r.matchers().begin(), r.matchers().end()}, r.start(), r.end());
+  if (!ss) return ss.error;
+  std::set<Labels> uniq;
+  for (auto& si : *ss) {
+    Labels l;
+    for (auto& kv : si.labels)
+      if (r.label_names_size() == 0 || std::find(r.label_names().begin(), r.label_names().end(),
+                                                 kv.first) != r.label_names().end())
+        l.push_back(kv);
+    uniq.insert(std::move(l));
+  }
+  q1::SeriesResponse out;
+  for (auto& l : uniq) {
+    auto* ls = out.add_labels_set();
+    for (auto& [k, v] : l) {
+      auto* lp = ls->add_labels();
+      lp->set_name(k);
+      lp->set_value(v);
+    }
+  }
+  return out;
 }
 
 Result<q1::SelectMergeStacktracesResponse> Querier::select_merge_stacktraces(

@@ -24,6 +24,16 @@ class Querier {
  public:
   explicit Querier(const QueryEngine& q) : q_(q) {}
 
+  // Label pickers and health check: series with a profile in [start, end] when both are > 0.
+  Result<querier::v1::ProfileTypesResponse> profile_types(
+      const std::string& tenant, const querier::v1::ProfileTypesRequest& r) const;
+  Result<types::v1::LabelNamesResponse> label_names(const std::string& tenant,
+                                                    const types::v1::LabelNamesRequest& r) const;
+  Result<types::v1::LabelValuesResponse> label_values(const std::string& tenant,
+                                                      const types::v1::LabelValuesRequest& r) const;
+  Result<querier::v1::SeriesResponse> series(const std::string& tenant,
+                                             const querier::v1::SeriesRequest& r) const;
+
   // `now_ms` stands for an end of 0 (Grafana always sends one; curl users may not).
   Result<querier::v1::SelectMergeStacktracesResponse> select_merge_stacktraces(
       const std::string& tenant, const querier::v1::SelectMergeStacktracesRequest& r,

@@ -10,7 +10,6 @@
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -306,86 +305,39 @@ class Routes {
 
   void querier_routes(Router& s) {
     using namespace querier::v1;
+    // querier.v1: semantics in core/querier; here only the Connect framing.
     connect<ProfileTypesRequest>(s, "ProfileTypes",
                                  [this](const std::string& t, const ProfileTypesRequest& r,
                                         Response& res, bool js) -> Status {
-                                   ProfileTypesResponse out;
-                                   std::map<std::string, const SeriesInfo*> seen;
-                                   auto found = q_.match_any(t, {}, r.start(), r.end());
-                                   if (!found) return found.error;
-                                   auto& all = *found;
-                                   for (auto& si : all) seen.emplace(si.profile_type, &si);
-                                   for (auto& [id, si] : seen) {
-                                     auto* pt = out.add_profile_types();
-                                     pt->set_id(id);
-                                     // Explicit capture: clang 14 (fuzz build) cannot capture
-                                     // a structured binding.
-                                     auto lab = [&labels = si->labels](const char* k) {
-                                       auto* v = find_label(labels, k);
-                                       return v ? *v : std::string();
-                                     };
-                                     pt->set_name(lab("__name__"));
-                                     pt->set_sample_type(lab("__type__"));
-                                     pt->set_sample_unit(lab("__unit__"));
-                                     pt->set_period_type(lab("__period_type__"));
-                                     pt->set_period_unit(lab("__period_unit__"));
-                                   }
-                                   send_message(res, out, js);
+                                   auto out = querier_.profile_types(t, r);
+                                   if (!out) return out.error;
+                                   send_message(res, *out, js);
                                    return std::nullopt;
                                  });
     connect<types::v1::LabelNamesRequest>(
         s, "LabelNames",
         [this](const std::string& t, const types::v1::LabelNamesRequest& r, Response& res,
                bool js) -> Status {
-          auto ss = q_.match_any(t, {r.matchers().begin(), r.matchers().end()}, r.start(), r.end());
-          if (!ss) return ss.error;
-          std::set<std::string> names;
-          for (auto& si : *ss)
-            for (auto& kv : si.labels) names.insert(kv.first);
-          types::v1::LabelNamesResponse out;
-          for (auto& n : names) out.add_names(n);
-          send_message(res, out, js);
+          auto out = querier_.label_names(t, r);
+          if (!out) return out.error;
+          send_message(res, *out, js);
           return std::nullopt;
         });
     connect<types::v1::LabelValuesRequest>(
         s, "LabelValues",
         [this](const std::string& t, const types::v1::LabelValuesRequest& r, Response& res,
                bool js) -> Status {
-          auto ss = q_.match_any(t, {r.matchers().begin(), r.matchers().end()}, r.start(), r.end());
-          if (!ss) return ss.error;
-          std::set<std::string> vals;
-          for (auto& si : *ss)
-            if (auto* v = find_label(si.labels, r.name())) vals.insert(*v);
-          types::v1::LabelValuesResponse out;
-          for (auto& v : vals) out.add_names(v);
-          send_message(res, out, js);
+          auto out = querier_.label_values(t, r);
+          if (!out) return out.error;
+          send_message(res, *out, js);
           return std::nullopt;
         });
     connect<SeriesRequest>(
         s, "Series",
         [this](const std::string& t, const SeriesRequest& r, Response& res, bool js) -> Status {
-          auto ss = q_.match_any(t, {r.matchers().begin(), r.matchers().end()}, r.start(), r.end());
-          if (!ss) return ss.error;
-          std::set<Labels> uniq;
-          for (auto& si : *ss) {
-            Labels l;
-            for (auto& kv : si.labels) {
-              bool keep = r.label_names_size() == 0;
-              for (auto& n : r.label_names()) keep = keep || n == kv.first;
-              if (keep) l.push_back(kv);
-            }
-            uniq.insert(l);
-          }
-          SeriesResponse out;
-          for (auto& l : uniq) {
-            auto* ls = out.add_labels_set();
-            for (auto& [k, v] : l) {
-              auto* lp = ls->add_labels();
-              lp->set_name(k);
-              lp->set_value(v);
-            }
-          }
-          send_message(res, out, js);
+          auto out = querier_.series(t, r);
+          if (!out) return out.error;
+          send_message(res, *out, js);
           return std::nullopt;
         });
     // The querier.v1 calls that select samples: semantics in core/querier.
