@@ -9,19 +9,11 @@
 
 #include "core/query.h"
 #include "core/util.h"
+#include "tmp_dir.h"
 
 using namespace spanprof;
 
 namespace {
-struct TmpDir {
-  std::string path;
-  TmpDir() {
-    char t[] = "/tmp/spanprof-test-XXXXXX";
-    path = mkdtemp(t);
-  }
-  ~TmpDir() { std::filesystem::remove_all(path); }
-};
-
 // The first column of the first row of `sql` over the data dir's database, read-only.
 std::string query_text(const std::string& dir, const char* sql) {
   sqlite3* db = nullptr;

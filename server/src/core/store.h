@@ -136,6 +136,8 @@ class Store {
   std::vector<std::string> span_services(const std::string& tenant) const;
   StoreStats stats() const;  // server-wide
   TenantStats tenant_stats(const std::string& tenant) const;
+  // The tenant's oldest and newest profile time (ms); (0, 0) when it has none.
+  std::pair<int64_t, int64_t> profile_time_range(const std::string& tenant) const;
 
  private:
   Store() = default;
