@@ -34,13 +34,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "server"))
 
 from conftest import load_protos, make_pprof, push_request  # noqa: E402
+from wire import new_names_pprof  # noqa: E402
 
 CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 PUSH = "/push.v1.PusherService/Push"
 # Sample rows one push stores: the fleet's bodies have 20 distinct stacks in one series; a
 # heavy push has 1M equal samples of 2 sample types: one row in each of 2 series.
 ROWS_PER_PUSH = {"fleet": 20, "victim": 20, "heavy": 2}
-PROFILES_PER_PUSH = {"fleet": 1, "victim": 1, "heavy": 2}
+PROFILES_PER_PUSH = {"fleet": 1, "victim": 1, "heavy": 2, "dict": 1}
+# A --heavy-dict push: every function name new (DICT_FUNCS of them, one location each), samples of
+# DICT_DEPTH distinct frames each: DICT_FUNCS / DICT_DEPTH new stacks, one row each. Within every
+# default limit (strings, samples, body size); the writer's work is the dictionary, not the rows.
+DICT_FUNCS, DICT_DEPTH = 200_000, 20
+ROWS_PER_PUSH["dict"] = DICT_FUNCS // DICT_DEPTH
+DICT_TAG = b"pXXXXXXX"  # replaced per push by a same-length unique prefix
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -97,9 +104,11 @@ async def main_async(a, port: int, pid: int, pb) -> dict:
         "failed": 0,
         "failed_codes": {},
         "heavy_codes": {},
+        "dict_codes": {},
+        "dict_ms": [],
         "pushes": 0,
     }
-    acked = {"fleet": 0, "victim": 0, "heavy": 0}
+    acked = {"fleet": 0, "victim": 0, "heavy": 0, "dict": 0}
     samples: list[dict] = []
     bodies = [
         push_request(
@@ -157,6 +166,24 @@ async def main_async(a, port: int, pid: int, pb) -> dict:
                 await asyncio.sleep(1)
             else:
                 await asyncio.sleep(0.2)
+
+    dict_template = new_names_pprof(DICT_FUNCS, DICT_DEPTH, DICT_TAG) if a.heavy_dict else b""
+    dict_seq = iter(range(10**8))
+
+    async def heavy_dict() -> None:
+        # Pushes of new stacks and names only (never seen before: each gets its own prefix),
+        # back to back; sent uncompressed (the server takes plain pprof too).
+        c = Conn(port)
+        while time.monotonic() < stop:
+            raw = dict_template.replace(DICT_TAG, b"p%07d" % next(dict_seq))
+            body = push_request(pb, {"service_name": "dict"}, raw, False)
+            code, ms = await timed(c, PUSH, body, {**proto, "X-Scope-OrgID": "dict"})
+            res["dict_codes"][code] = res["dict_codes"].get(code, 0) + 1
+            if code == 200:
+                acked["dict"] += 1
+                res["dict_ms"].append(ms)
+            else:
+                await asyncio.sleep(1 if code != 429 else 0.2)
 
     async def idle() -> None:
         r, w = await asyncio.open_connection("127.0.0.1", port)
@@ -254,6 +281,7 @@ async def main_async(a, port: int, pid: int, pb) -> dict:
     tasks += [agent(i, "victim", "victim") for i in range(a.victims)]
     tasks += [idle() for _ in range(a.idle)] + [slow() for _ in range(a.slow)]
     tasks += [heavy() for _ in range(a.heavy)]
+    tasks += [heavy_dict() for _ in range(a.heavy_dict)]
     tasks += [hostile()] if a.hostile_interval > 0 else []
     tasks += [ui(), monitor()]
     await asyncio.gather(*tasks)
@@ -283,6 +311,12 @@ def main() -> int:
     )
     ap.add_argument(
         "--heavy", type=int, default=4, help="connections of a tenant pushing max-size profiles"
+    )
+    ap.add_argument(
+        "--heavy-dict",
+        type=int,
+        default=0,
+        help="connections of a tenant pushing profiles of 200k new function names each",
     )
     ap.add_argument("--server-bin", default=str(ROOT / "build" / "server" / "spanprof-server"))
     ap.add_argument("--server-args", default="", help="extra server flags, space-separated")
@@ -321,7 +355,7 @@ def main() -> int:
         stored = {}
         import urllib.request
 
-        for tenant in ("fleet", "victim", "heavy"):
+        for tenant in ("fleet", "victim", "heavy", "dict"):
             req = urllib.request.Request(
                 f"http://127.0.0.1:{port}/api/v1/stats", headers={"X-Scope-OrgID": tenant}
             )
@@ -351,9 +385,14 @@ def main() -> int:
         "failed_pushes": res["failed"],
         "failed_codes": res["failed_codes"],
         "heavy_codes": res["heavy_codes"],
+        "heavy_dict": a.heavy_dict,
+        "dict_codes": res["dict_codes"],
+        "dict_push_ms_p50": round(pct(res["dict_ms"], 50), 1),
         "push_ms_p50": round(pct(res["push_ms"], 50), 1),
         "push_ms_p99": round(pct(res["push_ms"], 99), 1),
+        "victim_push_ms_p50": round(pct(res["victim_ms"], 50), 1),
         "victim_push_ms_p99": round(pct(res["victim_ms"], 99), 1),
+        "victim_pushes_stored": res["acked"]["victim"],
         "query_ms_p50": round(pct(res["query_ms"], 50), 1),
         "query_ms_p99": round(pct(res["query_ms"], 99), 1),
         "queries": len(res["query_ms"]),

@@ -63,3 +63,34 @@ TEST(Flame, DiffHasSevenIntsPerNode) {
   EXPECT_EQ(f.levels[1], (std::vector<int64_t>{0, 3, 0, 0, 3, 0, 1}));
   EXPECT_EQ(f.levels[2], (std::vector<int64_t>{0, 3, 3, 0, 1, 1, 2, 0, 0, 0, 0, 2, 2, 3}));
 }
+
+// Pyroscope's tree bytes (pkg/model/tree.go), hand-computed: virtual root (no name, self 0, one
+// child), a (self 0, two children), then the children last-first: c (self 1), b (self 3).
+TEST(Flame, TreeBytesMatchPyroscopesSerialization) {
+  FlameTree t;
+  add(t, {0, 1}, 3);  // a;b
+  add(t, {0, 2}, 1);  // a;c
+  EXPECT_EQ(t.tree_bytes(name_of, 0), std::string("\0\0\1"
+                                                  "\1a\0\2"
+                                                  "\1c\1\0"
+                                                  "\1b\3\0",
+                                                  15));
+  // Two nodes: c folds into an "other" child of a, written before b ("b" < "other").
+  EXPECT_EQ(t.tree_bytes(name_of, 2), std::string("\0\0\1"
+                                                  "\1a\0\2"
+                                                  "\5other\1\0"
+                                                  "\1b\3\0",
+                                                  19));
+  EXPECT_EQ(FlameTree().tree_bytes(name_of, 0), "");
+}
+
+TEST(Flame, KeptPrefixStopsAtTheFirstNodeBelowTheThreshold) {
+  FlameTree t;
+  add(t, {0, 1}, 3);
+  add(t, {0, 2}, 1);
+  EXPECT_EQ(t.min_keep(0), 0);
+  EXPECT_EQ(t.min_keep(2), 3);
+  std::vector<uint32_t> s{0, 2};
+  EXPECT_EQ(t.kept_prefix(s.data(), 2, 3), 1u);
+  EXPECT_EQ(t.kept_prefix(s.data(), 2, 1), 2u);
+}

@@ -2,24 +2,18 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <map>
+#include <thread>
 
 #include "core/query.h"
 #include "core/util.h"
+#include "tmp_dir.h"
 
 using namespace spanprof;
 
 namespace {
-struct TmpDir {
-  std::string path;
-  TmpDir() {
-    char t[] = "/tmp/spanprof-test-XXXXXX";
-    path = mkdtemp(t);
-  }
-  ~TmpDir() { std::filesystem::remove_all(path); }
-};
-
 // The first column of the first row of `sql` over the data dir's database, read-only.
 std::string query_text(const std::string& dir, const char* sql) {
   sqlite3* db = nullptr;
@@ -339,4 +333,89 @@ TEST(Store, EqualSamplesAreMergedBeforeTheWriter) {
   auto m = q.merge("anonymous", "", R"({service_name="svc"})", 0, now_ns() / 1'000'000 + 1000, {});
   ASSERT_TRUE(m);
   EXPECT_EQ(q.flamegraph(*m, 0).total, 100000LL * 10'000'000);
+}
+
+namespace {
+// `frames` new function names (leaf files app.py), `frames / depth` samples whose stacks are
+// `depth` consecutive frames each: a profile whose writer work is the dictionary, not its rows.
+RawProfile many_new_stacks(const std::string& tenant, const std::string& prefix, size_t frames,
+                           size_t depth) {
+  RawProfile p = one_stack(prefix, now_ns(), "unused");
+  p.tenant = tenant;
+  p.frames.clear();
+  p.samples.clear();
+  for (size_t i = 0; i < frames; ++i)
+    p.frames.push_back({prefix + "_" + std::to_string(i), "app.py", 1});
+  for (size_t k = 0; k + depth <= frames; k += depth) {
+    RawSample s;
+    for (size_t j = 0; j < depth; ++j) s.frames.push_back(uint32_t(k + j));
+    s.value = p.period;
+    p.samples.push_back(s);
+  }
+  return p;
+}
+}  // namespace
+
+// A push within every limit but carrying many new names and stacks interns them in turns of its
+// own: other tenants' writes commit between those turns, while it is still being written. (How
+// long they wait is measured by bench/server_soak.py --heavy-dict, not here.)
+TEST(Store, ManyNewStacksTakeTurnsWithOtherWrites) {
+  TmpDir d;
+  auto s = Store::open({d.path});
+  ASSERT_TRUE(s);
+  ASSERT_FALSE((*s)->write_profiles({profile("victim", "svc", now_ns(), 0)}));
+  const std::string strings_before = query_text(d.path, "SELECT count(*) FROM strings");
+  RawProfile heavy = many_new_stacks("heavy", "new_fn", 60000, 20);
+  std::atomic<bool> heavy_done{false};
+  Status heavy_status;
+  std::thread t([&] {
+    heavy_status = (*s)->write_profiles({heavy});
+    heavy_done = true;
+  });
+  // Victim writes from the moment the heavy push's first names are committed (without turns,
+  // they are committed with its rows, as it is acknowledged).
+  while (!heavy_done && query_text(d.path, "SELECT count(*) FROM strings") == strings_before)
+    std::this_thread::yield();
+  int during = 0, victims = 0;
+  while (!heavy_done) {
+    ASSERT_FALSE((*s)->write_profiles({profile("victim", "svc", now_ns(), 0)}));
+    ++victims;
+    during += !heavy_done;
+  }
+  t.join();
+  ASSERT_FALSE(heavy_status) << heavy_status->message;
+  EXPECT_GE(during, 3);
+  // Everything is stored: the victim's profiles, and every stack of the heavy one, once.
+  EXPECT_EQ((*s)->tenant_stats("victim").profiles, 1 + victims);
+  EXPECT_EQ((*s)->tenant_stats("heavy").sample_rows, 3000);
+  EXPECT_EQ(query_text(d.path, "SELECT count(*) FROM strings WHERE s LIKE 'new_fn_%'"), "60000");
+  QueryEngine q(**s);
+  auto m = q.merge("heavy", "", R"({service_name="new_fn"})", 0, now_ns() / 1'000'000 + 1000, {});
+  ASSERT_TRUE(m);
+  auto f = q.flamegraph(*m, 0);
+  EXPECT_EQ(f.total, 3000LL * 10'000'000);
+  EXPECT_EQ(f.names.size(), 60001u);  // "total" and every frame
+}
+
+// A push refused after some of its names were committed in turns of their own (here: a new
+// series past the tenant's limit) leaves nothing behind that retention does not collect.
+TEST(Store, NamesOfARefusedPushAreCollected) {
+  TmpDir d;
+  StoreOptions o{d.path};
+  o.max_series_per_tenant = 1;
+  o.retention_interval_s = 3600;
+  auto s = Store::open(o);
+  ASSERT_TRUE(s);
+  ASSERT_FALSE((*s)->write_profiles({one_stack("first", now_ns(), "kept_fn")}));
+  RawProfile heavy = many_new_stacks("anonymous", "refused_fn", 30000, 10);
+  Status st = (*s)->write_profiles({heavy});
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->status, 429) << st->message;
+  ASSERT_FALSE((*s)->run_retention());
+  EXPECT_EQ((*s)->stats().collected_strings, 30000);
+  EXPECT_EQ(query_text(d.path, "SELECT count(*) FROM strings WHERE s LIKE 'refused_fn_%'"), "0");
+  EXPECT_EQ(query_text(d.path, "SELECT count(*) FROM stacks"), "1");
+  // The tenant's own data is intact and it can still push to its series.
+  ASSERT_FALSE((*s)->write_profiles({one_stack("first", now_ns(), "kept_fn")}));
+  EXPECT_EQ((*s)->tenant_stats("anonymous").profiles, 2);
 }

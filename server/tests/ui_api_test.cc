@@ -12,20 +12,12 @@
 #include "core/trace_search.h"
 #include "core/util.h"
 #include "pprof.pb.h"
+#include "tmp_dir.h"
 
 using namespace spanprof;
 using json = nlohmann::json;
 
 namespace {
-struct TmpDir {
-  std::string path;
-  TmpDir() {
-    char t[] = "/tmp/spanprof-uiapi-XXXXXX";
-    path = mkdtemp(t);
-  }
-  ~TmpDir() { std::filesystem::remove_all(path); }
-};
-
 constexpr int64_t kPeriod = 10'000'000;
 
 // Two functions named `run` in different files, `run` in a.py sampled at two lines.

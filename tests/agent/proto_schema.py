@@ -76,7 +76,11 @@ OTLP = {
     ],
     "Resource": [("attributes", 1, MSG, REP, "KeyValue")],
     "KeyValue": [("key", 1, STR, OPT, None), ("value", 2, MSG, OPT, "AnyValue")],
-    "AnyValue": [("string_value", 1, STR, OPT, None), ("int_value", 3, I64, OPT, None)],
+    "AnyValue": [
+        ("string_value", 1, STR, OPT, None),
+        ("int_value", 3, I64, OPT, None),
+        ("bytes_value", 7, BYTES, OPT, None),
+    ],
     "ScopeProfiles": [
         ("scope", 1, MSG, OPT, "InstrumentationScope"),
         ("profiles", 2, MSG, REP, "Profile"),

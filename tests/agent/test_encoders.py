@@ -148,14 +148,20 @@ def test_otlp(profile):
             st[d.function_table[d.location_table[i].lines[0].function_index].name_strindex]
             for i in d.stack_table[s.stack_index].location_indices
         ]
-        attrs = {
-            st[d.attribute_table[i].key_strindex]: d.attribute_table[i].value.string_value
+        values = {
+            st[d.attribute_table[i].key_strindex]: d.attribute_table[i].value
             for i in s.attribute_indices
         }
+        attrs = {k: v.string_value for k, v in values.items()}
         assert "thread_id" not in attrs
+        # Span and trace ids in the link only (Pyroscope's span_id is the link's span: the local
+        # root); the active span as bytes, which Pyroscope makes no series label of.
+        assert "span_id" not in attrs and "trace_id" not in attrs
         if "encoder_beta" in names:
             link = d.link_table[s.link_index]
-            assert (link.trace_id, link.span_id) == (TRACE, SPAN)
+            assert (link.trace_id, link.span_id) == (TRACE, ROOT)
+            assert values["active_span_id"].bytes_value == SPAN
+            assert values["active_span_id"].string_value == ""
             assert attrs["span_name"] == "POST /enc"
             linked += 1
         elif "encoder_alpha" in names:

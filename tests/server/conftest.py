@@ -154,3 +154,110 @@ def pb():
 
 def flame_names(fg: dict) -> set[str]:
     return set(fg.get("names", []))
+
+
+def push_big_svc_b(server, pb) -> int:
+    """Adds a profile of 30 samples of svc-b to `loaded` (svc-b then outweighs svc-a); its ns."""
+    now_ns = time.time_ns()
+    body = push_request(
+        pb,
+        {"__name__": "process_cpu", "service_name": "svc-b", "env": "prod"},
+        make_pprof(pb, [(["main", "b_fn"], 30, {})], time_ns=now_ns),
+    )
+    code, resp, _ = server.request(
+        "POST", "/push.v1.PusherService/Push", body, {"Content-Type": "application/proto"}
+    )
+    assert code == 200, resp
+    return now_ns
+
+
+def top_series_request(now_ns: int, end_ms: str) -> tuple[int, dict]:
+    """(start, SelectSeries request): 60 s steps by service, the top one, with exemplars; the
+    profile at now_ns half a step before a step end, the fixture's (seconds earlier) in that step."""
+    start = now_ns // 1_000_000 - 3_600_000 - 30_000
+    return start, {
+        "profileTypeID": CPU,
+        "labelSelector": "{}",
+        "start": str(start),
+        "end": end_ms,
+        "step": 60,
+        "groupBy": ["service_name"],
+        "limit": "1",
+        "exemplarType": "EXEMPLAR_TYPE_INDIVIDUAL",
+    }
+
+
+ROOT_SPAN = "00000000000000a1"
+CHILD_SPAN = "00000000000000a2"
+OTHER_SPAN = "00000000000000b1"
+TRACE = "000000000000000000000000000000c1"
+
+
+@pytest.fixture()
+def loaded(server, pb):
+    """Two services; svc-a has span-labelled samples and a stored trace (root a1 → child a2)."""
+    now_ns = time.time_ns()
+    stacks = [
+        (
+            ["main", "handle", "root_only_fn"],
+            2,
+            {"span_id": ROOT_SPAN, "trace_id": TRACE, "span_name": "GET /a"},
+        ),
+        (
+            ["main", "handle", "child_fn"],
+            3,
+            {
+                "span_id": ROOT_SPAN,
+                "active_span_id": CHILD_SPAN,
+                "trace_id": TRACE,
+                "span_name": "GET /a",
+            },
+        ),
+        (["main", "idle"], 4, {}),
+        (["main", "other_span_fn"], 5, {"span_id": OTHER_SPAN, "span_name": "GET /b"}),
+    ]
+    for svc, st in (("svc-a", stacks), ("svc-b", [(["main", "b_fn"], 6, {})])):
+        body = push_request(
+            pb,
+            {"__name__": "process_cpu", "service_name": svc, "env": "prod"},
+            make_pprof(pb, st, time_ns=now_ns),
+        )
+        code, resp, _ = server.request(
+            "POST", "/push.v1.PusherService/Push", body, {"Content-Type": "application/proto"}
+        )
+        assert code == 200, resp
+    trace = {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "svc-a"}}]
+                },
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": TRACE,
+                                "spanId": ROOT_SPAN,
+                                "name": "GET /a",
+                                "startTimeUnixNano": str(now_ns - 50_000_000),
+                                "endTimeUnixNano": str(now_ns),
+                            },
+                            {
+                                "traceId": TRACE,
+                                "spanId": CHILD_SPAN,
+                                "parentSpanId": ROOT_SPAN,
+                                "name": "db.query",
+                                "startTimeUnixNano": str(now_ns - 40_000_000),
+                                "endTimeUnixNano": str(now_ns - 10_000_000),
+                            },
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+    code, resp, _ = server.request(
+        "POST", "/v1/traces", json.dumps(trace).encode(), {"Content-Type": "application/json"}
+    )
+    assert code == 200, resp
+    return server

@@ -9,6 +9,7 @@ import threading
 
 from conftest import CPU, flame_names, make_pprof, push_request
 from test_hostile import _amplifying_pprof
+from wire import new_names_pprof
 
 PROTO = {"Content-Type": "application/proto"}
 PUSH = "/push.v1.PusherService/Push"
@@ -57,3 +58,47 @@ def test_victim_pushes_all_succeed_under_a_heavy_tenant(make_server, pb):
     )
     assert {f"victim_fn{i}" for i in range(30)} <= flame_names(fg["flamegraph"])
     assert s.alive()
+
+
+def test_pushes_of_many_new_names_and_the_victims_beside_them_are_all_stored(make_server, pb):
+    # Within every default limit, but 60k new function names and 3k new stacks per push: the
+    # writer interns them in turns of their own between the victim's commits (the ordering is
+    # checked by store_test's ManyNewStacksTakeTurnsWithOtherWrites; the latency by
+    # bench/server_soak.py --heavy-dict).
+    s = make_server()
+    template = new_names_pprof(60_000, 20, b"nXXXX")
+    heavy_codes: list[int] = []
+
+    def heavy() -> None:
+        for n in range(3):
+            raw = template.replace(b"nXXXX", b"n%04d" % n)
+            body = push_request(pb, {"service_name": "names"}, raw, gzipped=False)
+            heavy_codes.append(
+                s.request("POST", PUSH, body, {**PROTO, "X-Scope-OrgID": "names"})[0]
+            )
+
+    t = threading.Thread(target=heavy)
+    t.start()
+    victim = []
+    while t.is_alive() or len(victim) < 5:
+        body = push_request(
+            pb,
+            {"service_name": "victim"},
+            make_pprof(pb, [(["main", f"victim_fn{len(victim)}"], 1, {})]),
+        )
+        victim.append(s.request("POST", PUSH, body, {**PROTO, "X-Scope-OrgID": "victim"})[0])
+    t.join()
+    assert heavy_codes == [200, 200, 200] and set(victim) == {200}, (heavy_codes, victim)
+    fg = s.connect_json(
+        "SelectMergeStacktraces",
+        {"profileTypeID": CPU, "labelSelector": '{service_name="victim"}', "start": "0"},
+        headers={"X-Scope-OrgID": "victim"},
+    )
+    assert {f"victim_fn{i}" for i in range(len(victim))} <= flame_names(fg["flamegraph"])
+    fg = s.connect_json(
+        "SelectMergeStacktraces",
+        {"profileTypeID": CPU, "labelSelector": '{service_name="names"}', "start": "0"},
+        headers={"X-Scope-OrgID": "names"},
+    )
+    names = flame_names(fg["flamegraph"])
+    assert {f"n{n:04d}_{i:07d}" for n in range(3) for i in range(60_000)} <= names

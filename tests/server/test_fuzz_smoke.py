@@ -78,6 +78,8 @@ def seeds(pb, target: str, d) -> None:
         body = otlp_profiles_request(pb, "svc", "fn", b"\x00" * 7 + b"\x01", b"\x00" * 15 + b"\x02")
         (d / "gen1").write_bytes(b"\x00" + body)
         (d / "gen2").write_bytes(b"\x03" + json.dumps(_otlp_json_trace("svc", "ab" * 16)).encode())
+        body = otlp_profiles_request(pb, "svc", "fn", b"\x01" * 8, b"\x02" * 16, refs=True)
+        (d / "gen3").write_bytes(b"\x00" + body)
     elif target == "http":
         body = push_request(pb, {"service_name": "s"}, raw)
         head = (

@@ -162,6 +162,31 @@ def test_otlp_profiles_links_kept_per_sample(server, pb):
     assert code == 200
 
 
+@pytest.mark.parametrize("refs", [False, True])
+def test_otlp_profiles_resource_attributes_are_series_labels(server, pb, refs):
+    # refs=True is how the Collector's pdata re-encodes them: string-table references.
+    service = f"otlp-res-{int(refs)}"
+    body = otlp_profiles_request(
+        pb,
+        service,
+        "res_fn",
+        b"\x00" * 7 + b"\x01",
+        b"\x00" * 15 + b"\x02",
+        resource={"env": "ci", "deployment.environment": "prod"},
+        refs=refs,
+    )
+    code, resp, _ = server.request(
+        "POST", "/v1development/profiles", body, {"Content-Type": "application/x-protobuf"}
+    )
+    assert code == 200, resp
+    fg = merge(server, f'{{service_name="{service}", env="ci", deployment.environment="prod"}}')
+    assert "res_fn" in flame_names(fg)
+    got = server.connect_json(
+        "LabelValues", {"name": "env", "matchers": [f'{{service_name="{service}"}}']}
+    )
+    assert got["names"] == ["ci"]
+
+
 def _otlp_json_trace(service: str, trace_hex: str) -> dict:
     now = time.time_ns()
     return {

@@ -7,84 +7,16 @@ import time
 import urllib.parse
 
 import pytest
-from conftest import CPU, flame_names, make_pprof, push_request
+from conftest import (
+    CHILD_SPAN,
+    CPU,
+    ROOT_SPAN,
+    TRACE,
+    flame_names,
+    push_big_svc_b,
+    top_series_request,
+)
 from google.protobuf import json_format
-
-ROOT_SPAN = "00000000000000a1"
-CHILD_SPAN = "00000000000000a2"
-OTHER_SPAN = "00000000000000b1"
-TRACE = "000000000000000000000000000000c1"
-
-
-@pytest.fixture()
-def loaded(server, pb):
-    """Two services; svc-a has span-labelled samples and a stored trace (root a1 → child a2)."""
-    now_ns = time.time_ns()
-    stacks = [
-        (
-            ["main", "handle", "root_only_fn"],
-            2,
-            {"span_id": ROOT_SPAN, "trace_id": TRACE, "span_name": "GET /a"},
-        ),
-        (
-            ["main", "handle", "child_fn"],
-            3,
-            {
-                "span_id": ROOT_SPAN,
-                "active_span_id": CHILD_SPAN,
-                "trace_id": TRACE,
-                "span_name": "GET /a",
-            },
-        ),
-        (["main", "idle"], 4, {}),
-        (["main", "other_span_fn"], 5, {"span_id": OTHER_SPAN, "span_name": "GET /b"}),
-    ]
-    for svc, st in (("svc-a", stacks), ("svc-b", [(["main", "b_fn"], 6, {})])):
-        body = push_request(
-            pb,
-            {"__name__": "process_cpu", "service_name": svc, "env": "prod"},
-            make_pprof(pb, st, time_ns=now_ns),
-        )
-        code, resp, _ = server.request(
-            "POST", "/push.v1.PusherService/Push", body, {"Content-Type": "application/proto"}
-        )
-        assert code == 200, resp
-    trace = {
-        "resourceSpans": [
-            {
-                "resource": {
-                    "attributes": [{"key": "service.name", "value": {"stringValue": "svc-a"}}]
-                },
-                "scopeSpans": [
-                    {
-                        "spans": [
-                            {
-                                "traceId": TRACE,
-                                "spanId": ROOT_SPAN,
-                                "name": "GET /a",
-                                "startTimeUnixNano": str(now_ns - 50_000_000),
-                                "endTimeUnixNano": str(now_ns),
-                            },
-                            {
-                                "traceId": TRACE,
-                                "spanId": CHILD_SPAN,
-                                "parentSpanId": ROOT_SPAN,
-                                "name": "db.query",
-                                "startTimeUnixNano": str(now_ns - 40_000_000),
-                                "endTimeUnixNano": str(now_ns - 10_000_000),
-                            },
-                        ]
-                    }
-                ],
-            }
-        ]
-    }
-    code, resp, _ = server.request(
-        "POST", "/v1/traces", json.dumps(trace).encode(), {"Content-Type": "application/json"}
-    )
-    assert code == 200, resp
-    return server
-
 
 NOW_MS = str(int(time.time() * 1000) + 3_600_000)
 QUERIES = [
@@ -162,17 +94,22 @@ QUERIES = [
 ]
 
 
-@pytest.mark.parametrize("method,req_type,resp_type,req", QUERIES, ids=[q[0] for q in QUERIES])
-def test_both_connect_encodings_agree(loaded, pb, method, req_type, resp_type, req):
-    server = loaded
-    as_json = server.connect_json(method, req)
+def post_proto(server, pb, method, req_type, req):
+    """A querier.v1 request (given as its JSON form) sent in binary proto, as Grafana sends it."""
     msg = json_format.ParseDict(req, pb.get(req_type)())
-    code, body, headers = server.request(
+    return server.request(
         "POST",
         f"/querier.v1.QuerierService/{method}",
         msg.SerializeToString(),
         {"Content-Type": "application/proto"},
     )
+
+
+@pytest.mark.parametrize("method,req_type,resp_type,req", QUERIES, ids=[q[0] for q in QUERIES])
+def test_both_connect_encodings_agree(loaded, pb, method, req_type, resp_type, req):
+    server = loaded
+    as_json = server.connect_json(method, req)
+    code, body, headers = post_proto(server, pb, method, req_type, req)
     assert code == 200, body
     assert headers["Content-Type"].startswith("application/proto")
     from_proto = json_format.MessageToDict(pb.get(resp_type).FromString(body))
@@ -333,3 +270,234 @@ def test_api_errors(loaded):
         assert set(json.loads(body)) == {"code", "message"}
     assert loaded.request("GET", "/api/v1/traces/" + "f" * 32)[0] == 404
     assert loaded.request("GET", "/api/v1/nope")[0] == 404
+
+
+# ---- querier.v1 semantics as Pyroscope defines them, in binary proto as Grafana sends them ----
+
+
+def connect_proto(server, pb, method, req_type, resp_type, req):
+    """One Connect unary call in binary proto; (status, response message or error document)."""
+    code, body, _ = post_proto(server, pb, method, req_type, req)
+    if code != 200:
+        return code, json.loads(body)
+    return code, pb.get(resp_type).FromString(body)
+
+
+def merge_stacktraces(server, pb, **fields):
+    req = {"profileTypeID": CPU, "labelSelector": "{}", "start": "0", "end": NOW_MS, **fields}
+    return connect_proto(
+        server,
+        pb,
+        "SelectMergeStacktraces",
+        "querier.v1.SelectMergeStacktracesRequest",
+        "querier.v1.SelectMergeStacktracesResponse",
+        req,
+    )
+
+
+def decode_tree(b: bytes) -> dict[tuple[str, ...], int]:
+    """Pyroscope's tree bytes (pkg/model/tree.go) → {root-first stack: self value}."""
+    pos = 0
+
+    def uvarint() -> int:
+        nonlocal pos
+        v = shift = 0
+        while True:
+            c = b[pos]
+            pos += 1
+            v |= (c & 0x7F) << shift
+            shift += 7
+            if not c & 0x80:
+                return v
+
+    out: dict[tuple[str, ...], int] = {}
+    todo: list[tuple[str, ...]] = [()]
+    first = True
+    while todo:
+        parent = todo.pop()
+        n = uvarint()
+        name = b[pos : pos + n].decode()
+        pos += n
+        self_value = uvarint()
+        children = uvarint()
+        path = () if first else (*parent, name)
+        first = False
+        if self_value:
+            out[path] = out.get(path, 0) + self_value
+        todo.extend([path] * children)
+    assert pos == len(b)
+    return out
+
+
+def test_selectors_filter_samples(loaded, pb):
+    code, r = merge_stacktraces(loaded, pb, traceIdSelector=[TRACE])
+    assert code == 200 and r.flamegraph.total == 5 * 10_000_000
+    assert "idle" not in r.flamegraph.names
+    code, r = merge_stacktraces(
+        loaded, pb, stackTraceSelector={"callSite": [{"name": "main"}, {"name": "handle"}]}
+    )
+    assert code == 200 and r.flamegraph.total == 5 * 10_000_000
+    code, r = merge_stacktraces(loaded, pb, stackTraceSelector={"callSite": [{"name": "handle"}]})
+    assert code == 200 and r.flamegraph.total == 0
+    code, err = merge_stacktraces(loaded, pb, traceIdSelector=[TRACE], spanSelector=[ROOT_SPAN])
+    assert code == 400 and err["code"] == "invalid_argument"
+    code, err = merge_stacktraces(loaded, pb, profileIdSelector=["nope"])
+    assert code == 400 and err["code"] == "invalid_argument"
+
+
+def test_formats_tree_and_pprof_answer_and_dot_is_refused(loaded, pb):
+    code, r = merge_stacktraces(loaded, pb, labelSelector='{service_name="svc-a"}', format=2)
+    assert code == 200 and not r.HasField("flamegraph")
+    assert decode_tree(r.tree) == {
+        ("main", "handle", "root_only_fn"): 2 * 10_000_000,
+        ("main", "handle", "child_fn"): 3 * 10_000_000,
+        ("main", "idle"): 4 * 10_000_000,
+        ("main", "other_span_fn"): 5 * 10_000_000,
+    }
+    code, r = merge_stacktraces(loaded, pb, format="PROFILE_FORMAT_PPROF")
+    assert code == 200 and sum(s.value[0] for s in r.pprof.profile.sample) == 20 * 10_000_000
+    code, err = merge_stacktraces(loaded, pb, format="PROFILE_FORMAT_DOT")
+    assert code == 400 and err["code"] == "invalid_argument"
+
+
+def test_select_series_top_n_stamps_and_exemplars(loaded, pb):
+    s = loaded
+    start, req = top_series_request(push_big_svc_b(s, pb), NOW_MS)
+    code, r = connect_proto(
+        s,
+        pb,
+        "SelectSeries",
+        "querier.v1.SelectSeriesRequest",
+        "querier.v1.SelectSeriesResponse",
+        req,
+    )
+    assert code == 200
+    # svc-b (36 samples) outranks svc-a (14) though svc-a comes first by label.
+    assert [x.labels[0].value for x in r.series] == ["svc-b"]
+    (point,) = r.series[0].points
+    assert point.value == 36 * 10_000_000
+    # Stamped at the end of its step, (start + 60 min, start + 61 min].
+    assert point.timestamp == start + 61 * 60_000
+    (ex,) = point.exemplars  # the larger of the two profiles
+    assert ex.value == 30 * 10_000_000
+    code, one = merge_stacktraces(s, pb, profileIdSelector=[ex.profile_id])
+    assert code == 200 and one.flamegraph.total == 30 * 10_000_000
+    code, err = connect_proto(
+        s,
+        pb,
+        "SelectSeries",
+        "querier.v1.SelectSeriesRequest",
+        "querier.v1.SelectSeriesResponse",
+        {**req, "exemplarType": "EXEMPLAR_TYPE_SPAN"},
+    )
+    assert code == 501 and err["code"] == "unimplemented"
+
+
+def test_select_merge_profile_max_nodes_and_time(loaded, pb):
+    req = {
+        "profileTypeID": CPU,
+        "labelSelector": '{service_name="svc-a"}',
+        "start": "1000",
+        "end": NOW_MS,
+    }
+    code, p = connect_proto(
+        loaded,
+        pb,
+        "SelectMergeProfile",
+        "querier.v1.SelectMergeProfileRequest",
+        "perftools.profiles.Profile",
+        {**req, "maxNodes": "1"},
+    )
+    assert code == 200
+    assert p.time_nanos == int(NOW_MS) * 1_000_000
+    assert p.duration_nanos == (int(NOW_MS) - 1000) * 1_000_000
+    assert sum(s.value[0] for s in p.sample) == 14 * 10_000_000
+    assert "other" in p.string_table and len(p.sample) == 1  # main→other
+
+
+def test_profile_stats_diff_and_settings(loaded, pb):
+    s = loaded
+    code, st = connect_proto(
+        s,
+        pb,
+        "GetProfileStats",
+        "types.v1.GetProfileStatsRequest",
+        "types.v1.GetProfileStatsResponse",
+        {},
+    )
+    assert code == 200 and st.data_ingested
+    assert 0 < st.oldest_profile_time <= st.newest_profile_time <= int(time.time() * 1000)
+    side = {"profileTypeID": CPU, "start": "0", "end": NOW_MS}
+    code, d = connect_proto(
+        s,
+        pb,
+        "Diff",
+        "querier.v1.DiffRequest",
+        "querier.v1.DiffResponse",
+        {
+            "left": {**side, "labelSelector": '{service_name="svc-a"}'},
+            "right": {**side, "labelSelector": '{service_name="svc-b"}'},
+        },
+    )
+    assert code == 200
+    assert (d.flamegraph.leftTicks, d.flamegraph.rightTicks) == (14 * 10_000_000, 6 * 10_000_000)
+    code, body, _ = s.request(
+        "POST", "/settings.v1.SettingsService/Get", b"{}", {"Content-Type": "application/json"}
+    )
+    assert code == 200 and json.loads(body) == {}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/querier.v1.QuerierService/SelectHeatmap",
+        "/querier.v1.QuerierService/AnalyzeQuery",
+        "/settings.v1.SettingsService/Set",
+        "/adhocprofiles.v1.AdHocProfileService/List",
+    ],
+)
+def test_methods_not_implemented_answer_connect_unimplemented(loaded, path):
+    code, body, headers = loaded.request("POST", path, b"{}", {"Content-Type": "application/json"})
+    assert code == 501 and headers["Content-Type"].startswith("application/json")
+    assert json.loads(body)["code"] == "unimplemented"
+
+
+def test_render_metadata_timeline_and_groups(loaded):
+    q = urllib.parse.quote(CPU + '{env="prod"}')
+    # Two hours ending an hour from now: the profiles are in a whole step (Pyroscope leaves out
+    # the partial step at the end of a range).
+    window = f"from={int(NOW_MS) - 7_200_000}&until={NOW_MS}"
+    doc = loaded.get_json(f"/pyroscope/render?query={q}&{window}&groupBy=service_name")
+    assert doc["metadata"] == {
+        "format": "single",
+        "spyName": "",
+        "sampleRate": 1_000_000_000,
+        "units": "samples",
+        "name": "cpu",
+    }
+    tl = doc["timeline"]
+    # 2 h / 1500 is below 15 s: 15 s steps, zero-filled, 480 slots. Grouped by service, the
+    # overall timeline has no series of its own (as Pyroscope) and each service has its own.
+    assert tl["durationDelta"] == 15 and len(tl["samples"]) == 480 and sum(tl["samples"]) == 0
+    groups = doc["groups"]
+    assert set(groups) == {"svc-a", "svc-b"}
+    assert sum(groups["svc-a"]["samples"]) == 14 * 10_000_000
+    assert all(len(g["samples"]) == 480 for g in groups.values())
+    one = loaded.get_json(f"/pyroscope/render?query={q}&{window}")
+    assert sum(one["timeline"]["samples"]) == 20 * 10_000_000 and one["groups"] is None
+    code, body, _ = loaded.request("GET", f"/pyroscope/render?query={q}&format=dot")
+    assert code == 400 and json.loads(body)["code"] == "invalid_argument"
+
+
+def test_render_diff_is_a_double_flamebearer(loaded):
+    a = urllib.parse.quote(CPU + '{service_name="svc-a"}')
+    b = urllib.parse.quote(CPU + '{service_name="svc-b"}')
+    doc = loaded.get_json(
+        f"/pyroscope/render-diff?leftQuery={a}&leftFrom=now-1h&leftUntil=now"
+        f"&rightQuery={b}&rightFrom=now-1h&rightUntil=now"
+    )
+    assert doc["metadata"]["format"] == "double"
+    assert (doc["leftTicks"], doc["rightTicks"]) == (14 * 10_000_000, 6 * 10_000_000)
+    assert all(len(level) % 7 == 0 for level in doc["flamebearer"]["levels"])
+    code, body, _ = loaded.request("GET", f"/pyroscope/render-diff?leftQuery={a}")
+    assert code == 400 and json.loads(body)["code"] == "invalid_argument"

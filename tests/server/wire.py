@@ -132,9 +132,13 @@ def otlp_profiles_request(
     trace: bytes,
     sample_type: str = "cpu",
     attrs: Optional[dict[str, str]] = None,
+    resource: Optional[dict[str, str]] = None,
+    refs: bool = False,
 ) -> bytes:
     """An OTLP ExportProfilesServiceRequest: one sample of 30 ms in main → fn, linked to
-    (trace, span), with the given sample attributes (default thread.name=worker)."""
+    (trace, span), with the given sample attributes (default thread.name=worker) and resource
+    attributes besides service.name. `refs`: resource attribute keys and values as string-table
+    references (key_strindex, string_value_strindex), as the Collector's pdata sends them."""
     Req = pb.get("opentelemetry.proto.profiles.v1development.ExportProfilesServiceRequest")
     r = Req()
     d = r.dictionary
@@ -161,9 +165,15 @@ def otlp_profiles_request(
         attr.key_strindex = len(d.string_table) - 1
         attr.value.string_value = v
     rp = r.resource_profiles.add()
-    kv = rp.resource.attributes.add()
-    kv.key = "service.name"
-    kv.value.string_value = service
+    for k, v in {"service.name": service, **(resource or {})}.items():
+        kv = rp.resource.attributes.add()
+        if refs:
+            d.string_table.extend([k, v])
+            kv.key_strindex = len(d.string_table) - 2
+            kv.value.string_value_strindex = len(d.string_table) - 1
+        else:
+            kv.key = k
+            kv.value.string_value = v
     prof = rp.scope_profiles.add().profiles.add()
     prof.sample_type.type_strindex, prof.sample_type.unit_strindex = 1, 2
     prof.period_type.type_strindex, prof.period_type.unit_strindex = 1, 2
@@ -175,3 +185,35 @@ def otlp_profiles_request(
     s.attribute_indices.extend(range(1, len(attrs) + 1))
     s.values.append(30_000_000)
     return r.SerializeToString()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _ld(num: int, payload: bytes) -> bytes:
+    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
+
+
+def new_names_pprof(funcs: int, depth: int, prefix: bytes) -> bytes:
+    """A pprof written by hand (the generated classes are slow at this size): `funcs` functions
+    named <prefix>_<i> (file app.py, one location each) and funcs / depth samples of value 1
+    whose stacks are `depth` consecutive locations: a push whose store work is new names and
+    stacks, not rows. A same-length `prefix` can be replaced in the bytes to make new names."""
+    out = [_ld(1, b"\x08\x01\x10\x02"), _ld(11, b"\x08\x01\x10\x02"), b"\x60\x01"]
+    for k in range(funcs // depth):
+        ids = b"".join(_varint(k * depth + j + 1) for j in range(depth))
+        out.append(_ld(2, _ld(1, ids) + _ld(2, b"\x01")))
+    for i in range(funcs):
+        v = _varint(i + 1)
+        out.append(_ld(4, b"\x08" + v + _ld(4, b"\x08" + v + b"\x10\x01")))
+        out.append(_ld(5, b"\x08" + v + b"\x10" + _varint(i + 4) + b"\x20\x03"))
+    strings = [b"", b"cpu", b"nanoseconds", b"app.py"]
+    strings += [prefix + b"_%07d" % i for i in range(funcs)]
+    out += [_ld(6, x) for x in strings]
+    return b"".join(out)

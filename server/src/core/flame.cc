@@ -41,20 +41,91 @@ FlameGraphOut FlameTree::diff(const std::function<std::string(uint32_t)>& name_o
   return encode(name_of, max_nodes, true);
 }
 
+// Keep nodes whose weight is >= the max_nodes-th largest weight.
+int64_t FlameTree::threshold(int64_t max_nodes, bool diff) const {
+  if (max_nodes <= 0 || int64_t(nodes_.size()) - 1 <= max_nodes) return 0;
+  std::vector<int64_t> w;
+  w.reserve(nodes_.size());
+  for (size_t i = 1; i < nodes_.size(); ++i)
+    w.push_back(diff ? std::max(nodes_[i].total[0], nodes_[i].total[1]) : nodes_[i].total[0]);
+  std::nth_element(w.begin(), w.begin() + (max_nodes - 1), w.end(), std::greater<>());
+  return std::max<int64_t>(1, w[size_t(max_nodes - 1)]);
+}
+
+int64_t FlameTree::min_keep(int64_t max_nodes) const { return threshold(max_nodes, false); }
+
+size_t FlameTree::kept_prefix(const uint32_t* names, size_t n, int64_t min_keep) const {
+  uint32_t cur = 0;
+  for (size_t i = 0; i < n; ++i) {
+    auto it = child_.find(uint64_t(cur) << 32 | names[i]);
+    if (it == child_.end() || nodes_[it->second].total[0] < min_keep) return i;
+    cur = it->second;
+  }
+  return n;
+}
+
+std::string FlameTree::tree_bytes(const std::function<std::string(uint32_t)>& name_of,
+                                  int64_t max_nodes) const {
+  std::string out;
+  if (nodes_[0].children.empty()) return out;  // Pyroscope: an empty tree is no bytes
+  auto uvarint = [&out](uint64_t v) {
+    for (; v >= 0x80; v >>= 7) out += char(v | 0x80);
+    out += char(v);
+  };
+  auto node = [&](const std::string& name, int64_t self, size_t children) {
+    uvarint(name.size());
+    out += name;
+    uvarint(uint64_t(std::max<int64_t>(0, self)));
+    uvarint(children);
+  };
+  const int64_t keep = threshold(max_nodes, false);
+  // A node to write: a stored node, or (index -1) the "other" child holding `extra` folded total.
+  struct Item {
+    int64_t index;
+    std::string name;
+    int64_t extra;
+  };
+  std::vector<Item> stack{{0, "", 0}};
+  while (!stack.empty()) {
+    Item it = std::move(stack.back());
+    stack.pop_back();
+    if (it.index < 0) {
+      node(it.name, it.extra, 0);
+      continue;
+    }
+    const Node& n = nodes_[size_t(it.index)];
+    std::vector<Item> kids;
+    int64_t folded = 0;
+    for (auto c : n.children) {
+      std::string nm = name_of(nodes_[c].name);
+      if (nodes_[c].total[0] >= keep || nm == "other")
+        kids.push_back({int64_t(c), std::move(nm), 0});
+      else
+        folded += nodes_[c].total[0];
+    }
+    std::sort(kids.begin(), kids.end(), [](auto& a, auto& b) { return a.name < b.name; });
+    if (folded > 0) {
+      auto o = std::find_if(kids.begin(), kids.end(), [](auto& k) { return k.name == "other"; });
+      if (o != kids.end())
+        o->extra = folded;
+      else
+        kids.insert(std::lower_bound(kids.begin(), kids.end(), std::string("other"),
+                                     [](auto& k, const std::string& v) { return k.name < v; }),
+                    Item{-1, "other", folded});
+    }
+    node(it.index == 0 ? std::string() : it.name, it.index == 0 ? 0 : n.self[0] + it.extra,
+         kids.size());
+    // Children in name order on a stack: the last one is written first, as Pyroscope does.
+    for (auto& k : kids) stack.push_back(std::move(k));
+  }
+  return out;
+}
+
 FlameGraphOut FlameTree::encode(const std::function<std::string(uint32_t)>& name_of,
                                 int64_t max_nodes, bool diff) const {
   FlameGraphOut out;
   auto weight = [&](const Node& n) { return diff ? std::max(n.total[0], n.total[1]) : n.total[0]; };
-  // Threshold for max_nodes: keep nodes whose weight is >= the max_nodes-th largest weight.
-  int64_t min_keep = 0;
-  if (max_nodes > 0 && int64_t(nodes_.size()) - 1 > max_nodes) {
-    std::vector<int64_t> w;
-    w.reserve(nodes_.size());
-    for (size_t i = 1; i < nodes_.size(); ++i) w.push_back(weight(nodes_[i]));
-    std::nth_element(w.begin(), w.begin() + (max_nodes - 1), w.end(), std::greater<>());
-    min_keep = w[size_t(max_nodes - 1)];
-    if (min_keep <= 0) min_keep = 1;
-  }
+  const int64_t min_keep = threshold(max_nodes, diff);
   std::map<std::string, int64_t> name_idx;
   out.names.push_back("total");
   name_idx["total"] = 0;

@@ -31,6 +31,17 @@ class FlameTree {
   FlameGraphOut flamegraph(const std::function<std::string(uint32_t)>& name_of,
                            int64_t max_nodes) const;
   FlameGraphOut diff(const std::function<std::string(uint32_t)>& name_of, int64_t max_nodes) const;
+  // Pyroscope's tree serialization (querier.v1 PROFILE_FORMAT_TREE), side 0: nodes depth first
+  // from a virtual root (empty name), each as uvarint(name length), name, uvarint(self),
+  // uvarint(children); children below the max_nodes threshold fold into an "other" child.
+  std::string tree_bytes(const std::function<std::string(uint32_t)>& name_of,
+                         int64_t max_nodes) const;
+  // The total (side 0) a node needs to be kept under max_nodes: the max_nodes-th largest node
+  // total; 0 when every node is kept.
+  int64_t min_keep(int64_t max_nodes) const;
+  // How many leading names of a root-first stack lead through nodes kept under `min_keep`
+  // (totals shrink with depth, so the kept part of a stack is a prefix).
+  size_t kept_prefix(const uint32_t* names, size_t n, int64_t min_keep) const;
 
  private:
   struct Node {
@@ -40,6 +51,7 @@ class FlameTree {
   };
   FlameGraphOut encode(const std::function<std::string(uint32_t)>& name_of, int64_t max_nodes,
                        bool diff) const;
+  int64_t threshold(int64_t max_nodes, bool diff) const;
   std::vector<Node> nodes_;
   std::unordered_map<uint64_t, uint32_t> child_;  // (parent << 32 | name) → node
 };

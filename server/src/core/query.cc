@@ -128,6 +128,57 @@ static void set_types(StackSet& st, const SeriesInfo& si) {
   if (auto* v = find_label(si.labels, "__period_unit__")) st.period_unit = *v;
 }
 
+static void add_sample(StackSet& st, const ProfileMeta& m, const SampleRow& r) {
+  st.values[r.stack] += r.value;
+  st.sample_count += count_of(m, r);
+  if (m.period > 0) st.period = m.period;
+}
+
+namespace {
+// stack_trace_selector: whether a stack starts (root first) with the call site's function names;
+// remembered per stack id.
+class CallSiteMatch {
+ public:
+  CallSiteMatch(const Store& s, const std::vector<std::string>& call_site)
+      : s_(s), cs_(call_site) {}
+  bool keep(uint32_t stack) {
+    if (cs_.empty()) return true;
+    auto it = memo_.find(stack);
+    if (it != memo_.end()) return it->second;
+    s_.stack_function_names(stack, buf_);
+    bool ok = buf_.size() >= cs_.size();
+    for (size_t i = 0; ok && i < cs_.size(); ++i) ok = s_.str(buf_[i]) == cs_[i];
+    memo_.emplace(stack, ok);
+    return ok;
+  }
+
+ private:
+  const Store& s_;
+  const std::vector<std::string>& cs_;
+  std::unordered_map<uint32_t, bool> memo_;
+  std::vector<uint32_t> buf_;
+};
+
+// The profile, trace and call-site conditions of a filter (span ids are applied by the scan).
+class SampleKeep {
+ public:
+  SampleKeep(const Store& s, const SampleFilter& f)
+      : f_(f), traces_(f.trace_ids.begin(), f.trace_ids.end()), cs_(s, f.call_site) {}
+  bool profile(const ProfileMeta& m) const {
+    return !f_.profile_ids || f_.profile_ids->count(m.id);
+  }
+  bool sample(const SampleRow& r) {
+    return (traces_.empty() || traces_.count({r.ids.trace_hi, r.ids.trace_lo})) &&
+           cs_.keep(r.stack);
+  }
+
+ private:
+  const SampleFilter& f_;
+  std::set<std::pair<uint64_t, uint64_t>> traces_;
+  CallSiteMatch cs_;
+};
+}  // namespace
+
 StackSet QueryEngine::merge_series(const std::string& tenant, const std::string& profile_type,
                                    const Selector& sel, int64_t from_ms, int64_t to_ms) const {
   std::vector<SeriesInfo> series;
@@ -140,37 +191,52 @@ StackSet QueryEngine::merge_series(const std::string& tenant, const std::string&
 Result<StackSet> QueryEngine::merge(const std::string& tenant, const std::string& profile_type,
                                     const std::string& selector, int64_t from_ms, int64_t to_ms,
                                     const std::vector<uint64_t>& span_ids) const {
+  SampleFilter f;
+  f.span_ids = span_ids;
+  return merge_filtered(tenant, profile_type, selector, from_ms, to_ms, f);
+}
+
+Result<StackSet> QueryEngine::merge_filtered(const std::string& tenant,
+                                             const std::string& profile_type,
+                                             const std::string& selector, int64_t from_ms,
+                                             int64_t to_ms, const SampleFilter& f) const {
   auto series = match(tenant, profile_type, selector);
   if (!series) return series.error;
-  return merge_of(tenant, *series, from_ms, to_ms, span_ids);
+  return merge_of(tenant, *series, from_ms, to_ms, f);
+}
+
+void QueryEngine::scan_filtered(
+    const std::vector<ProfileMeta>& profiles, const SampleFilter& filter,
+    const std::function<void(const ProfileMeta&, const SampleRow&)>& f) const {
+  SampleKeep keep(s_, filter);
+  std::vector<ProfileMeta> ps;
+  for (auto& m : profiles)
+    if (keep.profile(m)) ps.push_back(m);
+  s_.scan_profiles(ps, [&](const ProfileMeta& m, const SampleRow& r) {
+    if (keep.sample(r)) f(m, r);
+  });
 }
 
 StackSet QueryEngine::merge_of(const std::string& tenant, const std::vector<SeriesInfo>& series,
-                               int64_t from_ms, int64_t to_ms,
-                               const std::vector<uint64_t>& span_ids) const {
+                               int64_t from_ms, int64_t to_ms, const SampleFilter& f) const {
   StackSet st;
-  if (!series.empty()) set_types(st, series.front());
-  auto add = [&](const ProfileMeta& m, const SampleRow& r) {
-    st.values[r.stack] += r.value;
-    if (m.period > 0) {
-      st.period = m.period;
-      st.sample_count += double(r.value) / double(m.period);
-    } else {
-      st.sample_count += double(r.value);
-    }
-  };
-  if (!span_ids.empty()) {
+  if (series.empty()) return st;
+  set_types(st, series.front());
+  auto add = [&st](const ProfileMeta& m, const SampleRow& r) { add_sample(st, m, r); };
+  if (!f.span_ids.empty()) {
+    // Span selections read the span index, then keep the matched series only.
     std::unordered_set<int64_t> ok;
     for (auto& s : series) ok.insert(s.id);
-    s_.scan_span_ids(tenant, span_ids, from_ms, to_ms,
+    SampleKeep keep(s_, f);
+    s_.scan_span_ids(tenant, f.span_ids, from_ms, to_ms,
                      [&](const ProfileMeta& m, const SampleRow& r) {
-                       if (ok.count(m.series)) add(m, r);
+                       if (ok.count(m.series) && keep.profile(m) && keep.sample(r)) add(m, r);
                      });
     return st;
   }
   std::vector<int64_t> ids;
   for (auto& s : series) ids.push_back(s.id);
-  s_.scan_profiles(s_.profiles_of(ids, from_ms, to_ms), add);
+  scan_filtered(s_.profiles_of(ids, from_ms, to_ms), f, add);
   return st;
 }
 
@@ -188,7 +254,38 @@ FlameGraphOut QueryEngine::flamegraph(const StackSet& s, int64_t max_nodes) cons
   return t.flamegraph([&](uint32_t k) { return s_.str(k); }, max_nodes);
 }
 
-std::string QueryEngine::to_pprof(const StackSet& s) const {
+std::string QueryEngine::to_pprof(const StackSet& s, int64_t max_nodes) const {
+  constexpr uint32_t kOther = UINT32_MAX;  // the "other" location standing for cut frames
+  // Root-first location stacks and their values, truncated under max_nodes.
+  std::map<std::vector<uint32_t>, int64_t> stacks;
+  {
+    std::vector<std::pair<std::vector<uint32_t>, int64_t>> all;
+    FlameTree by_function;
+    std::vector<uint32_t> fns;
+    for (auto& [stack, v] : s.values) {
+      std::vector<uint32_t> locs;
+      s_.stack_locations(stack, locs);
+      if (max_nodes > 0) {
+        fns.clear();
+        for (auto l : locs) fns.push_back(s_.location(l).function);
+        by_function.add(fns.data(), fns.size(), v);
+      }
+      all.emplace_back(std::move(locs), v);
+    }
+    const int64_t keep = by_function.min_keep(max_nodes);
+    for (auto& [locs, v] : all) {
+      if (keep > 0) {
+        fns.clear();
+        for (auto l : locs) fns.push_back(s_.location(l).function);
+        size_t k = by_function.kept_prefix(fns.data(), fns.size(), keep);
+        if (k < locs.size()) {
+          locs.resize(k);
+          locs.push_back(kOther);
+        }
+      }
+      stacks[locs] += v;
+    }
+  }
   perftools::profiles::Profile p;
   std::unordered_map<std::string, int64_t> strs;
   auto sid = [&](const std::string& x) -> int64_t {
@@ -207,23 +304,29 @@ std::string QueryEngine::to_pprof(const StackSet& s) const {
   p.mutable_period_type()->set_unit(sid(s.period_unit));
   p.set_period(s.period);
   std::unordered_map<uint32_t, uint64_t> loc_out, fn_out;
-  std::vector<uint32_t> locs;
-  for (auto& [stack, v] : s.values) {
-    s_.stack_locations(stack, locs);
+  auto add_function = [&](uint32_t key, const std::string& name, const std::string& file) {
+    auto* fn = p.add_function();
+    fn->set_id(uint64_t(p.function_size()));
+    fn->set_name(sid(name));
+    fn->set_system_name(fn->name());
+    fn->set_filename(sid(file));
+    return fn_out.emplace(key, fn->id()).first;
+  };
+  for (auto& [locs, v] : stacks) {
     auto* smp = p.add_sample();
     for (auto it = locs.rbegin(); it != locs.rend(); ++it) {  // pprof: leaf first
       auto lo = loc_out.find(*it);
       if (lo == loc_out.end()) {
-        auto L = s_.location(*it);
+        Store::Loc L{kOther, 0};
+        if (*it != kOther) L = s_.location(*it);
         auto fo = fn_out.find(L.function);
         if (fo == fn_out.end()) {
-          auto [n, f] = s_.function(L.function);
-          auto* fn = p.add_function();
-          fn->set_id(uint64_t(p.function_size()));
-          fn->set_name(sid(s_.str(n)));
-          fn->set_system_name(fn->name());
-          fn->set_filename(sid(s_.str(f)));
-          fo = fn_out.emplace(L.function, fn->id()).first;
+          if (L.function == kOther) {
+            fo = add_function(kOther, "other", "");
+          } else {
+            auto [n, f] = s_.function(L.function);
+            fo = add_function(L.function, s_.str(n), s_.str(f));
+          }
         }
         auto* loc = p.add_location();
         loc->set_id(uint64_t(p.location_size()));

@@ -4,6 +4,7 @@
 #pragma once
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -31,6 +32,14 @@ struct StackSet {
               period_unit = "nanoseconds";
 };
 
+// Which samples of the matched series a querier.v1 selection keeps; every condition given holds.
+struct SampleFilter {
+  std::vector<uint64_t> span_ids;                          // local-root span (span_selector)
+  std::vector<std::pair<uint64_t, uint64_t>> trace_ids;    // (hi, lo) (trace_id_selector)
+  std::optional<std::unordered_set<int64_t>> profile_ids;  // store ids (profile_id_selector)
+  std::vector<std::string> call_site;  // root-first function-name prefix (stack_trace_selector)
+};
+
 struct SeriesPoints {
   Labels labels;
   std::vector<std::pair<int64_t, double>> points;  // (ms, value)
@@ -39,6 +48,7 @@ struct SeriesPoints {
 class QueryEngine {
  public:
   explicit QueryEngine(const Store& s) : s_(s) {}
+  const Store& store() const { return s_; }
 
   // Series of a tenant matching a profile type (empty = any) and a selector.
   Result<std::vector<SeriesInfo>> match(const std::string& tenant, const std::string& profile_type,
@@ -48,9 +58,19 @@ class QueryEngine {
   Result<StackSet> merge(const std::string& tenant, const std::string& profile_type,
                          const std::string& selector, int64_t from_ms, int64_t to_ms,
                          const std::vector<uint64_t>& span_ids) const;
+  // As merge(), keeping the samples `f` selects.
+  Result<StackSet> merge_filtered(const std::string& tenant, const std::string& profile_type,
+                                  const std::string& selector, int64_t from_ms, int64_t to_ms,
+                                  const SampleFilter& f) const;
+  // Calls f(profile, sample) for every sample `filter` keeps in the given profiles.
+  void scan_filtered(const std::vector<ProfileMeta>& profiles, const SampleFilter& filter,
+                     const std::function<void(const ProfileMeta&, const SampleRow&)>& f) const;
   FlameGraphOut flamegraph(const StackSet& s, int64_t max_nodes) const;
   void add_to_tree(const StackSet& s, FlameTree& t, int side) const;
-  std::string to_pprof(const StackSet& s) const;  // serialized perftools.profiles.Profile
+  // Serialized perftools.profiles.Profile. With max_nodes > 0, as Pyroscope truncates a pprof:
+  // the call tree by function keeps its max_nodes largest nodes, and each stack is cut below its
+  // deepest kept function, an "other" frame standing for what was cut.
+  std::string to_pprof(const StackSet& s, int64_t max_nodes = 0) const;
 
   Result<std::vector<SeriesPoints>> select_series(const std::string& tenant,
                                                   const std::string& profile_type,
@@ -94,7 +114,7 @@ class QueryEngine {
   StackSet merge_series(const std::string& tenant, const std::string& profile_type,
                         const Selector& sel, int64_t from_ms, int64_t to_ms) const;
   StackSet merge_of(const std::string& tenant, const std::vector<SeriesInfo>& series,
-                    int64_t from_ms, int64_t to_ms, const std::vector<uint64_t>& span_ids) const;
+                    int64_t from_ms, int64_t to_ms, const SampleFilter& f) const;
   const Store& s_;
 };
 

@@ -136,33 +136,61 @@ class Store {
   std::vector<std::string> span_services(const std::string& tenant) const;
   StoreStats stats() const;  // server-wide
   TenantStats tenant_stats(const std::string& tenant) const;
+  // The tenant's oldest and newest profile time (ms); (0, 0) when it has none.
+  std::pair<int64_t, int64_t> profile_time_range(const std::string& tenant) const;
 
  private:
   Store() = default;
-  // Dictionary ids found by resolve() before queueing (0 = not found, the writer interns it).
+  // Dictionary ids of a profile's frames and stacks: found by resolve() before queueing, then
+  // filled in by the writer as it interns (0 = not interned yet).
   struct Resolved {
     std::vector<uint32_t> locs, stacks;  // per RawProfile frame / sample
-    // Probe keys of frame_locs_ / stack_locs_ and whether the probe hit (the writer adds misses).
-    std::vector<uint64_t> frame_hash, stack_hash;
+    // Probe keys of frame_locs_, and whether an entry is in frame_locs_ / stack_locs_ (the
+    // writer adds the others).
+    std::vector<uint64_t> frame_hash;
     std::vector<uint8_t> frame_hit, stack_hit;
+    void reset(const RawProfile& p);  // nothing known; frame hashes computed
   };
   struct Job {
     std::vector<RawProfile> profiles;
-    std::vector<Resolved> resolved;
-    uint64_t epoch = 0;  // dict_epoch_ when resolved
+    std::vector<Resolved> resolved;  // one per profile
+    uint64_t epoch = 0;              // dict_epoch_ when `resolved` was last checked
+    // Frames and distinct stacks resolve() did not find: what the writer has left to intern.
+    // Past kDictTurnEntries the job interns them in turns of its own (see writer_loop).
+    size_t dict_left = 0;
+    // Stacks and locations [first, end) committed by its intern_turn()s, before its rows.
+    std::vector<std::pair<uint32_t, uint32_t>> turn_stacks, turn_locs;
     std::vector<SpanRow> spans;
     bool retention = false;
     std::promise<Status> done;
+    size_t weight() const;  // its work for the writer, in sample rows' worth
   };
   Status submit(std::unique_ptr<Job> job);
   void writer_loop();
   void retention_loop();
   Status apply(Job& job);
   void resolve(Job& j);
+  // Ids resolved under another dict_epoch_ are forgotten (a rollback or collection may have
+  // reused them); the writer thread.
+  void revalidate(Job& j);
+  // One turn of a job with much to intern: at most kDictTurnEntries new entries, committed in a
+  // transaction of their own (the writer thread, no batch open).
+  Status intern_turn(Job& j);
+  // A job that failed after intern_turn() committed some of its entries: they become candidates
+  // for collection (nothing refers to them).
+  void release_interned(Job& j);
   // A profile: intern_stacks → intern_series (dict_mu_ held) → write_rows.
-  Status apply_profile(RawProfile& p, const Resolved* pre, uint64_t epoch);
-  Status intern_stacks(const RawProfile& p, const Resolved* pre,
-                       std::vector<uint32_t>& stack_of_sample);
+  Status apply_profile(RawProfile& p, Resolved& r);
+  // Interns what r does not know of p's frames, then of its stacks, in order, at most `budget`
+  // new entries (budget is decreased by those interned), in memory only: dict_mu_ is held
+  // exclusively, so the rows are written after it is released (insert_new_entries). r.stacks is
+  // complete once a call returns with budget left.
+  void intern_stacks(const RawProfile& p, Resolved& r, size_t& budget);
+  struct DictSizes {
+    size_t strings, functions, locations, stacks;
+  };
+  DictSizes dict_sizes() const;                      // the writer thread
+  Status insert_new_entries(const DictSizes& from);  // the writer thread, a transaction open
   Status intern_series(const RawProfile& p, uint32_t tenant, const std::string& ptype,
                        std::vector<int64_t>& series_of_set);
   Status write_rows(const RawProfile& p, const std::vector<int64_t>& series_of_set,
@@ -225,6 +253,7 @@ class Store {
   // Filled by the writer; cleared by rollback_memory().
   std::unordered_map<uint64_t, uint32_t> frame_locs_, stack_locs_;
   bool frame_is(uint32_t loc, const RawFrame& f) const;
+  uint32_t find_location(const RawFrame& f) const;  // by the exact maps; 0 = not interned
   std::vector<std::string> tenants_{""};
   std::unordered_map<std::string, uint32_t> tenant_ids_;
   std::vector<SeriesInfo> series_{SeriesInfo{}};

@@ -12,73 +12,110 @@ using namespace rows_codec;    // NOLINT(google-build-using-namespace)
 
 using json = nlohmann::json;
 
+void Store::Resolved::reset(const RawProfile& p) {
+  locs.assign(p.frames.size(), 0);
+  frame_hash.resize(p.frames.size());
+  for (size_t i = 0; i < p.frames.size(); ++i)
+    frame_hash[i] = store_detail::frame_hash(p.frames[i]);
+  frame_hit.assign(p.frames.size(), 0);
+  stacks.assign(p.samples.size(), 0);
+  stack_hit.assign(p.samples.size(), 0);
+}
+
 // Runs on the caller's (HTTP worker's) thread, in parallel with other requests: looks up every
 // frame and stack already in the dictionary, so the single writer thread only interns what is
-// new. Ids are only trusted by the writer if no rollback truncated the dictionary since.
+// new, and counts what is new (Job::dict_left). Ids are only trusted by the writer if no
+// rollback or collection changed the dictionary since (revalidate()). The shared lock is let go
+// every kResolveChunk lookups: a profile of 200k new names must not keep the writer (which
+// needs the lock exclusively for every batch) waiting for its whole lookup (a waiting
+// writer gets the lock when its last reader lets go).
 void Store::resolve(Job& j) {
+  constexpr size_t kResolveChunk = 1024;
   std::shared_lock g(dict_mu_);
-  j.epoch = dict_epoch_;
-  j.resolved.resize(j.profiles.size());
-  std::string blob;
-  std::vector<uint32_t> locs;
-  for (size_t k = 0; k < j.profiles.size(); ++k) {
-    const RawProfile& p = j.profiles[k];
-    Resolved& r = j.resolved[k];
-    r.locs.assign(p.frames.size(), 0);
-    r.frame_hash.resize(p.frames.size());
-    r.frame_hit.assign(p.frames.size(), 0);
-    for (size_t i = 0; i < p.frames.size(); ++i) {
-      const RawFrame& fr = p.frames[i];
-      uint64_t h = r.frame_hash[i] = frame_hash(fr);
-      auto fast = frame_locs_.find(h);
-      if (fast != frame_locs_.end() && frame_is(fast->second, fr)) {
-        r.locs[i] = fast->second;
-        r.frame_hit[i] = 1;
-        continue;
-      }
-      auto n = string_ids_.find(fr.function);
-      if (n == string_ids_.end()) continue;
-      auto f = string_ids_.find(fr.file);
-      if (f == string_ids_.end()) continue;
-      auto fn = function_ids_.find(uint64_t(n->second) << 32 | f->second);
-      if (fn == function_ids_.end()) continue;
-      auto l = location_ids_.find(loc_key(fn->second, fr.line));
-      if (l != location_ids_.end()) r.locs[i] = l->second;
-    }
-    r.stacks.assign(p.samples.size(), 0);
-    r.stack_hash.resize(p.samples.size());
-    r.stack_hit.assign(p.samples.size(), 0);
-    for (size_t i = 0; i < p.samples.size(); ++i) {
-      if (size_t d = dup_of(p, i); d != i) {
-        r.stacks[i] = r.stacks[d];
-        r.stack_hash[i] = r.stack_hash[d];
-        r.stack_hit[i] = r.stack_hit[d];
-        continue;
-      }
-      locs.clear();
-      bool known = true;
-      for (auto f : p.samples[i].frames) {
-        if (!r.locs[f]) {
-          known = false;
-          break;
+  size_t since_lock = 0;
+  // False when the dictionary changed under a pause: what was found may be stale.
+  auto pause = [&] {
+    if (++since_lock < kResolveChunk) return true;
+    since_lock = 0;
+    g.unlock();
+    g.lock();
+    return j.epoch == dict_epoch_;
+  };
+  auto attempt = [&]() -> bool {
+    j.epoch = dict_epoch_;
+    j.resolved.resize(j.profiles.size());
+    j.dict_left = 0;
+    std::string blob;
+    std::vector<uint32_t> locs;
+    for (size_t k = 0; k < j.profiles.size(); ++k) {
+      const RawProfile& p = j.profiles[k];
+      Resolved& r = j.resolved[k];
+      r.reset(p);
+      for (size_t i = 0; i < p.frames.size(); ++i) {
+        if (!pause()) return false;
+        const RawFrame& fr = p.frames[i];
+        auto fast = frame_locs_.find(r.frame_hash[i]);
+        if (fast != frame_locs_.end() && frame_is(fast->second, fr)) {
+          r.locs[i] = fast->second;
+          r.frame_hit[i] = 1;
+          continue;
         }
-        locs.push_back(r.locs[f]);
+        r.locs[i] = find_location(fr);
+        j.dict_left += !r.locs[i];
       }
-      if (!known) continue;
-      uint64_t h = r.stack_hash[i] = stack_hash(locs);
-      auto fast = stack_locs_.find(h);
-      if (fast != stack_locs_.end() && fast->second < stacks_.size() &&
-          stacks_[fast->second] == locs) {
-        r.stacks[i] = fast->second;
-        r.stack_hit[i] = 1;
-        continue;
+      for (size_t i = 0; i < p.samples.size(); ++i) {
+        if (size_t d = dup_of(p, i); d != i) {
+          r.stacks[i] = r.stacks[d];
+          r.stack_hit[i] = r.stack_hit[d];
+          continue;
+        }
+        if (!pause()) return false;
+        locs.clear();
+        bool known = true;
+        for (auto f : p.samples[i].frames) {
+          if (!r.locs[f]) {
+            known = false;
+            break;
+          }
+          locs.push_back(r.locs[f]);
+        }
+        if (!known) {
+          ++j.dict_left;
+          continue;
+        }
+        auto fast = stack_locs_.find(stack_hash(locs));
+        if (fast != stack_locs_.end() && fast->second < stacks_.size() &&
+            stacks_[fast->second] == locs) {
+          r.stacks[i] = fast->second;
+          r.stack_hit[i] = 1;
+          continue;
+        }
+        blob.clear();
+        for (auto l : locs) put_varint(blob, l);
+        auto it = stack_ids_.find(blob);
+        if (it != stack_ids_.end()) r.stacks[i] = it->second;
+        j.dict_left += !r.stacks[i];
       }
-      blob.clear();
-      for (auto l : locs) put_varint(blob, l);
-      auto it = stack_ids_.find(blob);
-      if (it != stack_ids_.end()) r.stacks[i] = it->second;
     }
-  }
+    return true;
+  };
+  for (int tries = 0; tries < 3; ++tries)
+    if (attempt()) return;
+  // The dictionary keeps changing (collection at the disk budget): the writer looks everything
+  // up again (revalidate()), counted as new.
+  j.dict_left = 0;
+  for (auto& p : j.profiles) j.dict_left += p.frames.size() + p.samples.size();
+}
+
+uint32_t Store::find_location(const RawFrame& fr) const {
+  auto n = string_ids_.find(fr.function);
+  if (n == string_ids_.end()) return 0;
+  auto f = string_ids_.find(fr.file);
+  if (f == string_ids_.end()) return 0;
+  auto fn = function_ids_.find(uint64_t(n->second) << 32 | f->second);
+  if (fn == function_ids_.end()) return 0;
+  auto l = location_ids_.find(loc_key(fn->second, fr.line));
+  return l == location_ids_.end() ? 0 : l->second;
 }
 
 bool Store::frame_is(uint32_t loc, const RawFrame& f) const {
@@ -178,93 +215,89 @@ int Store::tenant_lookup(const std::string& t) const {
   return it == tenant_ids_.end() ? -1 : int(it->second);
 }
 
-// Interns p's frames and stacks (the writer thread, dict_mu_ held): stack_of_sample[i] = the
-// stack id of sample i. `pre` = ids resolve() found, or null.
-Status Store::intern_stacks(const RawProfile& p, const Resolved* pre,
-                            std::vector<uint32_t>& stack_of_sample) {
-  std::vector<uint32_t> loc_of_frame(p.frames.size());
-  stack_of_sample.assign(p.samples.size(), 0);
-  if (pre) {
-    loc_of_frame = pre->locs;
-    stack_of_sample = pre->stacks;
-  }
-  auto intern = [&](const std::string& s) -> uint32_t {
-    auto it = string_ids_.find(s);
-    if (it != string_ids_.end()) return it->second;
-    uint32_t id = uint32_t(strings_.size());
-    Stmt(wdb_, "INSERT INTO strings(id, s) VALUES(?, ?)").bind(1, id).bind(2, s).run();
-    strings_.push_back(s);
-    string_ids_[s] = id;
-    return id;
-  };
+namespace {
+// The id of `key` in a dictionary (ids: key → id, entries: id → value), appended if new.
+template <class Ids, class Key, class Entries, class Value>
+uint32_t intern_entry(Ids& ids, const Key& key, Entries& entries, Value&& value) {
+  auto [it, added] = ids.try_emplace(key, uint32_t(entries.size()));
+  if (added) entries.push_back(std::forward<Value>(value));
+  return it->second;
+}
+}  // namespace
+
+void Store::intern_stacks(const RawProfile& p, Resolved& r, size_t& budget) {
   for (size_t i = 0; i < p.frames.size(); ++i) {
-    if (loc_of_frame[i]) continue;
-    uint32_t n = intern(p.frames[i].function), f = intern(p.frames[i].file);
-    uint64_t fk = uint64_t(n) << 32 | f;
-    uint32_t fid;
-    auto it = function_ids_.find(fk);
-    if (it != function_ids_.end()) {
-      fid = it->second;
-    } else {
-      fid = uint32_t(functions_.size());
-      Stmt(wdb_, "INSERT INTO functions(id, name, file) VALUES(?,?,?)")
-          .bind(1, fid)
-          .bind(2, n)
-          .bind(3, f)
-          .run();
-      functions_.push_back({n, f});
-      function_ids_[fk] = fid;
+    const RawFrame& fr = p.frames[i];
+    if (!r.locs[i]) {
+      if (budget == 0) return;
+      --budget;
+      uint32_t n = intern_entry(string_ids_, fr.function, strings_, fr.function);
+      uint32_t f = intern_entry(string_ids_, fr.file, strings_, fr.file);
+      uint32_t fid =
+          intern_entry(function_ids_, uint64_t(n) << 32 | f, functions_, std::pair{n, f});
+      r.locs[i] = intern_entry(location_ids_, loc_key(fid, fr.line), locations_, Loc{fid, fr.line});
     }
-    uint64_t lk = loc_key(fid, p.frames[i].line);
-    auto lt = location_ids_.find(lk);
-    if (lt != location_ids_.end()) {
-      loc_of_frame[i] = lt->second;
-    } else {
-      uint32_t lid = uint32_t(locations_.size());
-      Stmt(wdb_, "INSERT INTO locations(id, function, line) VALUES(?,?,?)")
-          .bind(1, lid)
-          .bind(2, fid)
-          .bind(3, p.frames[i].line)
-          .run();
-      locations_.push_back({fid, p.frames[i].line});
-      location_ids_[lk] = lid;
-      loc_of_frame[i] = lid;
+    if (!r.frame_hit[i]) {
+      frame_locs_.insert_or_assign(r.frame_hash[i], r.locs[i]);
+      r.frame_hit[i] = 1;
     }
   }
-  // Frames that missed the fast path (or were resolved without it) are added to it.
-  for (size_t i = 0; i < p.frames.size(); ++i)
-    if (!pre || !pre->frame_hit[i])
-      frame_locs_.insert_or_assign(pre ? pre->frame_hash[i] : frame_hash(p.frames[i]),
-                                   loc_of_frame[i]);
-  Stmt& ins_stack = ws_->stack;
   std::string blob;
   std::vector<uint32_t> locs;
   for (size_t i = 0; i < p.samples.size(); ++i) {
     if (size_t d = dup_of(p, i); d != i) {
-      stack_of_sample[i] = stack_of_sample[d];
+      r.stacks[i] = r.stacks[d];
       continue;
     }
-    if (pre && pre->stack_hit[i]) continue;
+    if (r.stack_hit[i]) continue;
     locs.clear();
-    for (auto f : p.samples[i].frames) locs.push_back(loc_of_frame[f]);
-    if (!stack_of_sample[i]) {
+    for (auto f : p.samples[i].frames) locs.push_back(r.locs[f]);
+    if (!r.stacks[i]) {
+      if (budget == 0) return;
+      --budget;
       blob.clear();
       for (auto l : locs) put_varint(blob, l);
-      auto it = stack_ids_.find(blob);
-      if (it != stack_ids_.end()) {
-        stack_of_sample[i] = it->second;
-      } else {
-        uint32_t sid = uint32_t(stacks_.size());
-        ins_stack.bind(1, sid).blob(2, blob);
-        if (ins_stack.run() != SQLITE_DONE) return db_error(wdb_, "insert stack: ");
-        stacks_.push_back(locs);
-        stack_ids_[blob] = sid;
-        stack_of_sample[i] = sid;
-      }
+      r.stacks[i] = intern_entry(stack_ids_, blob, stacks_, locs);
     }
-    stack_locs_.insert_or_assign(stack_hash(locs), stack_of_sample[i]);
+    stack_locs_.insert_or_assign(stack_hash(locs), r.stacks[i]);
+    r.stack_hit[i] = 1;
   }
-  return std::nullopt;
+}
+
+Store::DictSizes Store::dict_sizes() const {
+  return {strings_.size(), functions_.size(), locations_.size(), stacks_.size()};
+}
+
+// Only the writer thread appends to the dictionary, so the entries past `from` are the ones it
+// interned since, and it reads them without dict_mu_.
+Status Store::insert_new_entries(const DictSizes& from) {
+  // Rows [first, end) of one table: bind(statement, id) binds all but the id.
+  auto insert = [&](size_t first, size_t end, Stmt& st, const char* what, auto&& bind) -> Status {
+    for (size_t i = first; i < end; ++i) {
+      bind(st.bind(1, int64_t(i)), i);
+      if (st.run() != SQLITE_DONE) return db_error(wdb_, what);
+    }
+    return std::nullopt;
+  };
+  if (auto e = insert(from.strings, strings_.size(), ws_->string,
+                      "insert string: ", [&](Stmt& st, size_t i) { st.bind(2, strings_[i]); }))
+    return e;
+  if (auto e = insert(from.functions, functions_.size(), ws_->function,
+                      "insert function: ", [&](Stmt& st, size_t i) {
+                        st.bind(2, functions_[i].first).bind(3, functions_[i].second);
+                      }))
+    return e;
+  if (auto e = insert(from.locations, locations_.size(), ws_->location,
+                      "insert location: ", [&](Stmt& st, size_t i) {
+                        st.bind(2, locations_[i].function).bind(3, locations_[i].line);
+                      }))
+    return e;
+  std::string blob;  // bound as a static blob: outlives each run()
+  return insert(from.stacks, stacks_.size(), ws_->stack, "insert stack: ", [&](Stmt& st, size_t i) {
+    blob.clear();
+    for (auto l : stacks_[i]) put_varint(blob, l);
+    st.blob(2, blob);
+  });
 }
 
 // The series of each label set p's samples use (the writer thread, dict_mu_ held), new ones

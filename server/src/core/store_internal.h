@@ -62,12 +62,22 @@ inline size_t dup_of(const RawProfile& p, size_t i) {
 // never two in a row while smaller jobs wait.
 constexpr size_t kHeavyJobRows = 20000;
 constexpr size_t kBatchRows = 200000;  // a group commit stops taking jobs past this
+// What a new dictionary entry (a frame's strings, function and location rows, or a stack row)
+// counts for in sample rows: an estimate, not a measurement (an entry is up to four inserts into
+// indexed tables plus hash-map work; a row is a sort entry and a few bytes of blob).
+constexpr size_t kDictEntryRows = 8;
+// A job with more new entries than this interns them in turns of its own, this many per turn,
+// taking turns with the other jobs as heavy jobs do; its rows follow in its last turn.
+constexpr size_t kDictTurnEntries = kHeavyJobRows / kDictEntryRows;
 
 }  // namespace store_detail
 
 struct Store::WriterStmts {
   explicit WriterStmts(sqlite3* db)
       : stack(db, "INSERT INTO stacks(id, locs) VALUES(?, ?)"),
+        string(db, "INSERT INTO strings(id, s) VALUES(?, ?)"),
+        function(db, "INSERT INTO functions(id, name, file) VALUES(?,?,?)"),
+        location(db, "INSERT INTO locations(id, function, line) VALUES(?,?,?)"),
         prof(db,
              "INSERT INTO profiles(id, series, time_ms, duration_ns, period, scale, total, rows, "
              "data) VALUES(?,?,?,?,?,?,?,?,?)"),
@@ -77,7 +87,7 @@ struct Store::WriterStmts {
         begin_(db, "BEGIN IMMEDIATE"),
         commit_(db, "COMMIT"),
         rollback_(db, "ROLLBACK") {}
-  store_detail::Stmt stack, prof, span, meta, indexed;
+  store_detail::Stmt stack, string, function, location, prof, span, meta, indexed;
   // Transaction control, prepared once (sqlite3_exec compiles the statement on every call).
   bool begin() { return ok(begin_, "BEGIN IMMEDIATE"); }
   bool commit() { return ok(commit_, "COMMIT"); }

@@ -327,4 +327,27 @@ TenantStats Store::tenant_stats(const std::string& tenant) const {
   return t;
 }
 
+std::pair<int64_t, int64_t> Store::profile_time_range(const std::string& tenant) const {
+  auto series = series_of(tenant);
+  READER();
+  // Two probes of profiles_by_series(series, time_ms) per series.
+  Stmt lo(db, "SELECT min(time_ms) FROM profiles WHERE series = ?");
+  Stmt hi(db, "SELECT max(time_ms) FROM profiles WHERE series = ?");
+  int64_t oldest = 0, newest = 0;
+  bool any = false;
+  for (auto& si : series) {
+    lo.bind(1, si.id);
+    hi.bind(1, si.id);
+    if (lo.step() && sqlite3_column_type(lo.s, 0) != SQLITE_NULL && hi.step()) {
+      int64_t a = lo.i(0), b = hi.i(0);
+      oldest = any ? std::min(oldest, a) : a;
+      newest = any ? std::max(newest, b) : b;
+      any = true;
+    }
+    sqlite3_reset(lo.s);
+    sqlite3_reset(hi.s);
+  }
+  return {oldest, newest};
+}
+
 }  // namespace spanprof

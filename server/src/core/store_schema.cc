@@ -131,47 +131,32 @@ Status Store::check_schema() {
 
 Status Store::load() {
   std::unique_lock g(dict_mu_);
-  {
-    Stmt q(wdb_, "SELECT id, s FROM strings ORDER BY id");
-    while (q.step()) {
-      strings_.resize(size_t(q.i(0)) + 1);
-      strings_[size_t(q.i(0))] = q.t(1);
-      string_ids_[q.t(1)] = uint32_t(q.i(0));
-    }
-  }
-  {
-    Stmt q(wdb_, "SELECT id, name, file FROM functions ORDER BY id");
-    while (q.step()) {
-      functions_.resize(size_t(q.i(0)) + 1);
-      functions_[size_t(q.i(0))] = {uint32_t(q.i(1)), uint32_t(q.i(2))};
-      function_ids_[uint64_t(q.i(1)) << 32 | uint64_t(q.i(2))] = uint32_t(q.i(0));
-    }
-  }
-  {
-    Stmt q(wdb_, "SELECT id, function, line FROM locations ORDER BY id");
-    while (q.step()) {
-      locations_.resize(size_t(q.i(0)) + 1);
-      locations_[size_t(q.i(0))] = {uint32_t(q.i(1)), q.i(2)};
-      location_ids_[loc_key(uint32_t(q.i(1)), q.i(2))] = uint32_t(q.i(0));
-    }
-  }
-  {
-    Stmt q(wdb_, "SELECT id, locs FROM stacks ORDER BY id");
-    while (q.step()) {
-      stacks_.resize(size_t(q.i(0)) + 1);
-      std::string b = q.b(1);
-      stacks_[size_t(q.i(0))] = get_varints(b);
-      stack_ids_[b] = uint32_t(q.i(0));
-    }
-  }
-  {
-    Stmt q(wdb_, "SELECT id, name FROM tenants ORDER BY id");
-    while (q.step()) {
-      tenants_.resize(size_t(q.i(0)) + 1);
-      tenants_[size_t(q.i(0))] = q.t(1);
-      tenant_ids_[q.t(1)] = uint32_t(q.i(0));
-    }
-  }
+  // Each row of a dictionary table, in id order, is put at its id (collected ids stay empty).
+  auto each_row = [&](const char* sql, auto&& f) {
+    Stmt q(wdb_, sql);
+    while (q.step()) f(q, uint32_t(q.i(0)));
+  };
+  auto slot = [](auto& entries, uint32_t id) -> auto& {
+    entries.resize(std::max(entries.size(), size_t(id) + 1));
+    return entries[id];
+  };
+  each_row("SELECT id, s FROM strings ORDER BY id",
+           [&](Stmt& q, uint32_t id) { string_ids_[slot(strings_, id) = q.t(1)] = id; });
+  each_row("SELECT id, name, file FROM functions ORDER BY id", [&](Stmt& q, uint32_t id) {
+    slot(functions_, id) = {uint32_t(q.i(1)), uint32_t(q.i(2))};
+    function_ids_[uint64_t(q.i(1)) << 32 | uint64_t(q.i(2))] = id;
+  });
+  each_row("SELECT id, function, line FROM locations ORDER BY id", [&](Stmt& q, uint32_t id) {
+    slot(locations_, id) = {uint32_t(q.i(1)), q.i(2)};
+    location_ids_[loc_key(uint32_t(q.i(1)), q.i(2))] = id;
+  });
+  each_row("SELECT id, locs FROM stacks ORDER BY id", [&](Stmt& q, uint32_t id) {
+    std::string b = q.b(1);
+    slot(stacks_, id) = get_varints(b);
+    stack_ids_[b] = id;
+  });
+  each_row("SELECT id, name FROM tenants ORDER BY id",
+           [&](Stmt& q, uint32_t id) { tenant_ids_[slot(tenants_, id) = q.t(1)] = id; });
   {
     Stmt q(wdb_, "SELECT id, tenant, labels FROM series ORDER BY id");
     while (q.step()) {

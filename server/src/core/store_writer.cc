@@ -200,33 +200,48 @@ void Store::writer_loop() {
       if (queue_.empty()) continue;
       // Group commit: what is queued shares one transaction and one fsync. A heavy job runs
       // alone, and takes turns with batches of the others: a tenant pushing the largest
-      // profiles the limits allow holds everyone else up for one such job at most.
-      auto rows_of = [](const Job& j) {
-        size_t r = j.spans.size() + 1;
-        for (auto& p : j.profiles) r += p.samples.size();
-        return r;
-      };
-      auto heavy = std::find_if(queue_.begin(), queue_.end(),
-                                [&](auto& j) { return rows_of(*j) > kHeavyJobRows; });
+      // profiles the limits allow holds everyone else up for one such job at most. A job with
+      // much to intern (new stacks and names, not rows) takes several such turns.
+      auto is_heavy = [](auto& j) { return j->weight() > kHeavyJobRows; };
+      auto heavy = std::find_if(queue_.begin(), queue_.end(), is_heavy);
       size_t rows = 0;
       if (!heavy_turn_ || heavy == queue_.end())
         for (auto it = queue_.begin(); it != queue_.end() && rows < kBatchRows;) {
-          size_t r = rows_of(**it);
-          if (r > kHeavyJobRows) {
+          if (is_heavy(*it)) {
             ++it;
             continue;
           }
-          rows += r;
+          rows += (*it)->weight();
           batch.push_back(std::move(*it));
           it = queue_.erase(it);
         }
       if (batch.empty()) {
-        heavy = std::find_if(queue_.begin(), queue_.end(),
-                             [&](auto& j) { return rows_of(*j) > kHeavyJobRows; });
+        heavy = std::find_if(queue_.begin(), queue_.end(), is_heavy);
         batch.push_back(std::move(*heavy));
         queue_.erase(heavy);
       }
-      heavy_turn_ = rows_of(*batch.front()) <= kHeavyJobRows;
+      heavy_turn_ = !is_heavy(batch.front());
+    }
+    if (batch.front()->dict_left > kDictTurnEntries) {
+      // One turn of its interning; it goes back in the queue (behind other heavy jobs) until
+      // what is left fits a turn with its rows.
+      std::vector<Job*> one{batch.front().get()};
+      std::vector<Status> refused(1);
+      admit(one, refused);
+      Status st = refused[0] ? refused[0] : intern_turn(*one[0]);
+      if (!st) {
+        std::lock_guard g(q_mu_);
+        queue_.push_back(std::move(batch.front()));
+        continue;
+      }
+      release_interned(*one[0]);
+      Committed c;
+      c.status = {st};
+      c.jobs = std::move(batch);
+      std::lock_guard g(sync_mu_);
+      sync_q_.push_back(std::move(c));
+      sync_cv_.notify_one();
+      continue;
     }
     auto run = [&](std::vector<Job*> jobs) -> Status {
       mark();
@@ -276,6 +291,7 @@ void Store::writer_loop() {
       if (batch[i]->retention) continue;
       c.status[i] = refused[w] ? refused[w] : done[a++];
       ++w;
+      if (c.status[i]) release_interned(*batch[i]);
     }
     c.jobs = std::move(batch);
     {
@@ -332,11 +348,60 @@ Status Store::sync_wal() {
   return std::nullopt;
 }
 
+size_t Store::Job::weight() const {
+  size_t r = spans.size() + 1 + dict_left * kDictEntryRows;
+  for (auto& p : profiles) r += p.samples.size();
+  return r;
+}
+
+void Store::revalidate(Job& j) {
+  if (j.epoch == dict_epoch_ && j.resolved.size() == j.profiles.size()) return;
+  j.resolved.resize(j.profiles.size());
+  for (size_t k = 0; k < j.profiles.size(); ++k) j.resolved[k].reset(j.profiles[k]);
+  j.epoch = dict_epoch_;
+}
+
+Status Store::intern_turn(Job& j) {
+  revalidate(j);
+  mark();
+  if (!ws_->begin()) return db_error(wdb_, "begin failed: ");
+  size_t budget = kDictTurnEntries;
+  const DictSizes from = dict_sizes();
+  {
+    std::unique_lock g(dict_mu_);
+    for (size_t k = 0; k < j.profiles.size() && budget > 0; ++k)
+      intern_stacks(j.profiles[k], j.resolved[k], budget);
+    add_new_refs();
+  }
+  Status st = insert_new_entries(from);
+  if (!st && !ws_->commit()) st = db_error(wdb_, "commit failed: ");
+  if (st) {
+    ws_->rollback();
+    rollback_memory();
+    return st;
+  }
+  j.turn_stacks.emplace_back(uint32_t(mark_.stacks), uint32_t(stacks_.size()));
+  j.turn_locs.emplace_back(uint32_t(mark_.locations), uint32_t(locations_.size()));
+  j.dict_left = budget > 0 ? 0 : j.dict_left - std::min(j.dict_left, kDictTurnEntries);
+  return std::nullopt;
+}
+
+void Store::release_interned(Job& j) {
+  // Ids below a later batch's mark are never reused (collected ones stay empty slots).
+  auto release = [](auto& ranges, std::vector<int64_t>& refs, std::vector<uint32_t>& cand) {
+    for (auto [first, end] : ranges)
+      for (uint32_t id = first; id < end; ++id)
+        if (id < refs.size() && refs[id] == 0) cand.push_back(id);
+    ranges.clear();
+  };
+  release(j.turn_stacks, stack_refs_, stack_cand_);
+  release(j.turn_locs, loc_refs_, loc_cand_);
+}
+
 Status Store::apply(Job& job) {
+  revalidate(job);
   for (size_t k = 0; k < job.profiles.size(); ++k)
-    if (auto e = apply_profile(job.profiles[k],
-                               k < job.resolved.size() ? &job.resolved[k] : nullptr, job.epoch))
-      return e;
+    if (auto e = apply_profile(job.profiles[k], job.resolved[k])) return e;
   if (!job.spans.empty()) {
     Stmt ins(wdb_,
              "INSERT OR REPLACE INTO spans(tenant, trace_hi, trace_lo, span_id, parent, name, "
@@ -367,18 +432,19 @@ Status Store::apply(Job& job) {
   return std::nullopt;
 }
 
-Status Store::apply_profile(RawProfile& p, const Resolved* pre, uint64_t epoch) {
-  std::vector<uint32_t> stack_of_sample;
+Status Store::apply_profile(RawProfile& p, Resolved& r) {
   std::vector<int64_t> series_of_set;
+  const DictSizes from = dict_sizes();
   {
     std::unique_lock g(dict_mu_);
-    if (epoch != dict_epoch_) pre = nullptr;  // a rollback may have reused the ids it saw
     uint32_t tenant = tenant_id_locked(p.tenant);
-    if (auto e = intern_stacks(p, pre, stack_of_sample)) return e;
+    size_t unbounded = SIZE_MAX;
+    intern_stacks(p, r, unbounded);
     if (auto e = intern_series(p, tenant, profile_type_id(p), series_of_set)) return e;
     add_new_refs();
   }
-  return write_rows(p, series_of_set, stack_of_sample);
+  if (auto e = insert_new_entries(from)) return e;
+  return write_rows(p, series_of_set, r.stacks);
 }
 
 // One profile row per series; samples aggregated by (stack, ids), rows ordered by them.

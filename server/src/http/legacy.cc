@@ -149,11 +149,18 @@ Status legacy_ingest(const QueryParams& q, bool multipart, std::string_view body
   return std::nullopt;
 }
 
-Result<RenderQuery> parse_render_params(const QueryParams& q, int64_t now_ms) {
+Result<RenderQuery> parse_render_params(const QueryParams& q, int64_t now_ms,
+                                        const std::string& side) {
+  auto key = [&side](std::string k) {
+    if (side.empty()) return k;
+    k[0] = char(std::toupper(static_cast<unsigned char>(k[0])));
+    return side + k;
+  };
+  const std::string query_key = key("query"), from_key = key("from"), until_key = key("until");
   RenderQuery r;
-  r.query = first_param(q, "query");
+  r.query = first_param(q, query_key);
   if (r.query.empty())
-    return bad_request("query is required (<profile type>{selector} or app.cpu)");
+    return bad_request(query_key + " is required (<profile type>{selector} or app.cpu)");
   size_t brace = r.query.find('{');
   std::string head = r.query.substr(0, brace);
   std::string sel = brace == std::string::npos ? "{}" : r.query.substr(brace);
@@ -172,9 +179,9 @@ Result<RenderQuery> parse_render_params(const QueryParams& q, int64_t now_ms) {
     r.selector = "{service_name=\"" + escape_label_value(app) + "\"" +
                  (inner.find_first_not_of(" ") == std::string::npos ? "" : "," + inner) + "}";
   }
-  auto from = render_time(q, "from", now_ms, now_ms - 3600'000);
+  auto from = render_time(q, from_key.c_str(), now_ms, now_ms - 3600'000);
   if (!from) return from.error;
-  auto until = render_time(q, "until", now_ms, now_ms);
+  auto until = render_time(q, until_key.c_str(), now_ms, now_ms);
   if (!until) return until.error;
   r.from_ms = *from;
   r.until_ms = *until;

@@ -43,6 +43,8 @@ struct RenderQuery {
 // `query` is `<profile type>{selector}` or legacy `app.cpu{k="v"}`; `from`/`until` are unix
 // times (s/ms/µs/ns by size), `now` or `now-<duration>` (default now-1h .. now); `maxNodes` (or
 // `max-nodes`) a non-negative integer. 400 with a message for anything else.
-Result<RenderQuery> parse_render_params(const QueryParams& q, int64_t now_ms);
+// `side` "left" / "right" reads `/pyroscope/render-diff`'s leftQuery, leftFrom, leftUntil (...).
+Result<RenderQuery> parse_render_params(const QueryParams& q, int64_t now_ms,
+                                        const std::string& side = "");
 
 }  // namespace spanprof

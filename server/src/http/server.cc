@@ -10,7 +10,6 @@
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -18,7 +17,9 @@
 #include "core/export.h"
 #include "core/log.h"
 #include "core/profile_traces.h"
+#include "core/querier.h"
 #include "core/query.h"
+#include "core/render.h"
 #include "core/util.h"
 #include "http/body.h"
 #include "http/legacy.h"
@@ -30,6 +31,7 @@
 #include "pprof.pb.h"
 #include "push.pb.h"
 #include "querier.pb.h"
+#include "settings.pb.h"
 
 namespace spanprof {
 
@@ -110,32 +112,6 @@ void send_message(Response& res, const google::protobuf::Message& m, bool as_jso
   else
     res.set_content(m.SerializeAsString(), proto_ct);
 }
-
-std::vector<uint64_t> parse_span_selector(const google::protobuf::RepeatedPtrField<std::string>& v,
-                                          Error& err) {
-  std::vector<uint64_t> out;
-  for (auto& s : v) {
-    uint64_t x;
-    if (!parse_hex_u64(s, x)) {
-      err = bad_request("span_selector entries must be 16 hex characters: " + s.substr(0, 40));
-      return {};
-    }
-    out.push_back(x);
-  }
-  return out;
-}
-
-void fill_flamegraph(querier::v1::FlameGraph* fg, const FlameGraphOut& f) {
-  for (auto& n : f.names) fg->add_names(n);
-  for (auto& l : f.levels) {
-    auto* lv = fg->add_levels();
-    for (auto v : l) lv->add_values(v);
-  }
-  fg->set_total(f.total);
-  fg->set_max_self(f.max_self);
-}
-
-int64_t end_or_now(int64_t end) { return end > 0 ? end : now_ns() / 1'000'000; }
 
 // Ingest rate per tenant: a token bucket over request body bytes (as sent), refilled at
 // `bytes_per_s` and holding up to 4 s of it. Over the rate → 429 with Retry-After.
@@ -329,192 +305,135 @@ class Routes {
 
   void querier_routes(Router& s) {
     using namespace querier::v1;
+    // querier.v1: semantics in core/querier; here only the Connect framing.
     connect<ProfileTypesRequest>(s, "ProfileTypes",
                                  [this](const std::string& t, const ProfileTypesRequest& r,
                                         Response& res, bool js) -> Status {
-                                   ProfileTypesResponse out;
-                                   std::map<std::string, const SeriesInfo*> seen;
-                                   auto found = q_.match_any(t, {}, r.start(), r.end());
-                                   if (!found) return found.error;
-                                   auto& all = *found;
-                                   for (auto& si : all) seen.emplace(si.profile_type, &si);
-                                   for (auto& [id, si] : seen) {
-                                     auto* pt = out.add_profile_types();
-                                     pt->set_id(id);
-                                     // Explicit capture: clang 14 (fuzz build) cannot capture
-                                     // a structured binding.
-                                     auto lab = [&labels = si->labels](const char* k) {
-                                       auto* v = find_label(labels, k);
-                                       return v ? *v : std::string();
-                                     };
-                                     pt->set_name(lab("__name__"));
-                                     pt->set_sample_type(lab("__type__"));
-                                     pt->set_sample_unit(lab("__unit__"));
-                                     pt->set_period_type(lab("__period_type__"));
-                                     pt->set_period_unit(lab("__period_unit__"));
-                                   }
-                                   send_message(res, out, js);
+                                   auto out = querier_.profile_types(t, r);
+                                   if (!out) return out.error;
+                                   send_message(res, *out, js);
                                    return std::nullopt;
                                  });
     connect<types::v1::LabelNamesRequest>(
         s, "LabelNames",
         [this](const std::string& t, const types::v1::LabelNamesRequest& r, Response& res,
                bool js) -> Status {
-          auto ss = q_.match_any(t, {r.matchers().begin(), r.matchers().end()}, r.start(), r.end());
-          if (!ss) return ss.error;
-          std::set<std::string> names;
-          for (auto& si : *ss)
-            for (auto& kv : si.labels) names.insert(kv.first);
-          types::v1::LabelNamesResponse out;
-          for (auto& n : names) out.add_names(n);
-          send_message(res, out, js);
+          auto out = querier_.label_names(t, r);
+          if (!out) return out.error;
+          send_message(res, *out, js);
           return std::nullopt;
         });
     connect<types::v1::LabelValuesRequest>(
         s, "LabelValues",
         [this](const std::string& t, const types::v1::LabelValuesRequest& r, Response& res,
                bool js) -> Status {
-          auto ss = q_.match_any(t, {r.matchers().begin(), r.matchers().end()}, r.start(), r.end());
-          if (!ss) return ss.error;
-          std::set<std::string> vals;
-          for (auto& si : *ss)
-            if (auto* v = find_label(si.labels, r.name())) vals.insert(*v);
-          types::v1::LabelValuesResponse out;
-          for (auto& v : vals) out.add_names(v);
-          send_message(res, out, js);
+          auto out = querier_.label_values(t, r);
+          if (!out) return out.error;
+          send_message(res, *out, js);
           return std::nullopt;
         });
     connect<SeriesRequest>(
         s, "Series",
         [this](const std::string& t, const SeriesRequest& r, Response& res, bool js) -> Status {
-          auto ss = q_.match_any(t, {r.matchers().begin(), r.matchers().end()}, r.start(), r.end());
-          if (!ss) return ss.error;
-          std::set<Labels> uniq;
-          for (auto& si : *ss) {
-            Labels l;
-            for (auto& kv : si.labels) {
-              bool keep = r.label_names_size() == 0;
-              for (auto& n : r.label_names()) keep = keep || n == kv.first;
-              if (keep) l.push_back(kv);
-            }
-            uniq.insert(l);
-          }
-          SeriesResponse out;
-          for (auto& l : uniq) {
-            auto* ls = out.add_labels_set();
-            for (auto& [k, v] : l) {
-              auto* lp = ls->add_labels();
-              lp->set_name(k);
-              lp->set_value(v);
-            }
-          }
-          send_message(res, out, js);
+          auto out = querier_.series(t, r);
+          if (!out) return out.error;
+          send_message(res, *out, js);
           return std::nullopt;
         });
+    // The querier.v1 calls that select samples: semantics in core/querier.
+    auto now_ms = [] { return now_ns() / 1'000'000; };
     connect<SelectMergeStacktracesRequest>(
         s, "SelectMergeStacktraces",
-        [this](const std::string& t, const SelectMergeStacktracesRequest& r, Response& res,
-               bool js) -> Status {
-          Error err;
-          auto spans = parse_span_selector(r.span_selector(), err);
-          if (!err.message.empty()) return err;
-          auto st = q_.merge(t, r.profile_typeid(), r.label_selector(), r.start(),
-                             end_or_now(r.end()), spans);
-          if (!st) return st.error;
-          SelectMergeStacktracesResponse out;
-          fill_flamegraph(out.mutable_flamegraph(),
-                          q_.flamegraph(*st, r.has_max_nodes() ? r.max_nodes() : 0));
-          send_message(res, out, js);
+        [this, now_ms](const std::string& t, const SelectMergeStacktracesRequest& r, Response& res,
+                       bool js) -> Status {
+          auto out = querier_.select_merge_stacktraces(t, r, now_ms());
+          if (!out) return out.error;
+          send_message(res, *out, js);
           return std::nullopt;
         });
     connect<SelectMergeSpanProfileRequest>(
         s, "SelectMergeSpanProfile",
-        [this](const std::string& t, const SelectMergeSpanProfileRequest& r, Response& res,
-               bool js) -> Status {
-          Error err;
-          auto spans = parse_span_selector(r.span_selector(), err);
-          if (!err.message.empty()) return err;
-          SelectMergeSpanProfileResponse out;
-          if (!spans.empty()) {
-            auto st = q_.merge(t, r.profile_typeid(), r.label_selector(), r.start(),
-                               end_or_now(r.end()), spans);
-            if (!st) return st.error;
-            fill_flamegraph(out.mutable_flamegraph(),
-                            q_.flamegraph(*st, r.has_max_nodes() ? r.max_nodes() : 0));
-          } else {
-            fill_flamegraph(out.mutable_flamegraph(), FlameTree().flamegraph({}, 0));
-          }
-          send_message(res, out, js);
+        [this, now_ms](const std::string& t, const SelectMergeSpanProfileRequest& r, Response& res,
+                       bool js) -> Status {
+          auto out = querier_.select_merge_span_profile(t, r, now_ms());
+          if (!out) return out.error;
+          send_message(res, *out, js);
           return std::nullopt;
         });
     connect<SelectMergeProfileRequest>(
         s, "SelectMergeProfile",
-        [this](const std::string& t, const SelectMergeProfileRequest& r, Response& res,
-               bool js) -> Status {
-          auto st = q_.merge(t, r.profile_typeid(), r.label_selector(), r.start(),
-                             end_or_now(r.end()), {});
-          if (!st) return st.error;
-          perftools::profiles::Profile p;
-          p.ParseFromString(q_.to_pprof(*st));
-          send_message(res, p, js);
+        [this, now_ms](const std::string& t, const SelectMergeProfileRequest& r, Response& res,
+                       bool js) -> Status {
+          auto out = querier_.select_merge_profile(t, r, now_ms());
+          if (!out) return out.error;
+          send_message(res, *out, js);
           return std::nullopt;
         });
-    connect<SelectSeriesRequest>(
-        s, "SelectSeries",
-        [this](const std::string& t, const SelectSeriesRequest& r, Response& res,
+    connect<SelectSeriesRequest>(s, "SelectSeries",
+                                 [this, now_ms](const std::string& t, const SelectSeriesRequest& r,
+                                                Response& res, bool js) -> Status {
+                                   auto out = querier_.select_series(t, r, now_ms());
+                                   if (!out) return out.error;
+                                   send_message(res, *out, js);
+                                   return std::nullopt;
+                                 });
+    connect<types::v1::GetProfileStatsRequest>(
+        s, "GetProfileStats",
+        [this](const std::string& t, const types::v1::GetProfileStatsRequest&, Response& res,
                bool js) -> Status {
-          auto ss = q_.select_series(
-              t, r.profile_typeid(), r.label_selector(), r.start(), end_or_now(r.end()),
-              r.step() > 0 ? r.step() : 15, {r.group_by().begin(), r.group_by().end()},
-              r.has_aggregation() &&
-                  r.aggregation() == types::v1::TIME_SERIES_AGGREGATION_TYPE_AVERAGE);
-          if (!ss) return ss.error;
-          SelectSeriesResponse out;
-          for (auto& sp : *ss) {
-            if (r.has_limit() && r.limit() > 0 && out.series_size() >= r.limit()) break;
-            auto* se = out.add_series();
-            for (auto& [k, v] : sp.labels) {
-              auto* lp = se->add_labels();
-              lp->set_name(k);
-              lp->set_value(v);
-            }
-            for (auto& [ts, v] : sp.points) {
-              auto* pt = se->add_points();
-              pt->set_timestamp(ts);
-              pt->set_value(v);
-            }
-          }
-          send_message(res, out, js);
+          send_message(res, querier_.profile_stats(t), js);
           return std::nullopt;
         });
-    s.Get("/pyroscope/render", [this](const Request& req, Response& res) {
+    connect<DiffRequest>(s, "Diff",
+                         [this, now_ms](const std::string& t, const DiffRequest& r, Response& res,
+                                        bool js) -> Status {
+                           auto out = querier_.diff(t, r, now_ms());
+                           if (!out) return out.error;
+                           send_message(res, *out, js);
+                           return std::nullopt;
+                         });
+    // Profiles Drilldown reads its settings at start; spanprof keeps none (Set is unimplemented).
+    post(s, "/settings.v1.SettingsService/Get",
+         [](const Request& req, Response& res, const std::string&, Body&) -> Status {
+           send_message(res, settings::v1::GetSettingsResponse(), is_json_ct(req));
+           return std::nullopt;
+         });
+    // Any other Connect method (SelectHeatmap, AnalyzeQuery, settings Set, ...): Connect's
+    // unimplemented, so a client tells a missing method from a missing server.
+    s.Post(R"(/[A-Za-z0-9_.]+\.[A-Za-z0-9_]+/[A-Za-z0-9_]+)",
+           [](const Request& req, Response& res) {
+             send_error(res, unimplemented(req.path.substr(1) + " is not implemented by spanprof"));
+           });
+    auto render_selection = [](const RenderQuery& rq) {
+      return RenderSelection{rq.profile_type, rq.selector, rq.from_ms, rq.until_ms, rq.max_nodes};
+    };
+    s.Get("/pyroscope/render", [this, render_selection](const Request& req, Response& res) {
       auto t = tenant_of(req);
       if (!t) return send_error(res, t.error);
-      auto rq = parse_render_params(req.params, now_ns() / 1'000'000);
+      const int64_t now = now_ns() / 1'000'000;
+      auto rq = parse_render_params(req.params, now);
       if (!rq) return send_error(res, rq.error);
-      const std::string &pt = rq->profile_type, &sel = rq->selector;
-      int64_t from = rq->from_ms, until = rq->until_ms;
-      auto st = q_.merge(*t, pt, sel, from, until, {});
-      if (!st) return send_error(res, st.error);
-      auto fg = q_.flamegraph(*st, rq->max_nodes);
-      auto series = q_.select_series(*t, pt, sel, from, until, 10, {}, false);
-      std::vector<double> samples;
-      if (series && !series->empty())
-        for (auto& [ts, v] : series->front().points) samples.push_back(v);
-      send_json(res, {{"version", 1},
-                      {"flamebearer",
-                       {{"names", fg.names},
-                        {"levels", fg.levels},
-                        {"numTicks", fg.total},
-                        {"maxSelf", fg.max_self}}},
-                      {"metadata",
-                       {{"format", "single"},
-                        {"spyName", ""},
-                        {"sampleRate", st->period > 0 ? 1'000'000'000 / st->period : 100},
-                        {"units", st->sample_unit},
-                        {"name", rq->query}}},
-                      {"timeline",
-                       {{"startTime", from / 1000}, {"samples", samples}, {"durationDelta", 10}}}});
+      if (first_param(req.params, "format") == "dot")
+        return send_error(res, bad_request("format=dot is not supported; use format=json"));
+      std::vector<std::string> group_by;
+      for (auto [it, end] = req.params.equal_range("groupBy"); it != end; ++it)
+        group_by.push_back(it->second);
+      auto doc = render(querier_, *t, render_selection(*rq), group_by,
+                        first_param(req.params, "aggregation") == "avg", now);
+      if (!doc) return send_error(res, doc.error);
+      send_json(res, *doc);
+    });
+    s.Get("/pyroscope/render-diff", [this, render_selection](const Request& req, Response& res) {
+      auto t = tenant_of(req);
+      if (!t) return send_error(res, t.error);
+      const int64_t now = now_ns() / 1'000'000;
+      auto left = parse_render_params(req.params, now, "left");
+      if (!left) return send_error(res, left.error);
+      auto right = parse_render_params(req.params, now, "right");
+      if (!right) return send_error(res, right.error);
+      auto doc = render_diff(querier_, *t, render_selection(*left), render_selection(*right), now);
+      if (!doc) return send_error(res, doc.error);
+      send_json(res, *doc);
     });
   }
 
@@ -599,6 +518,7 @@ class Routes {
   const ServerConfig& cfg_;
   Store& store_;
   QueryEngine q_;
+  Querier querier_{q_};
   TenantRate rate_{cfg_.limits.max_ingest_bytes_per_s};
   TenantInFlight in_flight_{size_t(std::max(0, cfg_.limits.max_inflight_per_tenant))};
 };

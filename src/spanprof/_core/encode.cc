@@ -322,8 +322,11 @@ std::string encode_otlp(const Profile& p,
   std::vector<std::pair<std::string, std::string>> links{
       {std::string(16, '\0'), std::string(8, '\0')}};
 
-  // The link of each original label set (trace id + active span, else the root span), taken
-  // before labels are dropped so dropping "active_span_id" from attributes keeps the link.
+  // The link of each original label set: trace id + local root span (else the active span).
+  // Pyroscope files a sample under its link's span as its `span_id` (pkg/ingester/otlp), the id
+  // pyroscope-otel labels samples with and Grafana's traces-to-profiles asks for: the root.
+  // span_id and trace_id are in the link only; as attributes they became duplicate span labels in
+  // Pyroscope.
   std::vector<int32_t> link_of(p.label_sets().size(), 0);
   for (size_t i = 0; i < p.label_sets().size(); ++i) {
     std::string trace_hex, span_hex, active_hex;
@@ -335,7 +338,7 @@ std::string encode_otlp(const Profile& p,
     }
     std::string tid, sid;
     if (!trace_hex.empty() && unhex(trace_hex, 16, &tid) &&
-        unhex(active_hex.empty() ? span_hex : active_hex, 8, &sid)) {
+        unhex(span_hex.empty() ? active_hex : span_hex, 8, &sid)) {
       auto l = link_ids.find({tid, sid});
       if (l == link_ids.end()) {
         l = link_ids.emplace(std::make_pair(tid, sid), static_cast<int32_t>(links.size())).first;
@@ -344,7 +347,10 @@ std::string encode_otlp(const Profile& p,
       link_of[i] = l->second;
     }
   }
-  const Flat f = flatten(p, drop, &link_of);
+  DropSet link_only = drop;
+  link_only.insert("span_id");
+  link_only.insert("trace_id");
+  const Flat f = flatten(p, link_only, &link_of);
 
   Pb prof;
   Pb vt;
@@ -411,7 +417,14 @@ std::string encode_otlp(const Profile& p,
     if (i != 0) {
       kv.i64(1, attrs[i].first);
       Pb any;
-      any.bytes(1, p.str(attrs[i].second));  // string_value
+      // The active span as its 8 bytes (bytes_value): Pyroscope makes series labels of string
+      // and integer attributes only, so one series per span is avoided there, and spanprof's
+      // server reads it as the sample's active span.
+      std::string active;
+      if (p.str(attrs[i].first) == "active_span_id" && unhex(p.str(attrs[i].second), 8, &active))
+        any.bytes(7, active);  // bytes_value
+      else
+        any.bytes(1, p.str(attrs[i].second));  // string_value
       kv.message(2, any);
     }
     dict.message(6, kv);
