@@ -181,7 +181,7 @@ def test_run_with_opentelemetry_instrument_links_spans(tmp_path, receiver):
 
 
 WSGI_APP = """
-import time
+import os, time
 
 def gunicorn_handler_work(seconds):
     end = time.thread_time() + seconds
@@ -192,18 +192,26 @@ def gunicorn_handler_work(seconds):
 
 def app(environ, start_response):
     gunicorn_handler_work(0.3)
-    start_response("200 OK", [("Content-Type", "text/plain")])
+    start_response("200 OK", [("Content-Type", "text/plain"), ("X-Worker-Pid", str(os.getpid()))])
     return [b"ok"]
 """
 
 
 def serve_under_spanprof_run(name, receiver, server_argv, port, requests, wait_tries):
     """Run a pre-fork/multi-worker server under `spanprof run`, wait until it answers, send
-    `requests` concurrent requests, stop it with SIGTERM; returns (its pid, its stderr)."""
+    batches of `requests` concurrent requests until two workers have answered (which worker
+    accepts a connection is the kernel's choice), stop it with SIGTERM; returns (its pid, its
+    stderr, the pids of the workers that answered)."""
     env = dict(os.environ, PYTHONPATH=str(SRC))
     cmd = [sys.executable, "-m", "spanprof", "run", "-n", name, "-s", receiver.url, "--report-pid",
            "--upload-interval", "0.5", "--", *server_argv]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    served = set()
+
+    def get(_):
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return r.read(), r.headers.get("x-worker-pid")
+
     try:
         url = f"http://127.0.0.1:{port}/"
         for _ in range(wait_tries):
@@ -213,36 +221,35 @@ def serve_under_spanprof_run(name, receiver, server_argv, port, requests, wait_t
             except OSError:
                 time.sleep(0.1)
         with ThreadPoolExecutor(6) as pool:
-            assert (
-                list(
-                    pool.map(
-                        lambda _: urllib.request.urlopen(url, timeout=30).read(), range(requests)
-                    )
-                )
-                == [b"ok"] * requests
-            )
+            for _ in range(10):
+                answers = list(pool.map(get, range(requests)))
+                assert [body for body, _ in answers] == [b"ok"] * requests
+                served |= {pid for _, pid in answers}
+                if len(served) >= 2:
+                    break
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
-    return proc.pid, err
+    return proc.pid, err, served
 
 
 def test_run_gunicorn_prefork_workers_each_report_their_pid(tmp_path, receiver):
     gunicorn = venv_tool("gunicorn")
     (tmp_path / "wsgi_app.py").write_text(WSGI_APP)
     port = free_port()
-    master_pid, err = serve_under_spanprof_run(
+    master_pid, err, served = serve_under_spanprof_run(
         "gunicorn-app", receiver,
         [gunicorn, "-w", "2", "-b", f"127.0.0.1:{port}", "--chdir", str(tmp_path), "wsgi_app:app"],
         port, requests=12, wait_tries=200,
     )  # fmt: skip
     pids = {s.labels.get("pid") for s in samples_with(receiver.series(), "gunicorn_handler_work")}
     assert str(master_pid) not in pids  # the master serves nothing
-    assert len(pids) == 2, (pids, err[-2000:])
+    assert len(served) == 2, (served, err[-2000:])
+    assert pids == served, (pids, served, err[-2000:])  # each worker profiles itself
 
 
 ASGI_APP = """
-import time
+import os, time
 
 def uvicorn_handler_work(seconds):
     end = time.thread_time() + seconds
@@ -255,7 +262,7 @@ async def app(scope, receive, send):
     if scope["type"] != "http":
         return
     uvicorn_handler_work(0.3)
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain"), (b"x-worker-pid", str(os.getpid()).encode())]})
     await send({"type": "http.response.body", "body": b"ok"})
 """
 
@@ -264,7 +271,7 @@ def test_run_uvicorn_spawned_workers_each_report_their_pid(tmp_path, receiver):
     uvicorn = venv_tool("uvicorn")
     (tmp_path / "asgi_app.py").write_text(ASGI_APP)
     port = free_port()
-    server_pid, err = serve_under_spanprof_run(
+    server_pid, err, served = serve_under_spanprof_run(
         "uvicorn-app", receiver,
         [uvicorn, "--workers", "2", "--port", str(port), "--host", "127.0.0.1", "--app-dir",
          str(tmp_path), "--log-level", "warning", "asgi_app:app"],
@@ -272,7 +279,8 @@ def test_run_uvicorn_spawned_workers_each_report_their_pid(tmp_path, receiver):
     )  # fmt: skip
     pids = {s.labels.get("pid") for s in samples_with(receiver.series(), "uvicorn_handler_work")}
     assert str(server_pid) not in pids  # the supervisor serves nothing
-    assert len(pids) == 2, (pids, err[-2000:])  # each spawned worker profiles itself
+    assert len(served) == 2, (served, err[-2000:])
+    assert pids == served, (pids, served, err[-2000:])  # each spawned worker profiles itself
 
 
 UNTRACED_APP = textwrap.dedent(
