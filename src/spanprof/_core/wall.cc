@@ -36,8 +36,8 @@ constexpr int kStateReadsPerRound = 4;
 constexpr int64_t kMaxWeightNs = 1'000'000'000;
 // After rounds in which nothing moved (no thread or task had to be read again) the sampler wakes
 // every 2, 4, then 8 periods; the first round in which something moves brings it back to every
-// period. A wake-up costs about as much as a quiet round's reads on these VMs (~50 us: the
-// thread's scheduler CPU against its in-round CPU, ARCHITECTURE.md "Wall-clock sampling"), and
+// period. A wake-up costs about half a quiet round's reads on these VMs (bench/wall_sampler_cpu.py,
+// ARCHITECTURE.md "Wall-clock sampling"), and
 // every weight is the time since the previous check, so nothing is lost by waking less; what a
 // thread that moved did during the longer round is split as for any round (the round's own time
 // to the new stack, the time before to the old one).
