@@ -339,6 +339,9 @@ TEST_F(Querying, HeatmapOfIndividualProfiles) {
   r.set_step(0);
   EXPECT_EQ(q->select_heatmap("anonymous", r, now_ms).error.status, 400);
   r.set_step(30);
+  r.set_start(INT64_MIN);  // start - step would overflow
+  EXPECT_EQ(q->select_heatmap("anonymous", r, now_ms).error.status, 400);
+  r.set_start(t0);
   r.set_query_type(q1::HEATMAP_QUERY_TYPE_UNSPECIFIED);
   EXPECT_EQ(q->select_heatmap("anonymous", r, now_ms).error.status, 400);
   r.set_query_type(q1::HEATMAP_QUERY_TYPE_INDIVIDUAL);

@@ -38,7 +38,7 @@ void add_point(HeatPoints& pts, std::tuple<int64_t, int64_t, uint64_t> key, int6
                const Labels& labels, uint64_t hi, uint64_t lo) {
   auto [it, fresh] = pts.try_emplace(key);
   HeatPoint& p = it->second;
-  p.value += value;
+  if (__builtin_add_overflow(p.value, value, &p.value)) p.value = INT64_MAX;  // hostile values
   if (fresh) {
     p.labels = labels;
     p.trace_hi = hi;
@@ -80,6 +80,8 @@ Result<q1::SelectHeatmapResponse> Querier::select_heatmap(const std::string& ten
   if (r.has_limit() && r.limit() < 0) return bad_request("limit must be non-negative");
   const int64_t start = r.start(), end = r.end() > 0 ? r.end() : now_ms;
   if (start >= end) return bad_request("start time must be before end time");
+  // ms; the slot arithmetic (start - step, rounding up to the grid) stays far inside int64.
+  if (start < 0 || end > INT64_MAX / 4) return bad_request("start and end must be ms since 1970");
   if (!is_profile_type_id(r.profile_typeid()))
     return bad_request("profile_typeID must be <name>:<type>:<unit>:<period type>:<period unit>");
   const bool span = r.query_type() == q1::HEATMAP_QUERY_TYPE_SPAN;
