@@ -8,6 +8,8 @@ import gzip
 import subprocess
 import sys
 import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
@@ -224,6 +226,44 @@ def test_full_disk_is_unavailable(make_server, pb, tmp_path):
     # Retried by OTLP clients; the delay is there too.
     trailers = dict(err.trailing_metadata() or ())
     assert b"RetryInfo" in trailers.get("grpc-status-details-bin", b""), trailers
+
+
+def _threads(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(ln for ln in f if ln.startswith("Threads:")).split()[1])
+
+
+def test_concurrent_exports_queue_on_bounded_threads(make_server, pb):
+    """More concurrent exports than --otlp-grpc-threads: every one is stored (they wait for a
+    thread; gRPC's sync server refused such calls with RESOURCE_EXHAUSTED, which the Collector
+    drops), and the server's thread count stays put."""
+    s = make_server("--otlp-grpc", "127.0.0.1:0", "--otlp-grpc-threads", "2")
+    assert s.proc is not None
+    idle = _threads(s.proc.pid)
+    peak = idle
+    done = threading.Event()
+
+    def watch():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _threads(s.proc.pid))
+
+    w = threading.Thread(target=watch)
+    w.start()
+    bodies = [
+        otlp_profiles_request(pb, "many", f"many{i}_" + "y" * 100_000, SPAN, TRACE)
+        for i in range(48)
+    ]
+    try:
+        with ThreadPoolExecutor(48) as ex:
+            codes = list(ex.map(lambda b: code_of(s, PROFILES, b)[:2], bodies))
+    finally:
+        done.set()
+        w.join()
+    assert all(c == grpc.StatusCode.OK for c, _ in codes), codes
+    assert peak <= idle + 2, (idle, peak)
+    got = flame_names(merge(s, '{service_name="many"}'))
+    assert all(f"many{i}_" + "y" * 100_000 in got for i in range(48))
 
 
 def test_sigterm_stops_both_receivers(make_server, pb):

@@ -1,13 +1,17 @@
 #include "grpc/otlp_grpc.h"
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/server_callback_handlers.h>
 #include <grpcpp/impl/rpc_service_method.h>
-#include <grpcpp/resource_quota.h>
-#include <grpcpp/support/method_handler.h>
+#include <grpcpp/impl/service_type.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <functional>
+#include <mutex>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "core/ingest.h"
@@ -23,7 +27,7 @@ namespace {
 using Ingest = Status (*)(Store&, std::string_view, bool, const std::string&, const Limits&);
 
 // The first value of metadata `key` (lowercase, as gRPC delivers keys), "" when absent.
-std::string metadata(const grpc::ServerContext& ctx, const char* key) {
+std::string metadata(const grpc::ServerContextBase& ctx, const char* key) {
   auto it = ctx.client_metadata().find(key);
   return it == ctx.client_metadata().end() ? std::string()
                                            : std::string(it->second.data(), it->second.size());
@@ -62,35 +66,111 @@ struct Bytes {
   }
 };
 
-// One service of one unary method whose request and response stay bytes: gRPC hands the
-// (inflated, size-checked) message to `ingest` untouched, so the core's decoder is the only
-// parser, as on the HTTP side. Registered through grpc::internal's method table, the interface
-// protoc's generated services use (stable within the Debian 1.51 release the build pins).
-class RawExport : public grpc::Service {
+// The threads that run Export calls: `n` of them, at most `max_queued` calls waiting, past that
+// UNAVAILABLE (retried by every OTLP client). gRPC's own threads only hand calls over, so a
+// burst of exporters queues here instead of making gRPC refuse with RESOURCE_EXHAUSTED, which
+// OTLP clients drop; the HTTP workers are never used.
+class Workers {
  public:
-  RawExport(const char* path, Ingest ingest, std::string ok_response, const ServerConfig& cfg,
-            Store& store, IngestGate& gate)
-      : ingest_(ingest), ok_(std::move(ok_response)), cfg_(cfg), store_(store), gate_(gate) {
-    AddMethod(new grpc::internal::RpcServiceMethod(
-        path, grpc::internal::RpcMethod::NORMAL_RPC,
-        new grpc::internal::RpcMethodHandler<RawExport, grpc::ByteBuffer, grpc::ByteBuffer>(
-            [](RawExport* self, grpc::ServerContext* ctx, const grpc::ByteBuffer* req,
-               grpc::ByteBuffer* res) { return self->run(*ctx, *req, *res); },
-            this)));
+  Workers(int n, size_t max_queued) : max_queued_(max_queued) {
+    for (int i = 0; i < n; ++i) threads_.emplace_back([this] { loop(); });
+  }
+  ~Workers() { stop(); }
+  bool post(std::function<void()> job) {
+    {
+      std::lock_guard g(mu_);
+      if (stopping_ || queue_.size() >= max_queued_) return false;
+      queue_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+    return true;
+  }
+  // Runs what is queued, then joins.
+  void stop() {
+    {
+      std::lock_guard g(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
   }
 
  private:
-  grpc::Status run(grpc::ServerContext& ctx, const grpc::ByteBuffer& req, grpc::ByteBuffer& res) {
-    if (!authorized(metadata(ctx, "authorization"), cfg_.auth_token))
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong credentials");
+  void loop() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock l(mu_);
+        cv_.wait(l, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      job();
+    }
+  }
+  size_t max_queued_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+// One service of one unary method whose request and response stay bytes: gRPC hands the
+// (inflated, size-checked) message to `ingest` untouched, so the core's decoder is the only
+// parser, as on the HTTP side. Registered as a raw callback method through grpc::internal's
+// method table, the interface protoc's generated services use (stable within the Debian 1.51
+// release the build pins); the callback returns at once, the work runs on `workers`.
+class RawExport : public grpc::Service {
+ public:
+  RawExport(const char* path, Ingest ingest, std::string ok_response, const ServerConfig& cfg,
+            Store& store, IngestGate& gate, Workers& workers)
+      : ingest_(ingest),
+        ok_(std::move(ok_response)),
+        cfg_(cfg),
+        store_(store),
+        gate_(gate),
+        workers_(workers) {
+    AddMethod(
+        new grpc::internal::RpcServiceMethod(path, grpc::internal::RpcMethod::NORMAL_RPC, nullptr));
+    MarkMethodRawCallback(
+        0, new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, grpc::ByteBuffer>(
+               [this](grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                      grpc::ByteBuffer* res) { return start(*ctx, *req, *res); }));
+  }
+
+ private:
+  grpc::ServerUnaryReactor* start(grpc::CallbackServerContext& ctx, const grpc::ByteBuffer& req,
+                                  grpc::ByteBuffer& res) {
+    grpc::ServerUnaryReactor* reactor = ctx.DefaultReactor();
+    if (!authorized(metadata(ctx, "authorization"), cfg_.auth_token)) {
+      reactor->Finish(
+          grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong credentials"));
+      return reactor;
+    }
     auto tenant = tenant_from(metadata(ctx, "x-scope-orgid"));
-    if (!tenant) return to_grpc(tenant.error);
+    if (!tenant) {
+      reactor->Finish(to_grpc(tenant.error));
+      return reactor;
+    }
+    // `req`, `res` and the reactor live until Finish.
+    bool queued = workers_.post(
+        [this, reactor, &req, &res, t = std::move(*tenant)] { reactor->Finish(run(t, req, res)); });
+    if (!queued)
+      reactor->Finish(to_grpc(Error{
+          503, "unavailable", "too many OTLP/gRPC calls waiting (--max-queued-requests)", 1}));
+    return reactor;
+  }
+
+  grpc::Status run(const std::string& tenant, const grpc::ByteBuffer& req, grpc::ByteBuffer& res) {
     Bytes body;
     if (!body.read(req)) return grpc::Status(grpc::StatusCode::INTERNAL, "cannot read message");
     // The rate counts the message as gRPC hands it over (inflated when sent gzipped).
     TenantInFlight::Slot slot;
-    if (auto e = gate_.enter(*tenant, body.view.size(), slot)) return to_grpc(*e);
-    if (auto e = ingest_(store_, body.view, false, *tenant, cfg_.limits)) return to_grpc(*e);
+    if (auto e = gate_.enter(tenant, body.view.size(), slot)) return to_grpc(*e);
+    if (auto e = ingest_(store_, body.view, false, tenant, cfg_.limits)) return to_grpc(*e);
     // An empty partial_success: everything was accepted (the core stores all or nothing).
     grpc::Slice s(ok_);
     res = grpc::ByteBuffer(&s, 1);
@@ -102,34 +182,40 @@ class RawExport : public grpc::Service {
   const ServerConfig& cfg_;
   Store& store_;
   IngestGate& gate_;
+  Workers& workers_;
 };
 
 }  // namespace
 
 struct OtlpGrpcServer::Impl {
+  Impl(const ServerConfig& c, Store& s, std::shared_ptr<IngestGate> g)
+      : cfg(c), store(s), gate(std::move(g)) {}
   const ServerConfig& cfg;
   Store& store;
   std::shared_ptr<IngestGate> gate;
+  Workers workers{std::max(1, cfg.otlp_grpc_threads), cfg.http.max_queued_requests};
   RawExport traces{
       "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
       &ingest_otlp_traces,
       opentelemetry::proto::trace::v1::ExportTraceServiceResponse().SerializeAsString(),
       cfg,
       store,
-      *gate};
+      *gate,
+      workers};
   RawExport profiles{"/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export",
                      &ingest_otlp_profiles,
                      opentelemetry::proto::profiles::v1development::ExportProfilesServiceResponse()
                          .SerializeAsString(),
                      cfg,
                      store,
-                     *gate};
+                     *gate,
+                     workers};
   std::unique_ptr<grpc::Server> server;
 };
 
 OtlpGrpcServer::OtlpGrpcServer(const ServerConfig& cfg, Store& store,
                                std::shared_ptr<IngestGate> gate)
-    : impl_(new Impl{cfg, store, std::move(gate)}) {}
+    : impl_(std::make_unique<Impl>(cfg, store, std::move(gate))) {}
 
 OtlpGrpcServer::~OtlpGrpcServer() { stop(0); }
 
@@ -142,12 +228,6 @@ int OtlpGrpcServer::start(const std::string& host, int port, std::string& err) {
   b.RegisterService(&impl_->profiles);
   // The message as received and again once inflated: a gzip bomb costs at most this much.
   b.SetMaxReceiveMessageSize(int(std::min<size_t>(cfg.limits.max_body_bytes, INT32_MAX)));
-  grpc::ResourceQuota quota("spanprof-otlp-grpc");
-  quota.SetMaxThreads(std::max(2, cfg.otlp_grpc_threads));
-  b.SetResourceQuota(quota);
-  b.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);
-  b.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
-  b.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 2);
   b.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, cfg.http.idle_timeout_s * 1000);
   b.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 64);
   impl_->server = b.BuildAndStart();
@@ -162,9 +242,11 @@ int OtlpGrpcServer::start(const std::string& host, int port, std::string& err) {
 
 void OtlpGrpcServer::stop(int grace_s) {
   if (!impl_->server) return;
+  // The workers keep running meanwhile: Shutdown waits for every call to finish.
   impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(grace_s));
   impl_->server->Wait();
   impl_->server.reset();
+  impl_->workers.stop();
   log_info("OTLP/gRPC receiver stopped");
 }
 

@@ -1,9 +1,9 @@
 // OTLP over gRPC (--otlp-grpc, the Collector's and the SDKs' port 4317): the unary Export methods
 // of opentelemetry.proto.collector.trace.v1.TraceService and
-// opentelemetry.proto.collector.profiles.v1development.ProfilesService on Debian's gRPC (sync
-// server). A shell like http/: the request bytes go to core/ingest.h, the same function the
-// OTLP/HTTP routes call; credentials, tenant and the per-tenant ingest budget come from
-// http/admission.h (one IngestGate with the HTTP side).
+// opentelemetry.proto.collector.profiles.v1development.ProfilesService on Debian's gRPC
+// (callback server, raw messages). A shell like http/: the request bytes go to core/ingest.h, the
+// same function the OTLP/HTTP routes call; credentials, tenant and the per-tenant ingest budget
+// come from http/admission.h (one IngestGate with the HTTP side).
 #pragma once
 #include <memory>
 #include <string>
@@ -16,8 +16,9 @@ namespace spanprof {
 
 class OtlpGrpcServer {
  public:
-  // `cfg`, `store` and `gate` must outlive the server. Threads: cfg.otlp_grpc_threads (a gRPC
-  // ResourceQuota: past it new calls get RESOURCE_EXHAUSTED, the HTTP workers are never used).
+  // `cfg`, `store` and `gate` must outlive the server. Calls run on cfg.otlp_grpc_threads
+  // threads of the receiver's own (the HTTP workers are never used), at most
+  // cfg.http.max_queued_requests waiting; past that UNAVAILABLE.
   OtlpGrpcServer(const ServerConfig& cfg, Store& store, std::shared_ptr<IngestGate> gate);
   ~OtlpGrpcServer();
   OtlpGrpcServer(const OtlpGrpcServer&) = delete;

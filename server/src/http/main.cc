@@ -21,8 +21,8 @@ int main(int argc, char** argv) {
                  "host:port for OTLP/gRPC, traces and profiles (e.g. :4317 = 127.0.0.1:4317; "
                  "default: off)");
   app.add_option("--otlp-grpc-threads", cfg.otlp_grpc_threads,
-                 "gRPC threads running OTLP/gRPC calls; calls past them get RESOURCE_EXHAUSTED "
-                 "(default 8)");
+                 "threads running OTLP/gRPC calls (decoding, commits); more calls wait, up to "
+                 "--max-queued-requests, then get UNAVAILABLE (default 8)");
   app.add_option("--ui-dir", cfg.ui_dir, "directory with the built web UI (index.html)");
   app.add_option("--auth-token", cfg.auth_token, "require Bearer token (or Basic password)");
   app.add_option("--admin-tenant", cfg.admin_tenant,
