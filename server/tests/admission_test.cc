@@ -55,3 +55,34 @@ TEST(Admission, GateChargesRateThenInFlight) {
 }
 
 }  // namespace spanprof
+
+// grpc/workers.h: the OTLP/gRPC receiver's pool.
+#include <atomic>
+#include <future>
+
+#include "grpc/workers.h"
+
+namespace spanprof {
+
+TEST(Workers, QueueIsBoundedAndStopRunsWhatWaits) {
+  Workers w(1, 2);
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  std::atomic<int> ran{0};
+  std::promise<void> started;
+  ASSERT_TRUE(w.post([&] {
+    started.set_value();
+    gate.wait();
+    ++ran;
+  }));
+  started.get_future().wait();  // the one thread is busy; the queue is empty
+  EXPECT_TRUE(w.post([&] { ++ran; }));
+  EXPECT_TRUE(w.post([&] { ++ran; }));
+  EXPECT_FALSE(w.post([&] { ++ran; }));  // two waiting: full
+  release.set_value();
+  w.stop();
+  EXPECT_EQ(ran.load(), 3);
+  EXPECT_FALSE(w.post([&] { ++ran; }));  // stopped
+}
+
+}  // namespace spanprof
