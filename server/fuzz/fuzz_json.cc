@@ -1,17 +1,19 @@
 // libFuzzer target: the /api/v1 query-string parser and the diff sub-query path
-// (parse_query_string → url_decode), plus time/size/duration parsing used by flags and params.
+// (api_params_of → parse_query → url_decode), plus time/size/duration parsing used by flags and
+// params.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
-#include "core/query.h"
 #include "core/util.h"
+#include "http/params.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
-  auto p = spanprof::parse_query_string(in);
-  for (auto& [k, v] : p) {
-    (void)spanprof::parse_query_string(v);
+  auto p = spanprof::api_params_of(in);
+  if (!p) return 0;
+  for (auto& [k, v] : *p) {
+    (void)spanprof::api_params_of(v);
     (void)spanprof::parse_duration_s(v);
     (void)spanprof::parse_size_bytes(v);
     uint64_t hi, lo;

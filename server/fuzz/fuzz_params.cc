@@ -3,7 +3,7 @@
 //   POST /ingest, /pyroscope/ingest  parse_legacy_params + legacy_ingest (name, from, until,
 //                                    sampleRate, spyName, units, aggregationType, format; body)
 //   GET /pyroscope/render            parse_render_params, then merge/flamegraph/select_series
-//   GET /api/v1/{traces,traces/<id>,flamegraph,timeline,diff}  QueryEngine over a small store
+//   GET /api/v1/{traces,traces/<id>,flamegraph,timeline,diff}  UiApi over a small store
 //   GET /api/v1/profile/traces, /api/v1/export                    traces_through, export_profile
 // Input: line 1 = the request target (path?query), the rest = the body (ingest only).
 #include <cstddef>
@@ -15,7 +15,7 @@
 
 #include "core/export.h"
 #include "core/profile_traces.h"
-#include "core/query.h"
+#include "core/ui_api.h"
 #include "core/util.h"
 #include "http/legacy.h"
 #include "http/params.h"
@@ -99,17 +99,24 @@ spanprof::fuzz::Server& server() {
                                 rq->until_ms, 10, {}, false);
       send(res, ss ? Status() : Status(ss.error));
     });
-    using Doc = spanprof::Result<nlohmann::json> (spanprof::QueryEngine::*)(
+    static spanprof::UiApi ui(q);
+    using Doc = spanprof::Result<nlohmann::json> (spanprof::UiApi::*)(
         const std::string&, const spanprof::Params&) const;
-    for (auto [path, fn] :
-         {std::pair<const char*, Doc>{"/api/v1/traces", &spanprof::QueryEngine::traces},
-          {"/api/v1/flamegraph", &spanprof::QueryEngine::flamegraph_json},
-          {"/api/v1/timeline", &spanprof::QueryEngine::timeline},
-          {"/api/v1/diff", &spanprof::QueryEngine::diff}})
+    for (auto [path, fn] : {std::pair<const char*, Doc>{"/api/v1/traces", &spanprof::UiApi::traces},
+                            {"/api/v1/flamegraph", &spanprof::UiApi::flamegraph},
+                            {"/api/v1/timeline", &spanprof::UiApi::timeline}})
       s->Get(path, [fn = fn](const spanprof::Request& req, spanprof::Response& res) {
-        auto r = (q.*fn)("anonymous", spanprof::api_params(req.params));
+        auto r = (ui.*fn)("anonymous", spanprof::api_params(req.params));
         send(res, r ? Status() : Status(r.error));
       });
+    s->Get("/api/v1/diff", [](const spanprof::Request& req, spanprof::Response& res) {
+      auto l = spanprof::api_params_of(spanprof::first_param(req.params, "left"));
+      if (!l) return send(res, l.error);
+      auto r = spanprof::api_params_of(spanprof::first_param(req.params, "right"));
+      if (!r) return send(res, r.error);
+      auto d = ui.diff("anonymous", *l, *r, spanprof::api_params(req.params));
+      send(res, d ? Status() : Status(d.error));
+    });
     s->Get("/api/v1/profile/traces", [](const spanprof::Request& req, spanprof::Response& res) {
       auto r = spanprof::traces_through(store(), q, "anonymous", spanprof::api_params(req.params));
       send(res, r ? Status() : Status(r.error));

@@ -19,6 +19,8 @@ TEST(Admission, BearerAndBasicWithAnyCaseScheme) {
 TEST(Admission, TenantIds) {
   EXPECT_EQ(*tenant_from(""), "anonymous");
   EXPECT_EQ(*tenant_from("team-a_1.prod"), "team-a_1.prod");
+  EXPECT_EQ(*tenant_from("team(a)*"), "team(a)*");  // Pyroscope's rules (check_tenant_id)
+  EXPECT_FALSE(tenant_from(".."));
   EXPECT_FALSE(tenant_from("a/b"));
   EXPECT_FALSE(tenant_from(std::string(151, 'a')));
   EXPECT_EQ(tenant_from("a b").error.status, 400);

@@ -73,6 +73,19 @@ struct Querying : ::testing::Test {
     EXPECT_TRUE(out) << out.error.message;
     return out ? out->flamegraph().total() : -1;
   }
+  // svc-a over [t0, t0 + 2 min] in 30 s steps.
+  q1::SelectHeatmapRequest heatmap_req(q1::HeatmapQueryType type,
+                                       types::v1::ExemplarType exemplars) const {
+    q1::SelectHeatmapRequest r;
+    r.set_profile_typeid(kCpu);
+    r.set_label_selector("{service_name=\"svc-a\"}");
+    r.set_start(t0);
+    r.set_end(t0 + 120000);
+    r.set_step(30);
+    r.set_query_type(type);
+    r.set_exemplar_type(exemplars);
+    return r;
+  }
   q1::SelectSeriesRequest series_req() const {
     q1::SelectSeriesRequest r;
     r.set_profile_typeid(kCpu);
@@ -299,4 +312,93 @@ TEST_F(Querying, LabelCallsListWhatTheTimeRangeHolds) {
   types::v1::LabelNamesRequest ln;
   ln.add_matchers("{bad");
   EXPECT_EQ(q->label_names("anonymous", ln).error.status, 400);
+}
+
+// SelectHeatmap as Pyroscope's: 20 y buckets between the smallest and largest point, slots
+// stamped at their right edge on the start + k * step grid. svc-a's profiles (totals 4, 6 and 8
+// periods at t0+1 s, +31 s, +61 s) land in buckets 0, 10 and 19 of slots +30 s, +60 s, +90 s.
+TEST_F(Querying, HeatmapOfIndividualProfiles) {
+  auto r = heatmap_req(q1::HEATMAP_QUERY_TYPE_INDIVIDUAL, types::v1::EXEMPLAR_TYPE_INDIVIDUAL);
+  auto h = q->select_heatmap("anonymous", r, now_ms);
+  ASSERT_TRUE(h) << h.error.message;
+  ASSERT_EQ(h->series_size(), 1);
+  EXPECT_EQ(h->series(0).labels_size(), 0);  // no group_by: one series without labels
+  const auto& slots = h->series(0).slots();
+  ASSERT_EQ(slots.size(), 3);
+  const int buckets[] = {0, 10, 19};
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(slots[i].timestamp(), t0 + 30000 * (i + 1));
+    ASSERT_EQ(slots[i].counts_size(), 20);
+    for (int b = 0; b < 20; ++b) EXPECT_EQ(slots[i].counts(b), b == buckets[i] ? 1 : 0);
+    EXPECT_EQ(slots[i].y_min(0), 4 * kPeriod);
+    EXPECT_EQ(slots[i].y_min(10), 6 * kPeriod);
+    ASSERT_EQ(slots[i].exemplars_size(), 1);
+    EXPECT_EQ(slots[i].exemplars(0).value(), (4 + 2 * i) * kPeriod);
+    EXPECT_EQ(slots[i].exemplars(0).profile_id().size(), 36u);
+  }
+  r.set_step(0);
+  EXPECT_EQ(q->select_heatmap("anonymous", r, now_ms).error.status, 400);
+  r.set_step(30);
+  r.set_start(INT64_MIN);  // start - step would overflow
+  EXPECT_EQ(q->select_heatmap("anonymous", r, now_ms).error.status, 400);
+  r.set_start(t0);
+  r.set_query_type(q1::HEATMAP_QUERY_TYPE_UNSPECIFIED);
+  EXPECT_EQ(q->select_heatmap("anonymous", r, now_ms).error.status, 400);
+  r.set_query_type(q1::HEATMAP_QUERY_TYPE_INDIVIDUAL);
+  r.set_exemplar_type(types::v1::EXEMPLAR_TYPE_SPAN);
+  EXPECT_EQ(q->select_heatmap("anonymous", r, now_ms).error.status, 400);
+}
+
+// SPAN: one point per (profile, local-root span) summing its samples: span 0x11 holds 1, 3, 5
+// periods, span 0x22 two in each profile; the unattributed sample is no point.
+TEST_F(Querying, HeatmapOfSpansAndTopSeries) {
+  auto r = heatmap_req(q1::HEATMAP_QUERY_TYPE_SPAN, types::v1::EXEMPLAR_TYPE_SPAN);
+  auto h = q->select_heatmap("anonymous", r, now_ms);
+  ASSERT_TRUE(h) << h.error.message;
+  ASSERT_EQ(h->series_size(), 1);
+  const auto& slots = h->series(0).slots();
+  ASSERT_EQ(slots.size(), 3);
+  const int span11[] = {0, 10, 19};  // 1, 3, 5 periods between 1 and 5
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(slots[i].counts(span11[i]), 1);
+    EXPECT_EQ(slots[i].counts(5), 1);  // span 0x22: 2 periods
+    int sum = 0;
+    for (auto c : slots[i].counts()) sum += c;
+    EXPECT_EQ(sum, 2);
+  }
+  ASSERT_EQ(slots[2].exemplars_size(), 2);
+  EXPECT_EQ(slots[2].exemplars(1).span_id(), "0000000000000011");
+  EXPECT_EQ(slots[2].exemplars(1).trace_id(), hex_u128(0, 1));
+  EXPECT_EQ(slots[2].exemplars(1).value(), 5 * kPeriod);
+  // group_by with limit: svc-a (3 points) first, then svc-b before svc-c (1 point each, labels).
+  r.set_label_selector("{}");
+  r.add_group_by("service_name");
+  r.set_limit(2);
+  r.set_query_type(q1::HEATMAP_QUERY_TYPE_INDIVIDUAL);
+  r.set_exemplar_type(types::v1::EXEMPLAR_TYPE_NONE);
+  auto top = q->select_heatmap("anonymous", r, now_ms);
+  ASSERT_TRUE(top) << top.error.message;
+  ASSERT_EQ(top->series_size(), 2);
+  EXPECT_EQ(top->series(0).labels(0).value(), "svc-a");
+  EXPECT_EQ(top->series(1).labels(0).value(), "svc-b");
+  EXPECT_EQ(top->series(0).slots(0).exemplars_size(), 0);
+}
+
+TEST_F(Querying, AnalyzeQueryCountsTheRangeAndTheMatchedSeries) {
+  q1::AnalyzeQueryRequest r;
+  r.set_start(t0);
+  r.set_end(t0 + 120000);
+  r.set_query(std::string(kCpu) + "{service_name=\"svc-a\"}");
+  auto a = q->analyze_query("anonymous", r, now_ms);
+  ASSERT_TRUE(a) << a.error.message;
+  ASSERT_EQ(a->query_scopes_size(), 1);
+  const auto& s = a->query_scopes(0);
+  EXPECT_EQ(s.series_count(), 3u);
+  EXPECT_EQ(s.profile_count(), 5u);
+  EXPECT_EQ(s.sample_count(), 15u);
+  EXPECT_EQ(a->query_impact().total_queried_series(), 1u);
+  r.set_query("{service_name=~\"svc-[ab]\"}");
+  EXPECT_EQ(q->analyze_query("anonymous", r, now_ms)->query_impact().total_queried_series(), 2u);
+  r.set_query("{bad");
+  EXPECT_EQ(q->analyze_query("anonymous", r, now_ms).error.status, 400);
 }

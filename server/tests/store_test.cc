@@ -7,7 +7,7 @@
 #include <map>
 #include <thread>
 
-#include "core/query.h"
+#include "core/ui_api.h"
 #include "core/util.h"
 #include "tmp_dir.h"
 
@@ -68,7 +68,7 @@ TEST(Store, RoundTripSurvivesReopen) {
   ASSERT_TRUE(st);
   auto f = q.flamegraph(*st, 0);
   EXPECT_EQ(f.total, 4 * 10'000'000);
-  EXPECT_EQ(f.names, (std::vector<std::string>{"total", "main", "idle", "work"}));
+  EXPECT_EQ(f.names, (std::vector<std::string>{"total", "main", "work", "idle"}));
   EXPECT_EQ(st->sample_count, 4);
   // Span selector keeps only the samples of that local root span.
   auto sp = q.merge("anonymous", "", "{}", 0, now / 1'000'000 + 1000, {0x1234});
@@ -158,15 +158,15 @@ TEST(Store, TraceApiCountsSelfAndChildren) {
       EXPECT_EQ(sp["total_samples"], 3);
     }
   }
-  auto fg = q.flamegraph_json(
+  auto fg = UiApi(q).flamegraph(
       "anonymous",
       {{"trace_id", hex_u128(7, 8)}, {"span_id", hex_u64(0x10)}, {"mode", "children"}});
   ASSERT_TRUE(fg);
   EXPECT_EQ((*fg)["sample_count"], 4);
   auto self =
-      q.flamegraph_json("anonymous", {{"trace_id", hex_u128(7, 8)}, {"span_id", hex_u64(0x10)}});
+      UiApi(q).flamegraph("anonymous", {{"trace_id", hex_u128(7, 8)}, {"span_id", hex_u64(0x10)}});
   EXPECT_EQ((*self)["sample_count"], 1);
-  auto tr = q.traces("anonymous", {});
+  auto tr = UiApi(q).traces("anonymous", {});
   ASSERT_TRUE(tr);
   ASSERT_EQ((*tr)["traces"].size(), 1u);
   EXPECT_EQ((*tr)["traces"][0]["sample_count"], 4);
@@ -257,7 +257,7 @@ TEST(Store, StackHintsAreCheckedAndAcksFollowAWalSync) {
   auto f = q.flamegraph(*m, 0);
   EXPECT_EQ(f.total, 9 * 10'000'000);
   // A followed false hint would have put idle's sample under work.
-  EXPECT_EQ(f.names, (std::vector<std::string>{"total", "main", "idle", "work"}));
+  EXPECT_EQ(f.names, (std::vector<std::string>{"total", "main", "work", "idle"}));
   EXPECT_EQ(st.stacks, 2);
 }
 

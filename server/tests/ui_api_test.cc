@@ -1,5 +1,7 @@
 // The /api/v1 documents the web UI reads beyond Pyroscope's formats: frames with file and line,
 // trace search on any span, paging, and traces ranked by time in one function.
+#include "core/ui_api.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -7,7 +9,6 @@
 #include "core/export.h"
 #include "core/located.h"
 #include "core/profile_traces.h"
-#include "core/query.h"
 #include "core/store.h"
 #include "core/trace_search.h"
 #include "core/util.h"
@@ -55,7 +56,7 @@ SpanRow span(uint64_t trace, uint64_t id, uint64_t parent, std::string name, int
   return s;
 }
 
-struct UiApi : ::testing::Test {
+struct UiDocs : ::testing::Test {
   TmpDir d;
   std::unique_ptr<Store> store;
   int64_t now_ms = now_ns() / 1'000'000;
@@ -67,40 +68,41 @@ struct UiApi : ::testing::Test {
   }
   json flame(const std::string& frames) {
     QueryEngine q(*store);
-    auto r = q.flamegraph_json("anonymous", {{"service", "svc"}, {"frames", frames}});
+    auto r = UiApi(q).flamegraph("anonymous", {{"service", "svc"}, {"frames", frames}});
     EXPECT_TRUE(r) << r.error.message;
     return *r;
   }
 };
 }  // namespace
 
-TEST_F(UiApi, FramesByFunctionKeepFilesApart) {
+TEST_F(UiDocs, FramesByFunctionKeepFilesApart) {
   json f = flame("function");
   // total, main, run (a.py), run (b.py): two `run` entries, each with its own file.
   std::vector<std::string> names = f["names"];
   std::vector<std::string> files = f["files"];
   std::vector<int64_t> lines = f["lines"];
   ASSERT_EQ(names, (std::vector<std::string>{"total", "main", "run", "run"}));
-  EXPECT_EQ(files, (std::vector<std::string>{"", "app.py", "a.py", "b.py"}));
-  EXPECT_EQ(lines, (std::vector<int64_t>{0, 1, 10, 5}));  // a.py: lowest sampled line
-  // Level 2: a.py:run total 3 samples, b.py:run 2.
-  EXPECT_EQ(f["levels"][2],
-            (std::vector<int64_t>{0, 3 * kPeriod, 3 * kPeriod, 2, 0, 2 * kPeriod, 2 * kPeriod, 3}));
+  // Names in Pyroscope's visit order (last child first): b.py's run before a.py's.
+  EXPECT_EQ(files, (std::vector<std::string>{"", "app.py", "b.py", "a.py"}));
+  EXPECT_EQ(lines, (std::vector<int64_t>{0, 1, 5, 10}));  // a.py: lowest sampled line
+  // Level 2: after main's self sample, a.py:run total 3 samples, b.py:run 2.
+  EXPECT_EQ(f["levels"][2], (std::vector<int64_t>{kPeriod, 3 * kPeriod, 3 * kPeriod, 3, 0,
+                                                  2 * kPeriod, 2 * kPeriod, 2}));
   EXPECT_EQ(f["frames"], "function");
 }
 
-TEST_F(UiApi, FramesByLineSplitALineFromAnother) {
+TEST_F(UiDocs, FramesByLineSplitALineFromAnother) {
   json f = flame("line");
   std::vector<int64_t> lines = f["lines"];
   EXPECT_EQ(f["names"].size(), 5u);
-  EXPECT_EQ(lines, (std::vector<int64_t>{0, 1, 10, 12, 5}));
+  EXPECT_EQ(lines, (std::vector<int64_t>{0, 1, 5, 12, 10}));
   QueryEngine q(*store);
-  auto bad = q.flamegraph_json("anonymous", {{"service", "svc"}, {"frames", "file"}});
+  auto bad = UiApi(q).flamegraph("anonymous", {{"service", "svc"}, {"frames", "file"}});
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error.status, 400);
 }
 
-TEST_F(UiApi, TracesThroughAFunctionAreRankedWithTheirShare) {
+TEST_F(UiDocs, TracesThroughAFunctionAreRankedWithTheirShare) {
   QueryEngine q(*store);
   auto r = traces_through(*store, q, "anonymous",
                           {{"service", "svc"}, {"function", "run"}, {"file", "a.py"}});
@@ -128,7 +130,7 @@ TEST_F(UiApi, TracesThroughAFunctionAreRankedWithTheirShare) {
   EXPECT_FALSE(traces_through(*store, q, "anonymous", {{"service", "svc"}, {"line", "3"}}));
 }
 
-TEST_F(UiApi, SearchMatchesChildSpansAttributesStatusAndPages) {
+TEST_F(UiDocs, SearchMatchesChildSpansAttributesStatusAndPages) {
   std::vector<SpanRow> spans;
   for (uint64_t t = 1; t <= 25; ++t) {
     spans.push_back(span(t, t * 16, 0, "GET /x", now_ms - 1000 + int64_t(t), int64_t(t),
@@ -171,7 +173,7 @@ TEST_F(UiApi, SearchMatchesChildSpansAttributesStatusAndPages) {
   EXPECT_FALSE(parse_trace_query({{"offset", "-1"}}));
 }
 
-TEST_F(UiApi, ExportsCarryTheProfileInEachFormat) {
+TEST_F(UiDocs, ExportsCarryTheProfileInEachFormat) {
   QueryEngine q(*store);
   Params sel{{"service", "svc"}};
   auto fmt = [&](const char* f) {
@@ -210,7 +212,7 @@ TEST_F(UiApi, ExportsCarryTheProfileInEachFormat) {
 
 // Wall-clock profiles (issue #15): a wall RawProfile with thread_state label sets beside the CPU
 // one. Trace 9: root span 0x90 (local root), child 0x91 an active span inside it.
-TEST_F(UiApi, TraceSumsWallTimeByThreadStateAndSpanSelectionsTakeTheType) {
+TEST_F(UiDocs, TraceSumsWallTimeByThreadStateAndSpanSelectionsTakeTheType) {
   const uint64_t trace = 9, root = 0x90, child = 0x91;
   RawProfile w;
   w.series = {{"__name__", "wall"}, {"service_name", "svc"}};
@@ -261,7 +263,7 @@ TEST_F(UiApi, TraceSumsWallTimeByThreadStateAndSpanSelectionsTakeTheType) {
   auto fg = [&](Params p) {
     p["trace_id"] = hex_u128(0, trace);
     p["span_id"] = hex_u64(root);
-    auto out = q.flamegraph_json("anonymous", p);
+    auto out = UiApi(q).flamegraph("anonymous", p);
     EXPECT_TRUE(out) << out.error.message;
     return out ? (*out)["total"].get<int64_t>() : -1;
   };
@@ -272,9 +274,9 @@ TEST_F(UiApi, TraceSumsWallTimeByThreadStateAndSpanSelectionsTakeTheType) {
                 {"mode", "children"},
                 {"selector", R"({thread_state=~"blocked|awaiting"})"}}),
             11 * kPeriod);
-  auto bad = q.flamegraph_json("anonymous", {{"trace_id", hex_u128(0, trace)},
-                                             {"span_id", hex_u64(root)},
-                                             {"selector", "{thread_state="}});
+  auto bad = UiApi(q).flamegraph("anonymous", {{"trace_id", hex_u128(0, trace)},
+                                               {"span_id", hex_u64(root)},
+                                               {"selector", "{thread_state="}});
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error.status, 400);
   // The exported pprof of a wall selection says wall.

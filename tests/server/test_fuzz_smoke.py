@@ -14,7 +14,18 @@ import pytest
 from conftest import ROOT, make_pprof, push_request
 
 BUILD = ROOT / "build" / "server-fuzz"
-TARGETS = ["pprof", "push", "otlp", "folded", "selector", "json", "multipart", "params", "http"]
+TARGETS = [
+    "pprof",
+    "push",
+    "otlp",
+    "folded",
+    "selector",
+    "json",
+    "multipart",
+    "params",
+    "http",
+    "query",
+]
 SECONDS = int(os.environ.get("SPANPROF_FUZZ_SECONDS", "20"))
 
 

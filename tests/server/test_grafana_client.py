@@ -54,7 +54,9 @@ def test_selectors_and_formats(loaded, client):
     assert base64.b64decode(r["tree"])[:10] == b"\x00\x00\x01\x04main\x00\x01"
     ok, r = merge(s, client, format="PROFILE_FORMAT_PPROF")
     assert ok and sum(int(x["value"][0]) for x in r["pprof"]["profile"]["sample"]) == 20 * 10**7
-    ok, err = merge(s, client, format="PROFILE_FORMAT_DOT")
+    ok, r = merge(s, client, format="PROFILE_FORMAT_DOT")
+    assert ok and r["dot"].startswith('digraph "unnamed" {') and "flamegraph" not in r
+    ok, err = merge(s, client, format=7)
     assert not ok and err["code"] == "invalid_argument"
 
 

@@ -175,6 +175,32 @@ def test_tenant_ids_with_control_characters_are_refused(server):
     assert code == 200
 
 
+def test_tenant_ids_follow_pyroscopes_rule_on_http_and_connect(server, pb):
+    """dskit's ValidTenantID: A-Z a-z 0-9 ! - _ . * ' ( ), at most 150, not "." or ".."."""
+    odd = "Team-1_(prod)*!'.x"
+    body = push_request(pb, {"service_name": "odd"}, make_pprof(pb, [(["main"], 3, {})]))
+    push = {"Content-Type": "application/proto", "X-Scope-OrgID": odd}
+    assert server.request("POST", "/push.v1.PusherService/Push", body, push)[0] == 200
+    services = server.get_json("/api/v1/services", headers={"X-Scope-OrgID": odd})
+    assert services["services"] == ["odd"]
+    names = server.connect_json("LabelValues", {"name": "service_name"}, {"X-Scope-OrgID": odd})
+    assert names["names"] == ["odd"]
+    assert server.get_json("/api/v1/services", headers={"X-Scope-OrgID": "x" * 150})
+    for bad in (".", "..", "x" * 151, "a/b", "a|b", "a:b", "a b", "ü"):
+        h = {"X-Scope-OrgID": bad}
+        code, body, _ = server.request("GET", "/api/v1/services", headers=h)
+        assert code == 400 and "Pyroscope's tenant id rules" in json.loads(body)["message"], bad
+        code, body, _ = server.request(
+            "POST",
+            "/querier.v1.QuerierService/LabelValues",
+            b'{"name": "service_name"}',
+            {"Content-Type": "application/json", **h},
+        )
+        err = json.loads(body)
+        assert code == 400 and err["code"] == "invalid_argument", bad
+        assert "X-Scope-OrgID" in err["message"]
+
+
 def test_auth_scheme_is_case_insensitive_and_credentials_exact(make_server):
     s = make_server("--auth-token", "s3cret")
     for h in ("bearer s3cret", "BEARER s3cret", "Bearer s3cret"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import time
 import urllib.parse
 
@@ -17,6 +19,7 @@ from conftest import (
     top_series_request,
 )
 from google.protobuf import json_format
+from wire import make_pprof, push_request
 
 NOW_MS = str(int(time.time() * 1000) + 3_600_000)
 QUERIES = [
@@ -345,7 +348,7 @@ def test_selectors_filter_samples(loaded, pb):
     assert code == 400 and err["code"] == "invalid_argument"
 
 
-def test_formats_tree_and_pprof_answer_and_dot_is_refused(loaded, pb):
+def test_formats_tree_pprof_and_dot_answer(loaded, pb):
     code, r = merge_stacktraces(loaded, pb, labelSelector='{service_name="svc-a"}', format=2)
     assert code == 200 and not r.HasField("flamegraph")
     assert decode_tree(r.tree) == {
@@ -356,7 +359,9 @@ def test_formats_tree_and_pprof_answer_and_dot_is_refused(loaded, pb):
     }
     code, r = merge_stacktraces(loaded, pb, format="PROFILE_FORMAT_PPROF")
     assert code == 200 and sum(s.value[0] for s in r.pprof.profile.sample) == 20 * 10_000_000
-    code, err = merge_stacktraces(loaded, pb, format="PROFILE_FORMAT_DOT")
+    code, r = merge_stacktraces(loaded, pb, format="PROFILE_FORMAT_DOT")
+    assert code == 200 and r.dot.startswith('digraph "unnamed" {') and not r.HasField("flamegraph")
+    code, err = merge_stacktraces(loaded, pb, format=7)
     assert code == 400 and err["code"] == "invalid_argument"
 
 
@@ -450,8 +455,6 @@ def test_profile_stats_diff_and_settings(loaded, pb):
 @pytest.mark.parametrize(
     "path",
     [
-        "/querier.v1.QuerierService/SelectHeatmap",
-        "/querier.v1.QuerierService/AnalyzeQuery",
         "/settings.v1.SettingsService/Set",
         "/adhocprofiles.v1.AdHocProfileService/List",
     ],
@@ -485,7 +488,7 @@ def test_render_metadata_timeline_and_groups(loaded):
     assert all(len(g["samples"]) == 480 for g in groups.values())
     one = loaded.get_json(f"/pyroscope/render?query={q}&{window}")
     assert sum(one["timeline"]["samples"]) == 20 * 10_000_000 and one["groups"] is None
-    code, body, _ = loaded.request("GET", f"/pyroscope/render?query={q}&format=dot")
+    code, body, _ = loaded.request("GET", f"/pyroscope/render?query={q}&format=svg")
     assert code == 400 and json.loads(body)["code"] == "invalid_argument"
 
 
@@ -501,3 +504,151 @@ def test_render_diff_is_a_double_flamebearer(loaded):
     assert all(len(level) % 7 == 0 for level in doc["flamebearer"]["levels"])
     code, body, _ = loaded.request("GET", f"/pyroscope/render-diff?leftQuery={a}")
     assert code == 400 and json.loads(body)["code"] == "invalid_argument"
+
+
+DOT_UNITS = {"": 1, "ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+
+
+def dot_value(text: str) -> float:
+    m = re.fullmatch(r"(-?[0-9.]+)(ns|us|ms|s)?", text)
+    assert m, text
+    return float(m.group(1)) * DOT_UNITS[m.group(2) or ""]
+
+
+def parse_dot(
+    text: str,
+) -> tuple[dict[str, tuple[float, float]], dict[tuple[str, str], float], str]:
+    """The graph as Graphviz's own `dot` parses it: {function: (flat, cum)}, {(caller, callee):
+    weight}, and the legend."""
+    out = subprocess.run(["dot", "-Tjson"], input=text.encode(), capture_output=True, check=True)
+    g = json.loads(out.stdout)
+    nodes, names, legend = {}, {}, ""
+    for o in g["objects"]:
+        if "label" not in o:  # the legend's cluster
+            continue
+        parts = o["label"].split("\\n")
+        if not o["name"].startswith("N"):
+            legend = o["label"]
+            continue
+        rest = " ".join(parts[1:])
+        flat = dot_value(rest.split(" ")[0])
+        cum = dot_value(rest.split("of ")[1].split(" ")[0]) if "of " in rest else flat
+        nodes[parts[0]] = (flat, cum)
+        names[o["_gvid"]] = parts[0]
+    edges = {
+        (names[e["tail"]], names[e["head"]]): dot_value(e["label"].strip())
+        for e in g.get("edges", [])
+        if e["tail"] in names
+    }
+    return nodes, edges, legend
+
+
+def flame_self(doc: dict) -> dict[str, int]:
+    """Self value per function name of a flamebearer document."""
+    fb, out = doc["flamebearer"], {}
+    for level in fb["levels"]:
+        for i in range(0, len(level), 4):
+            name = fb["names"][level[i + 3]]
+            out[name] = out.get(name, 0) + level[i + 2]
+    return out
+
+
+def test_render_dot_is_graphviz_with_the_flame_graphs_numbers(loaded):
+    q = urllib.parse.quote(CPU + '{service_name="svc-a"}')
+    window = f"from=0&until={NOW_MS}"
+    flame = loaded.get_json(f"/pyroscope/render?query={q}&{window}")
+    code, body, headers = loaded.request("GET", f"/pyroscope/render?query={q}&{window}&format=dot")
+    assert code == 200 and headers["Content-Type"].startswith("text/plain"), body
+    nodes, edges, legend = parse_dot(body.decode())
+    total = flame["flamebearer"]["numTicks"]
+    assert total == 14 * 10_000_000
+    # Every function's flat value is its self value in the flame graph; main's cum is the total.
+    self_by_name = {k: v for k, v in flame_self(flame).items() if k != "total"}
+    assert {k: v[0] for k, v in nodes.items()} == self_by_name
+    assert nodes["main"][1] == total and sum(v[0] for v in nodes.values()) == total
+    assert edges[("main", "handle")] == 5 * 10_000_000
+    assert edges[("handle", "child_fn")] == 3 * 10_000_000
+    assert "of 140ms total" in legend
+    # maxNodes keeps the largest nodes by cum (main, handle, other_span_fn, idle).
+    code, body, _ = loaded.request(
+        "GET", f"/pyroscope/render?query={q}&{window}&format=dot&maxNodes=4"
+    )
+    nodes, _, legend = parse_dot(body.decode())
+    assert set(nodes) == {"main", "handle", "other_span_fn", "idle"}
+    assert "Showing top 4 nodes out of 6" in legend and nodes["main"][1] == total
+    # Nothing selected: an empty answer, as Pyroscope.
+    none = urllib.parse.quote(CPU + '{service_name="none"}')
+    code, body, _ = loaded.request("GET", f"/pyroscope/render?query={none}&format=dot")
+    assert code == 200 and body == b""
+
+
+def test_merge_stacktraces_dot_format(loaded):
+    req = {
+        "profileTypeID": CPU,
+        "labelSelector": '{service_name="svc-a"}',
+        "start": "0",
+        "end": NOW_MS,
+        "format": "PROFILE_FORMAT_DOT",
+    }
+    out = loaded.connect_json("SelectMergeStacktraces", req)
+    nodes, _, _ = parse_dot(out["dot"])
+    assert nodes["main"] == (0, 14 * 10_000_000) and nodes["idle"] == (4 * 10_000_000,) * 2
+    # The span selector narrows the graph as it narrows the flame graph.
+    out = loaded.connect_json("SelectMergeStacktraces", {**req, "spanSelector": [ROOT_SPAN]})
+    nodes, _, _ = parse_dot(out["dot"])
+    assert set(nodes) == {"main", "handle", "root_only_fn", "child_fn"}
+    assert nodes["main"][1] == 5 * 10_000_000
+
+
+def test_heatmap_and_analyze_query_over_connect_json(server, pb):
+    """Tenant "heat": svc-a's profile of 14 periods and svc-b's of 6, one minute ago."""
+    now_ns = time.time_ns() - 60_000_000_000
+    tenant = {"X-Scope-OrgID": "heat"}
+    for svc, n in (("svc-a", 14), ("svc-b", 6)):
+        body = push_request(
+            pb,
+            {"__name__": "process_cpu", "service_name": svc},
+            make_pprof(pb, [(["main", "work"], n, {})], time_ns=now_ns),
+        )
+        code, resp, _ = server.request(
+            "POST",
+            "/push.v1.PusherService/Push",
+            body,
+            {"Content-Type": "application/proto", **tenant},
+        )
+        assert code == 200, resp
+    start = str(int(time.time() * 1000) - 600_000)
+    req = {
+        "profileTypeID": CPU,
+        "labelSelector": "{}",
+        "start": start,
+        "end": NOW_MS,
+        "step": 60,
+        "groupBy": ["service_name"],
+        "queryType": "HEATMAP_QUERY_TYPE_INDIVIDUAL",
+    }
+    h = server.connect_json("SelectHeatmap", req, tenant)
+    by = {s["labels"][0]["value"]: s for s in h["series"]}
+    assert set(by) == {"svc-a", "svc-b"}
+    for s in by.values():
+        (slot,) = s["slots"]
+        assert len(slot["counts"]) == 20 and sum(slot["counts"]) == 1
+    # svc-a's profile (140 ms) is the largest point: the top bucket; svc-b (60 ms) the lowest.
+    assert by["svc-a"]["slots"][0]["counts"][19] == 1
+    assert by["svc-b"]["slots"][0]["counts"][0] == 1
+    code, body, _ = server.request(
+        "POST",
+        "/querier.v1.QuerierService/SelectHeatmap",
+        json.dumps({**req, "step": 0}).encode(),
+        {"Content-Type": "application/json", **tenant},
+    )
+    assert code == 400 and json.loads(body)["code"] == "invalid_argument"
+    a = server.connect_json(
+        "AnalyzeQuery",
+        {"start": start, "end": NOW_MS, "query": CPU + '{service_name="svc-a"}'},
+        tenant,
+    )
+    scope = a["queryScopes"][0]
+    assert (scope["seriesCount"], scope["profileCount"], scope["sampleCount"]) == ("2", "2", "2")
+    assert a["queryImpact"]["totalQueriedSeries"] == "1"
+    assert a["queryScopes"][0]["componentType"] == "spanprof store"

@@ -86,7 +86,7 @@ Result<ExportFile> export_profile(const QueryEngine& q, const Store& s, const st
   std::string format = it == p.end() ? "" : it->second;
   if (format != "pprof" && format != "speedscope" && format != "collapsed")
     return bad_request("format must be pprof, speedscope or collapsed");
-  auto st = q.api_selection(tenant, p);
+  auto st = UiApi(q).selection(tenant, p);
   if (!st) return st.error;
   auto name_it = p.find("span_name");
   std::string name = name_it != p.end() && !name_it->second.empty() ? name_it->second : "spanprof";

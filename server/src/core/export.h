@@ -4,7 +4,7 @@
 #pragma once
 #include <string>
 
-#include "core/query.h"
+#include "core/ui_api.h"
 
 namespace spanprof {
 

@@ -1,7 +1,6 @@
 #include "core/flame.h"
 
 #include <algorithm>
-#include <array>
 #include <map>
 
 namespace spanprof {
@@ -146,40 +145,36 @@ FlameGraphOut FlameTree::encode(const std::function<std::string(uint32_t)>& name
   };
   struct Item {
     int64_t total[2], self[2];
-    int64_t name;  // output name index
+    int64_t name;  // output name index; -1 = not yet named (named when it is taken)
     int64_t x[2];  // absolute start
     size_t depth;
     int32_t node;  // -1 for a synthetic "other" leaf
   };
-  std::vector<std::array<int64_t, 2>> level_end;
+  // As Pyroscope's NewFlameGraph: children are pushed in name order and taken from the top, so
+  // the last child is visited (and named) first; each level is then put back in x order and its
+  // x turned into offsets from the end of the previous node.
+  std::vector<std::vector<Item>> levels;
   std::vector<Item> stack;
   const Node& root = nodes_[0];
   stack.push_back({{root.total[0], root.total[1]}, {root.self[0], root.self[1]}, 0, {0, 0}, 0, 0});
-  int sides = diff ? 2 : 1;
+  const int sides = diff ? 2 : 1;
   while (!stack.empty()) {
     Item it = stack.back();
     stack.pop_back();
-    if (out.levels.size() <= it.depth) {
-      out.levels.emplace_back();
-      level_end.push_back({0, 0});
-    }
-    auto& lvl = out.levels[it.depth];
-    for (int s = 0; s < sides; ++s) {
-      lvl.push_back(it.x[s] - level_end[it.depth][s]);
-      lvl.push_back(it.total[s]);
-      lvl.push_back(it.self[s]);
-      level_end[it.depth][s] = it.x[s] + it.total[s];
-      out.max_self = std::max(out.max_self, it.self[s]);
-    }
-    lvl.push_back(it.name);
+    if (it.node > 0) it.name = idx_of(name(nodes_[size_t(it.node)].name));
+    if (it.node < 0) it.name = idx_of("other");
+    for (int s = 0; s < sides; ++s) out.max_self = std::max(out.max_self, it.self[s]);
+    if (levels.size() <= it.depth) levels.emplace_back();
+    levels[it.depth].push_back(it);
     if (it.node < 0) continue;
     const Node& n = nodes_[size_t(it.node)];
-    // Children in name order; below-threshold ones fold into "other".
+    // Children in name order; below-threshold ones, and a child named "other", fold into the
+    // one "other" leaf after them.
     std::vector<std::pair<const std::string*, uint32_t>> kids;
     int64_t other[2] = {0, 0};
     for (auto c : n.children) {
       const Node& cn = nodes_[c];
-      if (weight(cn) < min_keep) {
+      if (weight(cn) < min_keep || name(cn.name) == "other") {
         other[0] += cn.total[0];
         other[1] += cn.total[1];
       } else {
@@ -187,29 +182,36 @@ FlameGraphOut FlameTree::encode(const std::function<std::string(uint32_t)>& name
       }
     }
     std::sort(kids.begin(), kids.end(), [](auto& a, auto& b) { return *a.first < *b.first; });
-    std::vector<Item> items;
-    int64_t x[2] = {it.x[0], it.x[1]};
+    // As Pyroscope places it: a node's self value first (left), its children after it.
+    int64_t x[2] = {it.x[0] + it.self[0], it.x[1] + it.self[1]};
     for (auto& [nm, c] : kids) {
       const Node& cn = nodes_[c];
-      Item ci{{cn.total[0], cn.total[1]},
-              {cn.self[0], cn.self[1]},
-              idx_of(*nm),
-              {x[0], x[1]},
-              it.depth + 1,
-              int32_t(c)};
-      x[0] += cn.total[0];
-      x[1] += cn.total[1];
-      items.push_back(ci);
-    }
-    if (other[0] || other[1])
-      items.push_back({{other[0], other[1]},
-                       {other[0], other[1]},
-                       idx_of("other"),
+      stack.push_back({{cn.total[0], cn.total[1]},
+                       {cn.self[0], cn.self[1]},
+                       -1,
                        {x[0], x[1]},
                        it.depth + 1,
-                       -1});
-    // Push in reverse so the first child is emitted first (depth-first, left to right).
-    for (auto r = items.rbegin(); r != items.rend(); ++r) stack.push_back(*r);
+                       int32_t(c)});
+      x[0] += cn.total[0];
+      x[1] += cn.total[1];
+    }
+    if (other[0] || other[1])
+      stack.push_back(
+          {{other[0], other[1]}, {other[0], other[1]}, -1, {x[0], x[1]}, it.depth + 1, -1});
+  }
+  for (auto& lvl : levels) {
+    std::reverse(lvl.begin(), lvl.end());
+    std::vector<int64_t>& enc = out.levels.emplace_back();
+    int64_t end[2] = {0, 0};
+    for (auto& it : lvl) {
+      for (int s = 0; s < sides; ++s) {
+        enc.push_back(it.x[s] - end[s]);
+        enc.push_back(it.total[s]);
+        enc.push_back(it.self[s]);
+        end[s] = it.x[s] + it.total[s];
+      }
+      enc.push_back(it.name);
+    }
   }
   out.total = root.total[0];
   out.left_total = root.total[0];

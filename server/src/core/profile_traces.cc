@@ -13,11 +13,6 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string param(const Params& p, const char* k, const char* def = "") {
-  auto it = p.find(k);
-  return it == p.end() || it->second.empty() ? std::string(def) : it->second;
-}
-
 // Whether a stack holds the frame; memoised per function and per stack.
 class StackMatcher {
  public:

@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "core/query.h"
 #include "core/store.h"
+#include "core/ui_api.h"
 
 namespace spanprof {
 

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "core/dot.h"
 #include "core/util.h"
 
 namespace spanprof {
@@ -35,6 +36,16 @@ Result<int64_t> pprof_max_nodes(bool has, int64_t n) {
   if (!has) return int64_t(0);
   if (n < 0 || n > kMaxMaxNodes)
     return bad_request("max_nodes must be in 0.." + std::to_string(kMaxMaxNodes));
+  return n;
+}
+
+// PROFILE_FORMAT_DOT, as Pyroscope's query frontend: the graph keeps max_nodes nodes (100 when
+// unset or not positive) of a pprof truncated to max(512, max_nodes) nodes.
+constexpr int64_t kDotMaxNodes = 100, kDotSourceMaxNodes = 512;
+Result<int64_t> dot_max_nodes(bool has, int64_t n) {
+  if (!has || n <= 0) return kDotMaxNodes;
+  if (n > kMaxMaxNodes)
+    return bad_request("max_nodes must be at most " + std::to_string(kMaxMaxNodes));
   return n;
 }
 
@@ -104,6 +115,13 @@ bool hex_digits(const std::string& s, size_t from, size_t n) {
 }
 
 }  // namespace
+
+Result<bool> wants_exemplars(t1::ExemplarType t, t1::ExemplarType kind, Error other) {
+  if (t == t1::EXEMPLAR_TYPE_UNSPECIFIED || t == t1::EXEMPLAR_TYPE_NONE) return false;
+  if (t == kind) return true;
+  if (t == t1::EXEMPLAR_TYPE_INDIVIDUAL || t == t1::EXEMPLAR_TYPE_SPAN) return other;
+  return bad_request("unknown exemplar type " + std::to_string(int(t)));
+}
 
 std::string profile_uuid(int64_t id) {
   char buf[40];
@@ -241,9 +259,18 @@ Result<q1::SelectMergeStacktracesResponse> Querier::select_merge_stacktraces(
       *out.mutable_pprof()->mutable_profile() = std::move(*p);
       return out;
     }
-    case q1::PROFILE_FORMAT_DOT:
-      return bad_request(
-          "format PROFILE_FORMAT_DOT is not supported; ask for FLAMEGRAPH, TREE or PPROF");
+    case q1::PROFILE_FORMAT_DOT: {
+      auto n = dot_max_nodes(r.has_max_nodes(), r.max_nodes());
+      if (!n) return n.error;
+      auto st =
+          q_.merge_filtered(tenant, r.profile_typeid(), r.label_selector(), r.start(), end, *f);
+      if (!st) return st.error;
+      if (st->values.empty()) return out;  // no samples: no graph (dot ""), as Pyroscope
+      auto p = pprof_of(q_, *st, std::max(*n, kDotSourceMaxNodes), r.start(), end);
+      if (!p) return p.error;
+      out.set_dot(pprof_to_dot(*p, *n));
+      return out;
+    }
     default:
       return bad_request("unknown format " + std::to_string(int(r.format())));
   }
@@ -301,19 +328,9 @@ Result<q1::SelectSeriesResponse> Querier::select_series(const std::string& tenan
     else if (r.aggregation() != t1::TIME_SERIES_AGGREGATION_TYPE_SUM)
       return bad_request("unknown aggregation " + std::to_string(int(r.aggregation())));
   }
-  bool exemplars = false;
-  switch (r.exemplar_type()) {
-    case t1::EXEMPLAR_TYPE_UNSPECIFIED:
-    case t1::EXEMPLAR_TYPE_NONE:
-      break;
-    case t1::EXEMPLAR_TYPE_INDIVIDUAL:
-      exemplars = true;
-      break;
-    case t1::EXEMPLAR_TYPE_SPAN:
-      return unimplemented("exemplar type span is not implemented");
-    default:
-      return bad_request("unknown exemplar type " + std::to_string(int(r.exemplar_type())));
-  }
+  auto exemplars = wants_exemplars(r.exemplar_type(), t1::EXEMPLAR_TYPE_INDIVIDUAL,
+                                   unimplemented("exemplar type span is not implemented"));
+  if (!exemplars) return exemplars.error;
   auto f =
       filter_of({}, {}, {}, r.has_stack_trace_selector() ? &r.stack_trace_selector() : nullptr);
   if (!f) return f.error;
@@ -404,7 +421,7 @@ Result<q1::SelectSeriesResponse> Querier::select_series(const std::string& tenan
       auto* pt = se->add_points();
       pt->set_timestamp(t);
       pt->set_value(average ? p.sum / double(p.n) : p.sum);
-      if (exemplars && p.best) {
+      if (*exemplars && p.best) {
         auto* ex = pt->add_exemplars();
         ex->set_timestamp(p.best->time_ms);
         ex->set_profile_id(profile_uuid(p.best->id));

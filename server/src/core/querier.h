@@ -18,6 +18,10 @@ std::string profile_uuid(int64_t id);
 // that is not one of ours (it selects nothing). False when not a UUID.
 bool parse_profile_uuid(const std::string& s, int64_t& id);
 
+// Whether a request's exemplar_type asks for exemplars: NONE/UNSPECIFIED no, `kind` yes, the other
+// known kind → `other`, anything else a 400.
+Result<bool> wants_exemplars(types::v1::ExemplarType t, types::v1::ExemplarType kind, Error other);
+
 inline Error unimplemented(std::string m) { return {501, "unimplemented", std::move(m)}; }
 
 class Querier {
@@ -49,6 +53,12 @@ class Querier {
                                                           int64_t now_ms) const;
   Result<querier::v1::DiffResponse> diff(const std::string& tenant,
                                          const querier::v1::DiffRequest& r, int64_t now_ms) const;
+  // core/querier_heatmap.cc
+  Result<querier::v1::SelectHeatmapResponse> select_heatmap(
+      const std::string& tenant, const querier::v1::SelectHeatmapRequest& r, int64_t now_ms) const;
+  Result<querier::v1::AnalyzeQueryResponse> analyze_query(const std::string& tenant,
+                                                          const querier::v1::AnalyzeQueryRequest& r,
+                                                          int64_t now_ms) const;
   // Whether the tenant has data, and its oldest and newest profile times (Drilldown's first call).
   types::v1::GetProfileStatsResponse profile_stats(const std::string& tenant) const;
 

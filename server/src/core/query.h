@@ -1,6 +1,6 @@
-// Query engine over the Store: series selection, merges, flame graphs, span profiles, pprof out,
-// the querier.v1 semantics and the /api/v1 JSON documents. Parameters arrive as plain maps and
-// values; no HTTP here.
+// Query engine over the Store: series selection, merges, flame graphs, span profiles, pprof out.
+// The querier.v1 semantics build on it in core/querier, the web UI's /api/v1 documents in
+// core/ui_api. Parameters arrive as values; no HTTP and no query-string parsing here.
 #pragma once
 #include <map>
 #include <nlohmann/json.hpp>
@@ -15,8 +15,6 @@
 #include "core/store.h"
 
 namespace spanprof {
-
-using Params = std::map<std::string, std::string>;
 
 inline constexpr const char* kCpuProfileType = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
 // The agent's wall-clock profile; OTLP wall profiles may name another period type, so wall series
@@ -84,20 +82,12 @@ class QueryEngine {
                                             const std::vector<std::string>& matchers,
                                             int64_t from_ms = 0, int64_t to_ms = 0) const;
 
-  // /api/v1 documents (ARCHITECTURE.md). Errors as values.
-  nlohmann::json services(const std::string& tenant) const;
-  Result<nlohmann::json> traces(const std::string& tenant, const Params& p) const;
+  // /api/v1/traces/{id}: the trace's spans with their CPU and wall time (core/span_query.cc).
   Result<nlohmann::json> trace(const std::string& tenant, const std::string& trace_id) const;
-  Result<nlohmann::json> flamegraph_json(const std::string& tenant, const Params& p) const;
-  Result<nlohmann::json> timeline(const std::string& tenant, const Params& p) const;
-  Result<nlohmann::json> diff(const std::string& tenant, const Params& p) const;
-  // The tenant's own figures; with server_wide (the --admin-tenant) also the whole store's
-  // under "server".
-  nlohmann::json stats(const std::string& tenant, bool server_wide) const;
-  nlohmann::json server_stats() const;
+  // Every sample of the series of `profile_type` matching `sel` in [from_ms, to_ms].
+  StackSet merge_series(const std::string& tenant, const std::string& profile_type,
+                        const Selector& sel, int64_t from_ms, int64_t to_ms) const;
 
-  // Samples selected by an /api/v1/flamegraph parameter set.
-  Result<StackSet> api_selection(const std::string& tenant, const Params& p) const;
   // Samples of the given spans' local roots (all times) in the series of `profile_type` (CPU
   // by default) that match `sel`.
   void span_samples(const std::string& tenant, const std::vector<SpanRow>& spans,
@@ -111,8 +101,6 @@ class QueryEngine {
                        const std::function<void(const ProfileMeta&, const SampleRow&)>& f) const;
 
  private:
-  StackSet merge_series(const std::string& tenant, const std::string& profile_type,
-                        const Selector& sel, int64_t from_ms, int64_t to_ms) const;
   StackSet merge_of(const std::string& tenant, const std::vector<SeriesInfo>& series,
                     int64_t from_ms, int64_t to_ms, const SampleFilter& f) const;
   const Store& s_;
@@ -127,11 +115,6 @@ inline uint64_t effective_span(const SampleRow& r) {
   return r.ids.active_span_id ? r.ids.active_span_id : r.ids.span_id;
 }
 
-Params parse_query_string(std::string_view qs);
-std::string url_decode(std::string_view s);
-nlohmann::json flamegraph_to_json(const FlameGraphOut& f);
-// Integer parameter in [lo, hi]; absent or empty = def; else a 400 naming the parameter.
-Result<int64_t> int_param(const Params& p, const char* k, int64_t def, int64_t lo, int64_t hi);
-// `selector` ("{...}") narrowed to service_name="service", as one selector text.
-Result<std::string> service_selector(const std::string& service, const std::string& selector);
+// Sample and period types of a StackSet from its series' labels.
+void set_sample_types(StackSet& st, const SeriesInfo& si);
 }  // namespace spanprof

@@ -170,6 +170,15 @@ Result<json> render(const Querier& q, const std::string& tenant, const RenderSel
   return doc;
 }
 
+Result<std::string> render_dot(const Querier& q, const std::string& tenant,
+                               const RenderSelection& s, int64_t now_ms) {
+  auto r = merge_request(s);
+  r.set_format(q1::PROFILE_FORMAT_DOT);
+  auto out = q.select_merge_stacktraces(tenant, r, now_ms);
+  if (!out) return out.error;
+  return std::string(out->dot());
+}
+
 Result<json> render_diff(const Querier& q, const std::string& tenant, const RenderSelection& left,
                          const RenderSelection& right, int64_t now_ms) {
   if (left.profile_type != right.profile_type) return bad_request("profile types must match");

@@ -29,6 +29,10 @@ nlohmann::json render_timeline(const std::vector<std::pair<int64_t, double>>& po
 Result<nlohmann::json> render(const Querier& q, const std::string& tenant, const RenderSelection& s,
                               const std::vector<std::string>& group_by, bool average,
                               int64_t now_ms);
+// /pyroscope/render?format=dot: the selection's call graph as DOT text (SelectMergeStacktraces
+// with PROFILE_FORMAT_DOT; max_nodes 0 = Pyroscope's 100); "" when it has no samples.
+Result<std::string> render_dot(const Querier& q, const std::string& tenant,
+                               const RenderSelection& s, int64_t now_ms);
 // /pyroscope/render-diff: the two selections' diff flame graph ("double" format); their profile
 // types must be the same.
 Result<nlohmann::json> render_diff(const Querier& q, const std::string& tenant,

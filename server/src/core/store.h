@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "core/rows_codec.h"
+#include "core/sharded_map.h"
 #include "core/types.h"
 
 namespace spanprof {
@@ -237,26 +238,28 @@ class Store {
   mutable std::mutex readers_mu_;
   mutable std::vector<sqlite3*> readers_;
 
-  // In-memory dictionary (dense ids from 1; index 0 unused). Guarded by dict_mu_.
+  // In-memory dictionary (dense ids from 1; index 0 unused). Guarded by dict_mu_, which the
+  // writer holds exclusively while it appends: growing must not move what is there (deques, not
+  // vectors; sharded maps, see sharded_map.h), or readers wait for a copy of millions of entries.
   mutable std::shared_mutex dict_mu_;
-  std::vector<std::string> strings_{""};
-  std::unordered_map<std::string, uint32_t> string_ids_;
-  std::vector<std::pair<uint32_t, uint32_t>> functions_{{0, 0}};
-  std::unordered_map<uint64_t, uint32_t> function_ids_;
-  std::vector<Loc> locations_{{0, 0}};
-  std::unordered_map<uint64_t, uint32_t> location_ids_;  // loc_key(function, line)
-  std::vector<std::vector<uint32_t>> stacks_{{}};
-  std::unordered_map<std::string, uint32_t> stack_ids_;
+  std::deque<std::string> strings_{""};
+  ShardedMap<std::string, uint32_t> string_ids_;
+  std::deque<std::pair<uint32_t, uint32_t>> functions_{{0, 0}};
+  ShardedMap<uint64_t, uint32_t> function_ids_;
+  std::deque<Loc> locations_{{0, 0}};
+  ShardedMap<uint64_t, uint32_t> location_ids_;  // loc_key(function, line)
+  std::deque<std::vector<uint32_t>> stacks_{{}};
+  ShardedMap<std::string, uint32_t> stack_ids_;
   // Ingest fast path: one probe per frame, (name, file, line) hash → location, and one per
   // sample, location-ids hash → stack, instead of four string/id lookups and a varint key. A hit
   // is checked against the dictionary (hash collisions fall back to the exact maps above).
   // Filled by the writer; cleared by rollback_memory().
-  std::unordered_map<uint64_t, uint32_t> frame_locs_, stack_locs_;
+  ShardedMap<uint64_t, uint32_t> frame_locs_, stack_locs_;
   bool frame_is(uint32_t loc, const RawFrame& f) const;
   uint32_t find_location(const RawFrame& f) const;  // by the exact maps; 0 = not interned
   std::vector<std::string> tenants_{""};
   std::unordered_map<std::string, uint32_t> tenant_ids_;
-  std::vector<SeriesInfo> series_{SeriesInfo{}};
+  std::deque<SeriesInfo> series_{SeriesInfo{}};
   std::unordered_map<std::string, int64_t> series_ids_;
   std::unordered_map<uint32_t, size_t> tenant_series_;  // tenant id → its series
   // Reference counts for collection (writer thread only): profile rows per stack, stack

@@ -141,6 +141,7 @@ void Store::mark() {
 }
 
 void Store::rollback_memory() {
+  decltype(frame_locs_) old_frames, old_stacks;  // freed after the lock is let go
   std::unique_lock g(dict_mu_);
   // Undo the reference counts this batch added (add_new_refs() and write_rows()).
   for (auto s : batch_stack_refs_)
@@ -180,8 +181,8 @@ void Store::rollback_memory() {
     stack_ids_.erase(b);
   }
   stacks_.resize(mark_.stacks);
-  frame_locs_.clear();
-  stack_locs_.clear();
+  frame_locs_.swap(old_frames);
+  stack_locs_.swap(old_stacks);
   for (size_t i = mark_.tenants; i < tenants_.size(); ++i) tenant_ids_.erase(tenants_[i]);
   tenants_.resize(mark_.tenants);
   for (size_t i = mark_.series; i < series_.size(); ++i) {

@@ -88,6 +88,7 @@ Status Store::collect_unreferenced(Dead& dead) {
 }
 
 void Store::forget(const Dead& dead) {
+  decltype(frame_locs_) old_frames, old_stacks;  // freed after the lock is let go
   std::unique_lock g(dict_mu_);
   for (auto s : dead.stacks) {
     std::string b;
@@ -120,8 +121,8 @@ void Store::forget(const Dead& dead) {
     si = SeriesInfo{};
   }
   // The fast paths may point at what was dropped; ids resolved before now are not trusted.
-  frame_locs_.clear();
-  stack_locs_.clear();
+  frame_locs_.swap(old_frames);
+  stack_locs_.swap(old_stacks);
   ++dict_epoch_;
   collected_stacks_ += int64_t(dead.stacks.size());
   collected_strings_ += int64_t(dead.strings.size());
@@ -184,6 +185,8 @@ void Store::count_refs() {
 
 // Counts the references of stacks, locations and functions interned since the last call (the
 // writer thread, after a profile's interning).
+// The writer thread only, without dict_mu_: the counts are the writer's, and the entries it reads
+// are appended by the writer alone.
 void Store::add_new_refs() {
   stack_refs_.resize(stacks_.size(), 0);
   loc_refs_.resize(locations_.size(), 0);

@@ -371,8 +371,8 @@ Status Store::intern_turn(Job& j) {
     std::unique_lock g(dict_mu_);
     for (size_t k = 0; k < j.profiles.size() && budget > 0; ++k)
       intern_stacks(j.profiles[k], j.resolved[k], budget);
-    add_new_refs();
   }
+  add_new_refs();
   Status st = insert_new_entries(from);
   if (!st && !ws_->commit()) st = db_error(wdb_, "commit failed: ");
   if (st) {
@@ -441,8 +441,8 @@ Status Store::apply_profile(RawProfile& p, Resolved& r) {
     size_t unbounded = SIZE_MAX;
     intern_stacks(p, r, unbounded);
     if (auto e = intern_series(p, tenant, profile_type_id(p), series_of_set)) return e;
-    add_new_refs();
   }
+  add_new_refs();
   if (auto e = insert_new_entries(from)) return e;
   return write_rows(p, series_of_set, r.stacks);
 }

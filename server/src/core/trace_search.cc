@@ -10,11 +10,6 @@ namespace spanprof {
 
 using json = nlohmann::json;
 
-static std::string param(const Params& p, const char* k) {
-  auto it = p.find(k);
-  return it == p.end() ? std::string() : it->second;
-}
-
 Result<TraceQuery> parse_trace_query(const Params& p) {
   constexpr int64_t kMaxMs = INT64_MAX / 1'000'000;
   TraceQuery q;

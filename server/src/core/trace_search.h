@@ -7,8 +7,8 @@
 #include <utility>
 #include <vector>
 
-#include "core/query.h"
 #include "core/store.h"
+#include "core/ui_api.h"
 
 namespace spanprof {
 

@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "core/util.h"
+#include "http/params.h"
 
 namespace spanprof {
 
@@ -45,10 +46,7 @@ bool authorized(std::string_view h, const std::string& token) {
 
 Result<std::string> tenant_from(const std::string& t) {
   if (t.empty()) return std::string("anonymous");
-  bool ok = t.size() <= 150;
-  for (char c : t)
-    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.');
-  if (!ok) return bad_request("X-Scope-OrgID must be 1-150 characters of [A-Za-z0-9_.-]");
+  if (auto e = check_tenant_id(t)) return *e;
   return t;
 }
 

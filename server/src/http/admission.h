@@ -17,8 +17,8 @@ namespace spanprof {
 // "Basic base64(<any user>:<token>)", scheme compared without case. An empty `token` admits all.
 bool authorized(std::string_view authorization, const std::string& token);
 
-// The tenant named by an X-Scope-OrgID value: "anonymous" when empty, 400 unless 1-150
-// characters of [A-Za-z0-9_.-].
+// The tenant named by an X-Scope-OrgID value: "anonymous" when empty, else 400 unless
+// check_tenant_id (http/params.h, Pyroscope's rules) accepts it.
 Result<std::string> tenant_from(const std::string& org_id);
 
 // Ingest rate per tenant: a token bucket over request bytes (as sent), refilled at `bytes_per_s`

@@ -192,6 +192,14 @@ Result<RenderQuery> parse_render_params(const QueryParams& q, int64_t now_ms,
     if (!n || *n < 0) return bad_request("maxNodes must be a non-negative integer");
     r.max_nodes = *n;
   }
+  for (auto [it, end] = q.equal_range("groupBy"); it != end; ++it) r.group_by.push_back(it->second);
+  std::string agg = first_param(q, "aggregation"), format = first_param(q, "format");
+  if (!agg.empty() && agg != "sum" && agg != "avg")
+    return bad_request("aggregation must be sum or avg");
+  r.average = agg == "avg";
+  if (!format.empty() && format != "json" && format != "dot")
+    return bad_request("format must be json or dot");
+  r.dot = format == "dot";
   return r;
 }
 

@@ -38,11 +38,15 @@ struct RenderQuery {
   std::string profile_type;  // "" = any (legacy app.<suffix> other than cpu)
   std::string selector;      // label selector text, service_name matcher added for app.cpu{...}
   int64_t from_ms = 0, until_ms = 0;
-  int64_t max_nodes = 0;  // 0 = no limit
+  int64_t max_nodes = 0;              // 0 = no limit
+  std::vector<std::string> group_by;  // groupBy, repeated
+  bool average = false;               // aggregation=avg (sum otherwise)
+  bool dot = false;                   // format=dot (DOT text) rather than json
 };
 // `query` is `<profile type>{selector}` or legacy `app.cpu{k="v"}`; `from`/`until` are unix
 // times (s/ms/µs/ns by size), `now` or `now-<duration>` (default now-1h .. now); `maxNodes` (or
-// `max-nodes`) a non-negative integer. 400 with a message for anything else.
+// `max-nodes`) a non-negative integer; `format` json (default) or dot; `aggregation` sum or avg;
+// `groupBy` repeated. 400 with a message for anything else.
 // `side` "left" / "right" reads `/pyroscope/render-diff`'s leftQuery, leftFrom, leftUntil (...).
 Result<RenderQuery> parse_render_params(const QueryParams& q, int64_t now_ms,
                                         const std::string& side = "");

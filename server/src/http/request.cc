@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cctype>
 
-#include "core/query.h"
-
 namespace spanprof {
 
 bool CaseLess::operator()(const std::string& a, const std::string& b) const {
@@ -58,18 +56,7 @@ Status parse_target(std::string_view target, Request& req) {
   if (req.path.find('\0') != std::string::npos) return bad_request("NUL in the request path");
   req.params.clear();
   if (q == std::string_view::npos) return std::nullopt;
-  std::string_view qs = target.substr(q + 1);
-  while (!qs.empty()) {
-    size_t amp = qs.find('&');
-    std::string_view kv = qs.substr(0, amp);
-    size_t eq = kv.find('=');
-    if (!kv.empty())
-      req.params.emplace(url_decode(kv.substr(0, eq)),
-                         eq == std::string_view::npos ? "" : url_decode(kv.substr(eq + 1)));
-    if (amp == std::string_view::npos) break;
-    qs = qs.substr(amp + 1);
-  }
-  return std::nullopt;
+  return parse_query(target.substr(q + 1), req.params);
 }
 
 }  // namespace spanprof

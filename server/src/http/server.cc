@@ -18,6 +18,7 @@
 #include "core/querier.h"
 #include "core/query.h"
 #include "core/render.h"
+#include "core/ui_api.h"
 #include "core/util.h"
 #include "http/admission.h"
 #include "http/body.h"
@@ -177,80 +178,59 @@ class Routes {
          });
   }
 
+  // A querier.v1 method whose semantics are `call(tenant, request)` (core/querier): its answer,
+  // or its error as Connect's.
+  template <class Req, class Call>
+  void method(Router& s, const std::string& name, Call call) {
+    connect<Req>(s, name,
+                 [call](const std::string& t, const Req& r, Response& res, bool js) -> Status {
+                   auto out = call(t, r);
+                   if (!out) return out.error;
+                   send_message(res, *out, js);
+                   return std::nullopt;
+                 });
+  }
+
   void querier_routes(Router& s) {
     using namespace querier::v1;
-    // querier.v1: semantics in core/querier; here only the Connect framing.
-    connect<ProfileTypesRequest>(s, "ProfileTypes",
-                                 [this](const std::string& t, const ProfileTypesRequest& r,
-                                        Response& res, bool js) -> Status {
-                                   auto out = querier_.profile_types(t, r);
-                                   if (!out) return out.error;
-                                   send_message(res, *out, js);
-                                   return std::nullopt;
-                                 });
-    connect<types::v1::LabelNamesRequest>(
-        s, "LabelNames",
-        [this](const std::string& t, const types::v1::LabelNamesRequest& r, Response& res,
-               bool js) -> Status {
-          auto out = querier_.label_names(t, r);
-          if (!out) return out.error;
-          send_message(res, *out, js);
-          return std::nullopt;
-        });
-    connect<types::v1::LabelValuesRequest>(
-        s, "LabelValues",
-        [this](const std::string& t, const types::v1::LabelValuesRequest& r, Response& res,
-               bool js) -> Status {
-          auto out = querier_.label_values(t, r);
-          if (!out) return out.error;
-          send_message(res, *out, js);
-          return std::nullopt;
-        });
-    connect<SeriesRequest>(
-        s, "Series",
-        [this](const std::string& t, const SeriesRequest& r, Response& res, bool js) -> Status {
-          auto out = querier_.series(t, r);
-          if (!out) return out.error;
-          send_message(res, *out, js);
-          return std::nullopt;
-        });
-    // The querier.v1 calls that select samples: semantics in core/querier.
+    namespace t1 = types::v1;
+    using T = const std::string&;
     auto now_ms = [] { return now_ns() / 1'000'000; };
-    connect<SelectMergeStacktracesRequest>(
-        s, "SelectMergeStacktraces",
-        [this, now_ms](const std::string& t, const SelectMergeStacktracesRequest& r, Response& res,
-                       bool js) -> Status {
-          auto out = querier_.select_merge_stacktraces(t, r, now_ms());
-          if (!out) return out.error;
-          send_message(res, *out, js);
-          return std::nullopt;
-        });
-    connect<SelectMergeSpanProfileRequest>(
-        s, "SelectMergeSpanProfile",
-        [this, now_ms](const std::string& t, const SelectMergeSpanProfileRequest& r, Response& res,
-                       bool js) -> Status {
-          auto out = querier_.select_merge_span_profile(t, r, now_ms());
-          if (!out) return out.error;
-          send_message(res, *out, js);
-          return std::nullopt;
-        });
-    connect<SelectMergeProfileRequest>(
-        s, "SelectMergeProfile",
-        [this, now_ms](const std::string& t, const SelectMergeProfileRequest& r, Response& res,
-                       bool js) -> Status {
-          auto out = querier_.select_merge_profile(t, r, now_ms());
-          if (!out) return out.error;
-          send_message(res, *out, js);
-          return std::nullopt;
-        });
-    connect<SelectSeriesRequest>(s, "SelectSeries",
-                                 [this, now_ms](const std::string& t, const SelectSeriesRequest& r,
-                                                Response& res, bool js) -> Status {
-                                   auto out = querier_.select_series(t, r, now_ms());
-                                   if (!out) return out.error;
-                                   send_message(res, *out, js);
-                                   return std::nullopt;
+    const Querier* q = &querier_;
+    method<ProfileTypesRequest>(s, "ProfileTypes", [q](T t, const ProfileTypesRequest& r) {
+      return q->profile_types(t, r);
+    });
+    method<t1::LabelNamesRequest>(
+        s, "LabelNames", [q](T t, const t1::LabelNamesRequest& r) { return q->label_names(t, r); });
+    method<t1::LabelValuesRequest>(s, "LabelValues", [q](T t, const t1::LabelValuesRequest& r) {
+      return q->label_values(t, r);
+    });
+    method<SeriesRequest>(s, "Series",
+                          [q](T t, const SeriesRequest& r) { return q->series(t, r); });
+    method<SelectMergeStacktracesRequest>(s, "SelectMergeStacktraces",
+                                          [q, now_ms](T t, const SelectMergeStacktracesRequest& r) {
+                                            return q->select_merge_stacktraces(t, r, now_ms());
+                                          });
+    method<SelectMergeSpanProfileRequest>(s, "SelectMergeSpanProfile",
+                                          [q, now_ms](T t, const SelectMergeSpanProfileRequest& r) {
+                                            return q->select_merge_span_profile(t, r, now_ms());
+                                          });
+    method<SelectMergeProfileRequest>(s, "SelectMergeProfile",
+                                      [q, now_ms](T t, const SelectMergeProfileRequest& r) {
+                                        return q->select_merge_profile(t, r, now_ms());
+                                      });
+    method<SelectSeriesRequest>(s, "SelectSeries", [q, now_ms](T t, const SelectSeriesRequest& r) {
+      return q->select_series(t, r, now_ms());
+    });
+    method<SelectHeatmapRequest>(s, "SelectHeatmap",
+                                 [q, now_ms](T t, const SelectHeatmapRequest& r) {
+                                   return q->select_heatmap(t, r, now_ms());
                                  });
+    method<AnalyzeQueryRequest>(s, "AnalyzeQuery", [q, now_ms](T t, const AnalyzeQueryRequest& r) {
+      return q->analyze_query(t, r, now_ms());
+    });
+    method<DiffRequest>(s, "Diff",
+                        [q, now_ms](T t, const DiffRequest& r) { return q->diff(t, r, now_ms()); });
     connect<types::v1::GetProfileStatsRequest>(
         s, "GetProfileStats",
         [this](const std::string& t, const types::v1::GetProfileStatsRequest&, Response& res,
@@ -258,22 +238,14 @@ class Routes {
           send_message(res, querier_.profile_stats(t), js);
           return std::nullopt;
         });
-    connect<DiffRequest>(s, "Diff",
-                         [this, now_ms](const std::string& t, const DiffRequest& r, Response& res,
-                                        bool js) -> Status {
-                           auto out = querier_.diff(t, r, now_ms());
-                           if (!out) return out.error;
-                           send_message(res, *out, js);
-                           return std::nullopt;
-                         });
     // Profiles Drilldown reads its settings at start; spanprof keeps none (Set is unimplemented).
     post(s, "/settings.v1.SettingsService/Get",
          [](const Request& req, Response& res, const std::string&, Body&) -> Status {
            send_message(res, settings::v1::GetSettingsResponse(), is_json_ct(req));
            return std::nullopt;
          });
-    // Any other Connect method (SelectHeatmap, AnalyzeQuery, settings Set, ...): Connect's
-    // unimplemented, so a client tells a missing method from a missing server.
+    // Any other Connect method (settings Set, ...): Connect's unimplemented, so a client tells a
+    // missing method from a missing server.
     s.Post(R"(/[A-Za-z0-9_.]+\.[A-Za-z0-9_]+/[A-Za-z0-9_]+)",
            [](const Request& req, Response& res) {
              send_error(res, unimplemented(req.path.substr(1) + " is not implemented by spanprof"));
@@ -287,13 +259,12 @@ class Routes {
       const int64_t now = now_ns() / 1'000'000;
       auto rq = parse_render_params(req.params, now);
       if (!rq) return send_error(res, rq.error);
-      if (first_param(req.params, "format") == "dot")
-        return send_error(res, bad_request("format=dot is not supported; use format=json"));
-      std::vector<std::string> group_by;
-      for (auto [it, end] = req.params.equal_range("groupBy"); it != end; ++it)
-        group_by.push_back(it->second);
-      auto doc = render(querier_, *t, render_selection(*rq), group_by,
-                        first_param(req.params, "aggregation") == "avg", now);
+      if (rq->dot) {
+        auto dot = render_dot(querier_, *t, render_selection(*rq), now);
+        if (!dot) return send_error(res, dot.error);
+        return res.set_content(std::move(*dot), "text/plain");
+      }
+      auto doc = render(querier_, *t, render_selection(*rq), rq->group_by, rq->average, now);
       if (!doc) return send_error(res, doc.error);
       send_json(res, *doc);
     });
@@ -327,22 +298,29 @@ class Routes {
       return json{{"server", "spanprof"}, {"version", SPANPROF_VERSION}};
     });
     get("/api/v1/services",
-        [this](const std::string& t, const Request&) -> Result<json> { return q_.services(t); });
+        [this](const std::string& t, const Request&) -> Result<json> { return ui_.services(t); });
     get("/api/v1/stats", [this](const std::string& t, const Request&) -> Result<json> {
-      return q_.stats(t, !cfg_.admin_tenant.empty() && t == cfg_.admin_tenant);
+      return ui_.stats(t, !cfg_.admin_tenant.empty() && t == cfg_.admin_tenant);
     });
-    get("/api/v1/traces",
-        [this, params](const std::string& t, const Request& r) { return q_.traces(t, params(r)); });
+    get("/api/v1/traces", [this, params](const std::string& t, const Request& r) {
+      return ui_.traces(t, params(r));
+    });
     get(R"(/api/v1/traces/([^/]+))",
-        [this](const std::string& t, const Request& r) { return q_.trace(t, r.matches[1]); });
+        [this](const std::string& t, const Request& r) { return ui_.trace(t, r.matches[1]); });
     get("/api/v1/flamegraph", [this, params](const std::string& t, const Request& r) {
-      return q_.flamegraph_json(t, params(r));
+      return ui_.flamegraph(t, params(r));
     });
     get("/api/v1/timeline", [this, params](const std::string& t, const Request& r) {
-      return q_.timeline(t, params(r));
+      return ui_.timeline(t, params(r));
     });
-    get("/api/v1/diff",
-        [this, params](const std::string& t, const Request& r) { return q_.diff(t, params(r)); });
+    get("/api/v1/diff", [this](const std::string& t, const Request& r) -> Result<json> {
+      auto left = api_params_of(first_param(r.params, "left"));
+      if (!left) return left.error;
+      auto right = api_params_of(first_param(r.params, "right"));
+      if (!right) return right.error;
+      if (left->empty() || right->empty()) return bad_request("diff needs left and right");
+      return ui_.diff(t, *left, *right, api_params(r.params));
+    });
     get("/api/v1/profile/traces", [this, params](const std::string& t, const Request& r) {
       return traces_through(store_, q_, t, params(r));
     });
@@ -393,6 +371,7 @@ class Routes {
   Store& store_;
   QueryEngine q_;
   Querier querier_{q_};
+  UiApi ui_{q_};
   std::shared_ptr<IngestGate> gate_;
 };
 

@@ -60,6 +60,10 @@ func run(base, method, js string) (proto.Message, error) {
 		return call(ctx, js, c.SelectMergeProfile)
 	case "SelectSeries":
 		return call(ctx, js, c.SelectSeries)
+	case "SelectHeatmap":
+		return call(ctx, js, c.SelectHeatmap)
+	case "AnalyzeQuery":
+		return call(ctx, js, c.AnalyzeQuery)
 	case "Diff":
 		return call(ctx, js, c.Diff)
 	case "GetProfileStats":
