@@ -33,6 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--otlp-listen", default=None, help="extra host:port for OTLP/HTTP, e.g. 127.0.0.1:4318"
     )
     p.add_argument(
+        "--otlp-grpc",
+        default=None,
+        help="host:port for OTLP/gRPC (traces and profiles), e.g. 127.0.0.1:4317 (default: off)",
+    )
+    p.add_argument(
         "--retention", default="7d", help="delete data older than this, e.g. 7d, 12h; 0 keeps all"
     )
     p.add_argument(
@@ -64,6 +69,8 @@ def build_command(args: argparse.Namespace, binary: str) -> list:
     ]
     if args.otlp_listen:
         cmd += ["--otlp-listen", args.otlp_listen]
+    if args.otlp_grpc:
+        cmd += ["--otlp-grpc", args.otlp_grpc]
     if args.auth_token:
         cmd += ["--auth-token", args.auth_token]
     ui_dir = args.ui_dir or find_ui_dir()

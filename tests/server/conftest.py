@@ -38,6 +38,7 @@ class Server:
         self.log_path = os.path.join(data_dir, "server.log")
         self.url = ""
         self.otlp_url = ""
+        self.grpc_addr = ""  # host:port of --otlp-grpc
         self.token: Optional[str] = None
 
     def start(self) -> Server:
@@ -55,10 +56,14 @@ class Server:
             api = [ln for ln in text.splitlines() if ln.startswith("LISTENING api ")]
             want_otlp = any(a == "--otlp-listen" for a in self.args)
             otlp = [ln for ln in text.splitlines() if ln.startswith("LISTENING otlp ")]
-            if api and (otlp or not want_otlp):
+            want_grpc = any(a == "--otlp-grpc" for a in self.args)
+            grpc = [ln for ln in text.splitlines() if ln.startswith("LISTENING otlp-grpc ")]
+            if api and (otlp or not want_otlp) and (grpc or not want_grpc):
                 self.url = "http://" + api[0].split()[-1]
                 if otlp:
                     self.otlp_url = "http://" + otlp[0].split()[-1]
+                if grpc:
+                    self.grpc_addr = grpc[0].split()[-1]
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{text}")

@@ -37,6 +37,8 @@ def test_spanprof_serve_execs_the_server(server_binary, tmp_path):
                 "127.0.0.1:0",
                 "--retention",
                 "2d",
+                "--otlp-grpc",
+                "127.0.0.1:0",
             ],
             stdout=out,
             stderr=out,
@@ -44,13 +46,15 @@ def test_spanprof_serve_execs_the_server(server_binary, tmp_path):
         )
     try:
         deadline = time.time() + 30
-        addr = ""
-        while time.time() < deadline and not addr:
+        addr = grpc_addr = ""
+        while time.time() < deadline and not (addr and grpc_addr):
             for line in log.read_text(errors="replace").splitlines():
                 if line.startswith("LISTENING api "):
                     addr = line.split()[-1]
+                if line.startswith("LISTENING otlp-grpc "):
+                    grpc_addr = line.split()[-1]
             time.sleep(0.05)
-        assert addr, log.read_text()
+        assert addr and grpc_addr, log.read_text()
         with urllib.request.urlopen(f"http://{addr}/api/v1/info", timeout=10) as r:
             assert json.loads(r.read())["server"] == "spanprof"
         with urllib.request.urlopen(f"http://{addr}/some/client/route", timeout=10) as r:

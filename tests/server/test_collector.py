@@ -1,6 +1,7 @@
 """Real peers in the middle: spanprof's agent (with the real OpenTelemetry SDK) → a real
 OpenTelemetry Collector (built from the go.opentelemetry.io/collector modules by scripts/setup:
-tests/peers/collector) → `spanprof serve`, for profiles and traces. The Collector re-encodes
+tests/peers/collector) → `spanprof serve`, for profiles and traces, exported by the Collector over OTLP/HTTP and over
+OTLP/gRPC (its `otlp` exporter to `--otlp-grpc`). The Collector re-encodes
 profiles with its pdata (resource attributes become string-table references): the service name,
 the agent's tags and the span links must survive that."""
 
@@ -102,22 +103,23 @@ def _collector_config(receiver_port: int, exporter: str) -> str:
     )
 
 
-@pytest.fixture()
-def collector(server, tmp_path):
-    """A Collector receiving OTLP/HTTP and exporting OTLP/HTTP to the server; yields its URL."""
+@pytest.fixture(params=["otlphttp", "otlp"])
+def collector(make_server, tmp_path, request):
+    """A server, and a Collector receiving OTLP/HTTP and exporting to it with the exporter named
+    by the parameter: `otlphttp` (OTLP/HTTP) or `otlp` (OTLP/gRPC, gzip, to --otlp-grpc); yields
+    (server, the Collector's URL, its log)."""
     if not COLLECTOR.exists():
         pytest.skip(f"{COLLECTOR} not built (scripts/setup builds tests/peers/collector)")
+    server = make_server("--otlp-listen", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0")
     port = _free_port()
+    endpoint = server.url if request.param == "otlphttp" else server.grpc_addr
+    tls = "" if request.param == "otlphttp" else "tls:\n  insecure: true\n"
     exporter = textwrap.indent(
-        textwrap.dedent(
-            f"""\
-            otlphttp:
-              endpoint: {server.url}
-              sending_queue:
-                enabled: false
-              retry_on_failure:
-                enabled: false
-            """
+        f"{request.param}:\n"
+        + textwrap.indent(
+            f"endpoint: {endpoint}\n{tls}"
+            "sending_queue:\n  enabled: false\nretry_on_failure:\n  enabled: false\n",
+            "  ",
         ),
         "          ",
     ).strip()
@@ -136,14 +138,14 @@ def collector(server, tmp_path):
         )
     try:
         _wait_port(port, proc, log)
-        yield f"http://127.0.0.1:{port}", log
+        yield server, f"http://127.0.0.1:{port}", log
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
 
-def test_agent_through_collector_keeps_service_tags_and_links(server, collector):
-    url, log = collector
+def test_agent_through_collector_keeps_service_tags_and_links(collector):
+    server, url, log = collector
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     out = subprocess.run(
         [sys.executable, "-c", AGENT, url], capture_output=True, text=True, timeout=120, env=env

@@ -17,6 +17,12 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", cfg.store.dir, "directory for the database");
   app.add_option("--listen", cfg.listen, "host:port for the HTTP API and UI");
   app.add_option("--otlp-listen", cfg.otlp_listen, "extra host:port for OTLP/HTTP (e.g. :4318)");
+  app.add_option("--otlp-grpc", cfg.otlp_grpc,
+                 "host:port for OTLP/gRPC, traces and profiles (e.g. :4317 = 127.0.0.1:4317; "
+                 "default: off)");
+  app.add_option("--otlp-grpc-threads", cfg.otlp_grpc_threads,
+                 "threads running OTLP/gRPC calls (decoding, commits); more calls wait, up to "
+                 "--max-queued-requests, then get UNAVAILABLE (default 8)");
   app.add_option("--ui-dir", cfg.ui_dir, "directory with the built web UI (index.html)");
   app.add_option("--auth-token", cfg.auth_token, "require Bearer token (or Basic password)");
   app.add_option("--admin-tenant", cfg.admin_tenant,

@@ -4,17 +4,15 @@
 
 #include <google/protobuf/util/json_util.h>
 
-#include <atomic>
-#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <thread>
 #include <unordered_map>
 
 #include "core/decode.h"
 #include "core/export.h"
+#include "core/ingest.h"
 #include "core/log.h"
 #include "core/profile_traces.h"
 #include "core/querier.h"
@@ -22,6 +20,7 @@
 #include "core/render.h"
 #include "core/ui_api.h"
 #include "core/util.h"
+#include "http/admission.h"
 #include "http/body.h"
 #include "http/legacy.h"
 #include "http/listener.h"
@@ -40,50 +39,12 @@ using json = nlohmann::json;
 
 namespace {
 
-std::atomic<bool> g_stop{false};
-void on_signal(int) { g_stop = true; }
-
 void send_json(Response& res, const json& j) {
   res.set_content(j.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 Result<std::string> tenant_of(const Request& req) {
-  std::string t = req.get_header_value("X-Scope-OrgID");
-  if (t.empty()) return std::string("anonymous");
-  if (auto e = check_tenant_id(t)) return *e;
-  return t;
-}
-
-bool ct_equal(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char d = 0;
-  for (size_t i = 0; i < a.size(); ++i) d |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return d == 0;
-}
-
-// `h` starts with the auth scheme `scheme` (compared without case, RFC 9110 11.1) and a space;
-// `rest` is what follows.
-bool has_scheme(const std::string& h, std::string_view scheme, std::string& rest) {
-  if (h.size() <= scheme.size() || h[scheme.size()] != ' ') return false;
-  for (size_t i = 0; i < scheme.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(h[i])) != scheme[i]) return false;
-  size_t p = scheme.size();
-  while (p < h.size() && h[p] == ' ') ++p;
-  rest = h.substr(p);
-  return true;
-}
-
-bool authorized(const Request& req, const std::string& token) {
-  if (token.empty()) return true;
-  std::string h = req.get_header_value("Authorization"), cred;
-  if (has_scheme(h, "bearer", cred)) return ct_equal(cred, token);
-  if (has_scheme(h, "basic", cred)) {
-    std::string dec;
-    if (!base64_decode(cred, dec)) return false;
-    size_t colon = dec.find(':');
-    return colon != std::string::npos && ct_equal(dec.substr(colon + 1), token);
-  }
-  return false;
+  return tenant_from(req.get_header_value("X-Scope-OrgID"));
 }
 
 bool is_json_ct(const Request& req) {
@@ -105,88 +66,16 @@ void send_message(Response& res, const google::protobuf::Message& m, bool as_jso
     res.set_content(m.SerializeAsString(), proto_ct);
 }
 
-// Ingest rate per tenant: a token bucket over request body bytes (as sent), refilled at
-// `bytes_per_s` and holding up to 4 s of it. Over the rate → 429 with Retry-After.
-class TenantRate {
- public:
-  explicit TenantRate(size_t bytes_per_s) : rate_(double(bytes_per_s)) {}
-  Status admit(const std::string& tenant, size_t bytes) {
-    if (rate_ <= 0) return std::nullopt;
-    const double burst = rate_ * 4;
-    double now = double(now_ns()) / 1e9;
-    std::lock_guard g(mu_);
-    auto [it, fresh] = buckets_.try_emplace(tenant, Bucket{burst, now});
-    Bucket& b = it->second;
-    b.tokens = std::min(burst, b.tokens + (now - b.at) * rate_);
-    b.at = now;
-    if (b.tokens >= double(bytes) || (fresh && bytes > burst)) {
-      b.tokens -= double(bytes);  // may go negative once: a single body larger than the burst
-      return std::nullopt;
-    }
-    int wait = int((double(bytes) - b.tokens) / rate_) + 1;
-    return Error{429, "resource_exhausted",
-                 "tenant " + tenant + " is over its ingest rate of " +
-                     std::to_string(size_t(rate_)) + " bytes/s (--max-ingest-rate)",
-                 wait};
-  }
-
- private:
-  struct Bucket {
-    double tokens, at;
-  };
-  double rate_;
-  std::mutex mu_;
-  std::unordered_map<std::string, Bucket> buckets_;
-};
-
-// Ingest requests in flight per tenant (decoding, or waiting for their commit): past the limit
-// (--max-inflight-per-tenant, off by default), 429 with Retry-After, so one tenant's many
-// connections cannot hold every worker while other tenants' pushes wait.
-class TenantInFlight {
- public:
-  explicit TenantInFlight(size_t max) : max_(max) {}
-  struct Slot {
-    TenantInFlight* owner = nullptr;
-    std::string tenant;
-    Slot() = default;
-    Slot(const Slot&) = delete;
-    Slot& operator=(const Slot&) = delete;
-    ~Slot() {
-      if (!owner) return;
-      std::lock_guard g(owner->mu_);
-      if (--owner->n_[tenant] == 0) owner->n_.erase(tenant);
-    }
-  };
-  Status enter(const std::string& tenant, Slot& slot) {
-    if (max_ == 0) return std::nullopt;
-    std::lock_guard g(mu_);
-    size_t& n = n_[tenant];
-    if (n >= max_)
-      return Error{429, "resource_exhausted",
-                   "tenant " + tenant + " already has " + std::to_string(n) +
-                       " ingest requests in progress (--max-inflight-per-tenant)",
-                   1};
-    ++n;
-    slot.owner = this;
-    slot.tenant = tenant;
-    return std::nullopt;
-  }
-
- private:
-  size_t max_;
-  std::mutex mu_;
-  std::unordered_map<std::string, size_t> n_;
-};
-
 class Routes {
  public:
-  Routes(const ServerConfig& cfg, Store& store) : cfg_(cfg), store_(store), q_(store) {}
+  Routes(const ServerConfig& cfg, Store& store, std::shared_ptr<IngestGate> gate)
+      : cfg_(cfg), store_(store), q_(store), gate_(std::move(gate)) {}
 
   // The whole route table. Handlers take (const Request&, Response&).
   void install(Router& s) {
     s.set_pre_routing_handler([this](const Request& req, Response& res) {
       if (req.path == "/healthz" || req.path == "/ready") return false;
-      if (!authorized(req, cfg_.auth_token)) {
+      if (!authorized(req.get_header_value("Authorization"), cfg_.auth_token)) {
         res.set_header("WWW-Authenticate", "Bearer, Basic realm=\"spanprof\"");
         send_error(res, {401, "unauthenticated", "missing or wrong credentials"});
         return true;
@@ -213,10 +102,8 @@ class Routes {
       auto t = tenant_of(req);
       if (!t) return send_error(res, t.error);
       TenantInFlight::Slot slot;
-      if (ingest) {
-        if (auto e = rate_.admit(*t, req.body.size())) return send_error(res, *e);
-        if (auto e = in_flight_.enter(*t, slot)) return send_error(res, *e);
-      }
+      if (ingest)
+        if (auto e = gate_->enter(*t, req.body.size(), slot)) return send_error(res, *e);
       Body b;
       if (auto e = read_body(req, cfg_.limits.max_decompressed_bytes, b))
         return send_error(res, *e);
@@ -259,9 +146,7 @@ class Routes {
         s, "/v1development/profiles",
         [this](const Request& req, Response& res, const std::string& tenant, Body& b) -> Status {
           bool js = is_json_ct(req);
-          std::vector<RawProfile> profiles;
-          if (auto e = decode_otlp_profiles(b.data, js, tenant, cfg_.limits, profiles)) return e;
-          if (auto e = store_.write_profiles(std::move(profiles))) return e;
+          if (auto e = ingest_otlp_profiles(store_, b.data, js, tenant, cfg_.limits)) return e;
           send_message(
               res, opentelemetry::proto::profiles::v1development::ExportProfilesServiceResponse(),
               js, "application/x-protobuf");
@@ -272,9 +157,7 @@ class Routes {
         s, "/v1/traces",
         [this](const Request& req, Response& res, const std::string& tenant, Body& b) -> Status {
           bool js = is_json_ct(req);
-          std::vector<SpanRow> spans;
-          if (auto e = decode_otlp_traces(b.data, js, tenant, cfg_.limits, spans)) return e;
-          if (auto e = store_.write_spans(std::move(spans))) return e;
+          if (auto e = ingest_otlp_traces(store_, b.data, js, tenant, cfg_.limits)) return e;
           send_message(res, opentelemetry::proto::trace::v1::ExportTraceServiceResponse(), js,
                        "application/x-protobuf");
           return std::nullopt;
@@ -489,77 +372,17 @@ class Routes {
   QueryEngine q_;
   Querier querier_{q_};
   UiApi ui_{q_};
-  TenantRate rate_{cfg_.limits.max_ingest_bytes_per_s};
-  TenantInFlight in_flight_{size_t(std::max(0, cfg_.limits.max_inflight_per_tenant))};
+  std::shared_ptr<IngestGate> gate_;
 };
-
-bool split_host_port(const std::string& hp, std::string& host, int& port) {
-  size_t c = hp.rfind(':');
-  if (c == std::string::npos) return false;
-  host = hp.substr(0, c);
-  if (host.empty()) host = "127.0.0.1";
-  try {
-    port = std::stoi(hp.substr(c + 1));
-  } catch (...) {
-    return false;
-  }
-  return port >= 0 && port < 65536;
-}
 
 }  // namespace
 
-std::shared_ptr<void> install_routes(Router& r, const ServerConfig& cfg, Store& store) {
-  auto routes = std::make_shared<Routes>(cfg, store);
+std::shared_ptr<void> install_routes(Router& r, const ServerConfig& cfg, Store& store,
+                                     std::shared_ptr<IngestGate> gate) {
+  if (!gate) gate = std::make_shared<IngestGate>(cfg.limits);
+  auto routes = std::make_shared<Routes>(cfg, store, std::move(gate));
   routes->install(r);
   return routes;
-}
-
-int run_server(const ServerConfig& cfg) {
-  auto store = Store::open(cfg.store);
-  if (!store) {
-    log_error("%s", store.error.message.c_str());
-    return 1;
-  }
-  Router router;
-  auto routes = install_routes(router, cfg, **store);
-  HttpOptions ho = cfg.http;
-  ho.max_body_bytes = cfg.limits.max_body_bytes;
-  HttpServer http(router, ho);
-  auto listen = [&](const std::string& hp, const char* what) -> bool {
-    std::string host, err;
-    int port;
-    if (!split_host_port(hp, host, port)) {
-      log_error("bad %s address %s (want host:port)", what, hp.c_str());
-      return false;
-    }
-    port = http.listen(host, port, err);
-    if (port < 0) {
-      log_error("cannot bind %s: %s", hp.c_str(), err.c_str());
-      return false;
-    }
-    log_info("%s listening on http://%s:%d", what, host.c_str(), port);
-    // Tests read this line to find an ephemeral port.
-    fprintf(stderr, "LISTENING %s %s:%d\n", what, host.c_str(), port);
-    fflush(stderr);
-    return true;
-  };
-  std::signal(SIGTERM, on_signal);
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGPIPE, SIG_IGN);
-  bool ok = listen(cfg.listen, "api");
-  if (ok && !cfg.otlp_listen.empty()) ok = listen(cfg.otlp_listen, "otlp");
-  if (ok) {
-    http.start();
-    if (cfg.listen.rfind("127.", 0) != 0 && cfg.listen.rfind("localhost:", 0) != 0 &&
-        cfg.auth_token.empty())
-      log_warn("listening on a non-loopback address without --auth-token");
-    while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    log_info("shutting down: finishing in-flight requests");
-    http.stop();
-  }
-  (*store).reset();
-  log_info("storage closed");
-  return ok ? 0 : 1;
 }
 
 }  // namespace spanprof
