@@ -157,6 +157,28 @@ def pb():
     return load_protos()
 
 
+def agent_available() -> bool:
+    """Whether spanprof's agent core is built (its extension has start())."""
+    try:
+        from spanprof import _native
+    except ImportError:
+        return False
+    return hasattr(_native, "start")
+
+
+def run_agent_script(script: str, url: str, context: str = "") -> dict:
+    """Runs `script` (with `url` as argv[1]) on this interpreter with the checkout's spanprof, and
+    returns the JSON object on its last line of output; `context` is added to a failure."""
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    out = subprocess.run(
+        [sys.executable, "-c", script, url], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert out.returncode == 0, out.stderr + context
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def flame_names(fg: dict) -> set[str]:
     return set(fg.get("names", []))
 

@@ -7,17 +7,15 @@ the agent's tags and the span links must survive that."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from conftest import CPU, ROOT, flame_names
+from conftest import CPU, ROOT, flame_names, run_agent_script
 
 COLLECTOR = Path(
     os.environ.get("SPANPROF_OTELCOL_BIN", ROOT / "build" / "tools" / "spanprof-otelcol")
@@ -146,12 +144,7 @@ def collector(make_server, tmp_path, request):
 
 def test_agent_through_collector_keeps_service_tags_and_links(collector):
     server, url, log = collector
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    out = subprocess.run(
-        [sys.executable, "-c", AGENT, url], capture_output=True, text=True, timeout=120, env=env
-    )
-    assert out.returncode == 0, out.stderr + log.read_text(errors="replace")
-    ids = json.loads(out.stdout.strip().splitlines()[-1])
+    ids = run_agent_script(AGENT, url, context=log.read_text(errors="replace"))
     now_ms = int(time.time() * 1000)
     window = {"start": str(now_ms - 600_000), "end": str(now_ms + 60_000)}
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 import time
 
 import pytest
-from conftest import CPU, ROOT, flame_names
+from conftest import CPU, agent_available, flame_names, run_agent_script
 
 SCRIPT = textwrap.dedent(
     """
@@ -52,29 +48,12 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _agent_available() -> bool:
-    try:
-        from spanprof import _native
-    except ImportError:
-        return False
-    return hasattr(_native, "start")
-
-
 @pytest.mark.skipif(
-    not _agent_available(),
+    not agent_available(),
     reason="spanprof._native has no start(): the agent core is not built yet",
 )
 def test_agent_span_profile_found_by_select_merge_span_profile(server, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, server.url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
-    assert out.returncode == 0, out.stderr
-    ids = json.loads(out.stdout.strip().splitlines()[-1])
+    ids = run_agent_script(SCRIPT, server.url)
     assert ids["profile_id"] == ids["span_id"], (
         ids
     )  # pyroscope.profile.id = the local root's span id

@@ -5,16 +5,12 @@ Each answer is checked against Pyroscope's semantics for the same request."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 import textwrap
 import time
 
 import pytest
-from conftest import CPU, ROOT
-from test_e2e_agent import _agent_available
+from conftest import CPU, agent_available, run_agent_script
 from test_grafana_client import CLIENT, call
 
 # Two requests (root spans) in two traces: req-a runs work_a (and a child span running
@@ -73,23 +69,14 @@ END_MS = str(int(time.time() * 1000) + 3_600_000)
 @pytest.fixture(scope="module")
 def recorded(server_binary, tmp_path_factory):
     """A server holding the agent's recording, and the spans' ids."""
-    if not _agent_available():
+    if not agent_available():
         pytest.skip("spanprof._native has no start(): the agent core is not built yet")
     if not CLIENT.exists():
         pytest.skip(f"{CLIENT} not built (run scripts/setup)")
     from conftest import Server
 
     s = Server(str(tmp_path_factory.mktemp("agent-go")), []).start()
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    out = subprocess.run(
-        [sys.executable, "-c", WORKLOAD, s.url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
-    assert out.returncode == 0, out.stderr
-    ids = json.loads(out.stdout.strip().splitlines()[-1])
+    ids = run_agent_script(WORKLOAD, s.url)
     yield s, ids
     s.stop()
 
